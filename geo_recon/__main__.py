@@ -1,0 +1,3 @@
+from geo_recon.cli import main
+
+main()
