@@ -1,0 +1,150 @@
+"""Start, inspect, signal and stop lab processes.
+
+Every process runs in its own session (so its whole group can be signalled),
+inside its site's network namespace when there is one. A pid alone is not an
+identity (pids are reused), so each is recorded with its start time in clock
+ticks from /proc; a process only counts as ours when both match. As a last
+resort ``find_by_marker`` finds JVMs by the ``-Dgeo.recon.lab=<name>`` argument
+every lab JVM carries, which works even when the state file is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    pid: int
+    start_ticks: int
+
+
+def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = None,
+          env: dict[str, str] | None = None) -> ProcessRef:
+    """Start ``argv`` detached from us (new session), output appended to ``log_path``."""
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, env={**os.environ, **(env or {})},
+        )
+    # `ip netns exec` execs the command in place, so proc.pid is the JVM's pid.
+    for _ in range(100):
+        ticks = start_ticks(proc.pid)
+        if ticks is not None:
+            return ProcessRef(proc.pid, ticks)
+        time.sleep(0.01)
+    return ProcessRef(proc.pid, -1)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 overall
+
+
+def state(ref: ProcessRef) -> str:
+    """'running', 'paused' (SIGSTOP), or 'dead' (gone, zombie, or a reused pid)."""
+    fields = _stat_fields(ref.pid)
+    if not fields or int(fields[19]) != ref.start_ticks:
+        return "dead"
+    code = fields[0]
+    if code in ("Z", "X", "x"):
+        _reap(ref.pid)
+        return "dead"
+    return "paused" if code in ("T", "t") else "running"
+
+
+def alive(ref: ProcessRef) -> bool:
+    return state(ref) != "dead"
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def signal_group(ref: ProcessRef, sig: int) -> bool:
+    """Signal the process group led by ``ref`` if it is still ours; True if sent."""
+    if not alive(ref):
+        return False
+    try:
+        os.killpg(ref.pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        os.kill(ref.pid, sig)
+    return True
+
+
+def stop(ref: ProcessRef, timeout: float = 10.0) -> None:
+    """Graceful stop, then SIGKILL: resume first so a paused JVM can handle SIGTERM."""
+    if not alive(ref):
+        return
+    signal_group(ref, signal.SIGCONT)
+    signal_group(ref, signal.SIGTERM)
+    if wait_dead(ref, timeout):
+        return
+    kill(ref)
+
+
+def kill(ref: ProcessRef, timeout: float = 10.0) -> None:
+    signal_group(ref, signal.SIGKILL)
+    wait_dead(ref, timeout)
+
+
+def wait_dead(ref: ProcessRef, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(ref):
+            return True
+        time.sleep(0.05)
+    return not alive(ref)
+
+
+def find_by_marker(marker: str) -> list[ProcessRef]:
+    """Every live process whose command line has ``-Dgeo.recon.lab=<marker>``."""
+    wanted = f"-Dgeo.recon.lab={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if wanted in args:
+            ticks = start_ticks(int(entry.name))
+            if ticks is not None:
+                found.append(ProcessRef(int(entry.name), ticks))
+    return found
+
+
+def rss_bytes(ref: ProcessRef) -> int:
+    """Resident set size of one process (0 if gone)."""
+    if not alive(ref):
+        return 0
+    try:
+        for line in Path(f"/proc/{ref.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return 0

@@ -1,0 +1,184 @@
+"""The shape of a lab: which sites, components, addresses and ports. Pure.
+
+A *site* is a place processes run: one per region, plus for the strong scheme a
+small witness site ``zk`` that holds the metadata store (ZooKeeper), so that
+losing any one region leaves the metadata quorum alive (the usual three-site
+layout of a stretched cluster).
+
+With root, every site is a network namespace on a shared bridge, addressed from
+198.18.S.0/24 (198.18.0.0/15 is reserved for benchmarking, RFC 2544, and never
+routed). Without root every site shares 127.0.0.1. Ports are the same in both
+modes: a block of 100 per region above ``base_port``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from geo_recon.errors import ConfigError
+
+Scheme = Literal["async", "strong"]
+Isolation = Literal["netns", "loopback"]
+SCHEMES: tuple[str, ...] = ("async", "strong")
+
+NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
+WITNESS_SITE = "zk"
+STRONG_CLUSTER = "geo"
+MAX_REGIONS = 9
+
+# Offsets inside a region's block of 100 ports.
+BROKER_OFFSET = 50
+WEB_OFFSET = 80
+BOOKIE_OFFSET = 81
+ZK_OFFSET = 81  # in the witness block (base_port + 0..99)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """What the user asked for."""
+
+    regions: tuple[str, ...]
+    scheme: Scheme
+    name: str = "lab"
+    base_port: int = 20000
+    isolation: Isolation = "netns"
+    subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
+
+    def validate(self) -> None:
+        if not NAME_RE.fullmatch(self.name):
+            raise ConfigError(f"lab name {self.name!r}: use 1-8 lowercase letters or digits, starting with a letter")
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"unknown scheme {self.scheme!r}: expected one of {', '.join(SCHEMES)}")
+        if len(self.regions) < 2:
+            raise ConfigError(f"a multi-region lab needs at least 2 regions, got {len(self.regions)}: {list(self.regions)}")
+        if len(self.regions) > MAX_REGIONS:
+            raise ConfigError(f"at most {MAX_REGIONS} regions are supported, got {len(self.regions)}")
+        if len(set(self.regions)) != len(self.regions):
+            raise ConfigError(f"region names must be distinct: {list(self.regions)}")
+        for region in self.regions:
+            if not NAME_RE.fullmatch(region):
+                raise ConfigError(f"region name {region!r}: use 1-8 lowercase letters or digits, starting with a letter")
+            if region == WITNESS_SITE:
+                raise ConfigError(f"region name {region!r} is reserved for the metadata witness site")
+        top = self.base_port + 100 * (len(self.regions) + 1)
+        if self.base_port < 1024 or top > 65535:
+            raise ConfigError(f"base port {self.base_port}: the lab needs ports {self.base_port}..{top}, within 1024..65535")
+        if not 0 <= self.subnet <= 255:
+            raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    address: str
+    netns: str | None = None  # namespace name, netns mode only
+    veth: str | None = None  # host side of the veth pair
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """One JVM to run."""
+
+    name: str  # "a/broker", "a/bookie", "a/standalone", "zk/zookeeper"
+    kind: Literal["standalone", "broker", "bookie", "zookeeper"]
+    site: str
+    region: str | None  # None for the witness
+    address: str
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterEndpoints:
+    """How to reach Pulsar in one region."""
+
+    region: str
+    cluster: str  # Pulsar cluster name
+    service_url: str
+    admin_url: str
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    spec: LabSpec
+    sites: tuple[Site, ...]
+    components: tuple[ComponentPlan, ...]
+    endpoints: tuple[ClusterEndpoints, ...]
+    bridge: str | None
+    bridge_address: str | None
+    zookeeper_url: str | None  # "host:port" for the strong scheme
+
+    def site(self, name: str) -> Site:
+        return next(s for s in self.sites if s.name == name)
+
+    def component(self, name: str) -> ComponentPlan:
+        return next(c for c in self.components if c.name == name)
+
+    def endpoint(self, region: str) -> ClusterEndpoints:
+        return next(e for e in self.endpoints if e.region == region)
+
+
+def plan_lab(spec: LabSpec) -> LabPlan:
+    """Everything about a lab that follows from the spec, with no side effects."""
+    spec.validate()
+    netns = spec.isolation == "netns"
+    prefix = f"198.18.{spec.subnet}"
+
+    def site(index: int, name: str, host_octet: int) -> Site:
+        if not netns:
+            return Site(name=name, address="127.0.0.1")
+        return Site(
+            name=name,
+            address=f"{prefix}.{host_octet}",
+            netns=f"gr-{spec.name}-{name}",
+            veth=f"grv-{spec.name}-{index}",
+        )
+
+    sites: list[Site] = [site(i, r, 10 + i) for i, r in enumerate(spec.regions)]
+    components: list[ComponentPlan] = []
+    endpoints: list[ClusterEndpoints] = []
+    zookeeper_url = None
+    if spec.scheme == "strong":
+        witness = site(len(spec.regions), WITNESS_SITE, 2)
+        sites.append(witness)
+        zk_port = spec.base_port + ZK_OFFSET
+        zookeeper_url = f"{witness.address}:{zk_port}"
+        components.append(
+            ComponentPlan(f"{WITNESS_SITE}/zookeeper", "zookeeper", WITNESS_SITE, None, witness.address, {"client": zk_port})
+        )
+    for index, region in enumerate(spec.regions):
+        block = spec.base_port + 100 * (index + 1)
+        ports = {"broker": block + BROKER_OFFSET, "web": block + WEB_OFFSET, "bookie": block + BOOKIE_OFFSET}
+        address = sites[index].address
+        if spec.scheme == "async":
+            # The standalone's embedded bookie picks its own free port (RocksDB metadata mode).
+            components.append(ComponentPlan(f"{region}/standalone", "standalone", region, region, address,
+                                            {"broker": ports["broker"], "web": ports["web"]}))
+            cluster = region
+        else:
+            components.append(
+                ComponentPlan(f"{region}/bookie", "bookie", region, region, address, {"bookie": ports["bookie"]})
+            )
+            components.append(
+                ComponentPlan(f"{region}/broker", "broker", region, region, address,
+                              {"broker": ports["broker"], "web": ports["web"]})
+            )
+            cluster = STRONG_CLUSTER
+        endpoints.append(
+            ClusterEndpoints(region, cluster, f"pulsar://{address}:{ports['broker']}", f"http://{address}:{ports['web']}")
+        )
+    return LabPlan(
+        spec=spec,
+        sites=tuple(sites),
+        components=tuple(components),
+        endpoints=tuple(endpoints),
+        bridge=f"grb-{spec.name}" if netns else None,
+        bridge_address=f"{prefix}.1" if netns else None,
+        zookeeper_url=zookeeper_url,
+    )
+
+
+def parse_regions(text: str) -> tuple[str, ...]:
+    """``"a,b,c"`` -> ``("a", "b", "c")``, ignoring blanks."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
