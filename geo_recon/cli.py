@@ -7,6 +7,8 @@ the outcome to an exit code: 0 valid / met, 1 anomalies found / not met,
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
@@ -169,7 +171,42 @@ def lab_down(name: str, force: bool) -> None:
     click.echo(f"lab {name!r} is down" + ("" if actions else " (nothing was running)"))
 
 
+@lab.command("bench")
+@click.option("--regions", "region_counts", default="2,3", show_default=True, help="Region counts to measure.")
+@click.option("--schemes", default="async,strong", show_default=True)
+@_lab_name
+@click.option("--base-port", default=40000, show_default=True, type=int)
+@click.option("--isolation", type=click.Choice(["auto", "netns", "loopback"]), default="auto", show_default=True)
+@click.option("--subnet", default=200, show_default=True, type=int)
+def lab_bench(region_counts: str, schemes: str, name: str, base_port: int, isolation: str, subnet: int) -> None:
+    """Measure cold `lab up` time (jars cached) and total RSS per scheme and region count."""
+    import platform
+
+    from geo_recon.deploy import lab_bench as bench
+    from geo_recon.deploy import netns
+    from geo_recon.deploy.topology import parse_regions
+
+    if isolation == "auto":
+        isolation = "netns" if netns.is_root() else "loopback"
+    figures = []
+    for scheme in parse_regions(schemes):
+        for count in (int(c) for c in parse_regions(region_counts)):
+            click.echo(f"measuring {scheme} with {count} regions ...", err=True)
+            figures.append(bench.measure(scheme, count, name=name, isolation=isolation, base_port=base_port,
+                                         subnet=subnet, progress=lambda _m: None))
+    click.echo(f"machine: {platform.node()}, {os.cpu_count()} cores, isolation {isolation}")
+    click.echo(f"{'scheme':<8}{'regions':>8}{'JVMs':>6}{'ready s':>9}{'RSS MiB':>9}")
+    for f in figures:
+        click.echo(f"{f.scheme:<8}{f.regions:>8}{f.components:>6}{f.ready_seconds:>9.1f}{f.total_rss_mib:>9.0f}")
+
+
+def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    # SIGTERM takes the same path as Ctrl-C: heal, tear down, keep what was recorded.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     cli(prog_name="geo-recon")
 
 

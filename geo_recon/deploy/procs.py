@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +25,35 @@ class ProcessRef:
 
 def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = None,
           env: dict[str, str] | None = None) -> ProcessRef:
-    """Start ``argv`` detached from us (new session), output appended to ``log_path``."""
+    """Start ``argv`` detached from us (new session), output appended to ``log_path``.
+
+    posix_spawn rather than Popen: the process must outlive this CLI, and a
+    Popen object would complain when dropped while its child still runs.
+    `ip netns exec` and `env -C` both exec in place, so the pid is the JVM's.
+    """
+    argv = ["env", "-C", str(cwd), *argv]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, env={**os.environ, **(env or {})},
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawnp(
+            argv[0], argv, {**os.environ, **(env or {})},
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
         )
-    # `ip netns exec` execs the command in place, so proc.pid is the JVM's pid.
+    finally:
+        os.close(log_fd)
     for _ in range(100):
-        ticks = start_ticks(proc.pid)
+        ticks = start_ticks(pid)
         if ticks is not None:
-            return ProcessRef(proc.pid, ticks)
+            return ProcessRef(pid, ticks)
         time.sleep(0.01)
-    return ProcessRef(proc.pid, -1)
+    return ProcessRef(pid, -1)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
