@@ -200,6 +200,118 @@ def lab_bench(region_counts: str, schemes: str, name: str, base_port: int, isola
         click.echo(f"{f.scheme:<8}{f.regions:>8}{f.components:>6}{f.ready_seconds:>9.1f}{f.total_rss_mib:>9.0f}")
 
 
+_target_options = [
+    click.option("--lab", "lab_name", default=None, help="A local lab by name (default: the lab named 'lab')."),
+    click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False),
+                 help="A clusters file describing existing clusters (YAML; see README)."),
+    click.option("--tenant", default="geo", show_default=True),
+    click.option("--namespace", default="recon", show_default=True),
+]
+
+
+def _target(func):
+    for option in reversed(_target_options):
+        func = option(func)
+    return func
+
+
+def _scheme_for(deployment, scheme: str | None) -> str:
+    from geo_recon.errors import ConfigError
+
+    scheme = scheme or deployment.scheme
+    if not scheme:
+        raise ConfigError("--scheme async|strong is needed for existing clusters")
+    return scheme
+
+
+@cli.command()
+@click.option("--scheme", default=None, help="async or strong (default: what the lab was started as).")
+@_target
+@click.option("--dedup/--no-dedup", default=False, show_default=True, help="Broker-side deduplication in the namespace.")
+@click.option("--persistence", default="2/2/2", show_default=True, help="Strong: ensemble/write/ack quorum.")
+def configure(scheme, lab_name, clusters_file, tenant, namespace, dedup, persistence) -> None:
+    """Put the clusters into a scheme (idempotent: a second run changes nothing)."""
+    from geo_recon import deployment as dep
+    from geo_recon import schemes
+
+    target = dep.resolve(lab_name, clusters_file)
+    scheme = _scheme_for(target, scheme)
+    settings = _settings(tenant, namespace, dedup, persistence)
+    changes = schemes.apply(target, scheme, settings, progress=lambda m: click.echo(f"  {m}"))
+    click.echo(f"{scheme} scheme on {target.source}: " +
+               (f"{len(changes)} change(s)" if changes else "already configured, nothing changed"))
+
+
+def _settings(tenant: str, namespace: str, dedup: bool, persistence: str):
+    from geo_recon import schemes
+    from geo_recon.errors import ConfigError
+
+    try:
+        e, w, a = (int(x) for x in persistence.split("/"))
+    except ValueError:
+        raise ConfigError(f"--persistence {persistence!r}: expected ensemble/write/ack, e.g. 3/2/2") from None
+    return schemes.SchemeSettings(tenant=tenant, namespace=namespace, dedup=dedup, ensemble=e,
+                                  write_quorum=w, ack_quorum=a)
+
+
+@cli.command("verify-config")
+@click.option("--scheme", default=None, help="async or strong (default: what the lab was started as).")
+@_target
+@click.option("--dedup/--no-dedup", default=False, show_default=True)
+@click.option("--persistence", default="2/2/2", show_default=True)
+@click.option("--no-probe", is_flag=True, help="Strong: skip writing a topic to read its ledger placement back.")
+@click.option("--json", "as_json", is_flag=True)
+def verify_config(scheme, lab_name, clusters_file, tenant, namespace, dedup, persistence, no_probe, as_json) -> None:
+    """Read every setting back from every region; exit 1 if any did not take effect."""
+    import dataclasses
+    import json
+
+    from geo_recon import deployment as dep
+    from geo_recon import schemes
+
+    target = dep.resolve(lab_name, clusters_file)
+    scheme = _scheme_for(target, scheme)
+    checks = schemes.verify(target, scheme, _settings(tenant, namespace, dedup, persistence),
+                            probe_placement=not no_probe)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        click.echo(json.dumps({"scheme": scheme, "ok": ok, "checks": [dataclasses.asdict(c) for c in checks]}, indent=2))
+    else:
+        for c in checks:
+            where = f"[{c.region}] " if c.region else ""
+            click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {where}{c.name}: {c.detail}")
+        click.echo(f"{scheme} scheme on {target.source}: " + ("verified" if ok else "NOT in effect"))
+    if not ok:
+        raise SystemExit(1)
+
+
+@cli.command()
+@_target
+@click.option("--json", "as_json", is_flag=True)
+def status(lab_name, clusters_file, tenant, namespace, as_json) -> None:
+    """Replication as Pulsar reports it, per region and topic."""
+    import json
+
+    from geo_recon import deployment as dep
+    from geo_recon import schemes
+    from geo_recon import status as st
+
+    target = dep.resolve(lab_name, clusters_file)
+    statuses = st.replication_status(target, schemes.SchemeSettings(tenant=tenant, namespace=namespace))
+    if as_json:
+        click.echo(json.dumps(st.to_json(statuses), indent=2))
+        return
+    click.echo(f"{'region':<8}{'topic':<40}{'to':<8}{'connected':<11}{'backlog':>9}{'delay s':>9}{'in/s':>9}{'out/s':>9}")
+    for t in statuses:
+        name = t.topic.split("/")[-1][:38]
+        if not t.links:
+            click.echo(f"{t.region:<8}{name:<40}{'-':<8}{'(no replication: local or stretched cluster)'}")
+        for link in t.links:
+            click.echo(f"{t.region:<8}{name:<40}{link.remote:<8}{'yes' if link.connected else 'NO':<11}"
+                       f"{link.backlog:>9}{link.delay_seconds:>9.1f}{link.rate_in:>9.1f}{link.rate_out:>9.1f}")
+    click.echo(f"note: {st.DELAY_NOTE}")
+
+
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
     # SIGTERM takes the same path as Ctrl-C: heal, tear down, keep what was recorded.
     raise KeyboardInterrupt

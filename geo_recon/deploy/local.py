@@ -32,6 +32,7 @@ from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, state
 from geo_recon.deploy.state import ComponentState, EndpointState, LabState
 from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, plan_lab
 from geo_recon.errors import EnvironmentProblem, LabError
+from geo_recon.schemes import rack_for
 
 Progress = Callable[[str], None]
 
@@ -207,11 +208,6 @@ def _label_bookies(lab: LabState, progress: Progress, timeout: float) -> None:
             admin.set_rack(bookie, rack_for(comp.region or ""), comp.address)
     racks = admin.racks().get("default", {})
     progress("labelled bookies: " + ", ".join(f"{b} -> {info.get('rack')}" for b, info in sorted(racks.items())))
-
-
-def rack_for(region: str) -> str:
-    """BookKeeper's region-aware placement reads the region as the first path element."""
-    return f"/{region}/rack-1"
 
 
 # ---------------------------------------------------------------- readiness
@@ -447,4 +443,4 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + l[:300] for l in chosen)
 
 
-__all__ = ["up", "down", "status", "round_trip", "start_component", "rack_for", "AdminError"]
+__all__ = ["up", "down", "status", "round_trip", "start_component", "AdminError"]
