@@ -276,10 +276,16 @@ def _round_trips(lab: LabState, progress: Progress, timeout: float) -> None:
             progress(f"  region {endpoint.region}: round trip ok ({millis:.0f} ms) via {endpoint.service_url}")
 
 
-def pulsar_logger() -> logging.Logger:
-    """The C++ client logs every connection at INFO to stdout; keep it to warnings."""
+def pulsar_logger(level: int = logging.CRITICAL) -> logging.Logger:
+    """A logger for the Pulsar C++ client, which logs every connection and every
+    retry. Silent by default (a lab probe has nothing to add); workers attach a
+    file handler instead. Without a handler of its own, Python would print
+    each record bare on stderr."""
     logger = logging.getLogger("geo_recon.pulsar_client")
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(level)
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
     return logger
 
 
