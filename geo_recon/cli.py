@@ -312,6 +312,227 @@ def status(lab_name, clusters_file, tenant, namespace, as_json) -> None:
     click.echo(f"note: {st.DELAY_NOTE}")
 
 
+def _workload_options(func):
+    options = [
+        click.option("--rate", type=float, default=200.0, show_default=True, help="Messages/s per region."),
+        click.option("--duration", type=float, default=30.0, show_default=True, help="Seconds of sending."),
+        click.option("--message-size", type=int, default=100, show_default=True),
+        click.option("--keys", type=int, default=100, show_default=True),
+        click.option("--producers", type=int, default=1, show_default=True, help="Producers per region."),
+        click.option("--topics", type=int, default=1, show_default=True),
+        click.option("--partitions", type=int, default=0, show_default=True),
+        click.option("--batching/--no-batching", default=False, show_default=True),
+        click.option("--producer-dedup/--no-producer-dedup", default=False, show_default=True),
+        click.option("--max-outstanding", type=int, default=1000, show_default=True),
+        click.option("--subscription-type", type=click.Choice(["exclusive", "failover", "key_shared", "shared"]),
+                     default="failover", show_default=True),
+        click.option("--drain-timeout", type=float, default=60.0, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _workload(rate, duration, message_size, keys, producers, topics, partitions, batching, producer_dedup,
+              max_outstanding, subscription_type, drain_timeout, **_):
+    from pydantic import ValidationError
+
+    from geo_recon.errors import ConfigError
+    from geo_recon.workload.spec import WorkloadSpec
+
+    try:
+        return WorkloadSpec(rate=rate, duration_s=duration, message_size=message_size, keys=keys, producers=producers,
+                            topics=topics, partitions=partitions, batching=batching, producer_dedup=producer_dedup,
+                            max_outstanding=max_outstanding, subscription_type=subscription_type,
+                            drain_timeout_s=drain_timeout)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None
+
+
+def _progress_line():
+    import time
+
+    last = {"t": 0.0}
+
+    def show(progress: dict) -> None:
+        if time.monotonic() - last["t"] < 2:
+            return
+        last["t"] = time.monotonic()
+        parts = []
+        for region, p in sorted(progress.items()):
+            lag = p.get("lag_ms_p50")
+            parts.append(f"{region}: {p.get('phase', '?')} sent {p.get('sent', 0)} acked {p.get('acked', 0)} "
+                         f"recv {p.get('received', 0)}" + (f" lag~{lag:.0f}ms" if lag is not None else ""))
+        click.echo("  " + " | ".join(parts), err=True)
+
+    return show
+
+
+@cli.command()
+@_target
+@click.option("--scheme", default=None, help="async or strong (default: what the lab was started as).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_workload_options
+def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **options) -> None:
+    """Drive load in every region (no faults) and record the history into --out."""
+    from pathlib import Path
+
+    from geo_recon import deployment as dep
+    from geo_recon.deploy import state as lab_state
+    from geo_recon.workload import runner
+
+    workload = _workload(**options)
+    target = dep.resolve(lab_name, clusters_file)
+    scheme = _scheme_for(target, scheme)
+    namespaces, clock_host = {}, "127.0.0.1"
+    if target.lab:
+        lab = lab_state.load(target.lab)
+        namespaces = {r: ns for r, ns in lab.namespaces.items() if r in target.region_names}
+        clock_host = lab.bridge_address or "127.0.0.1"
+    result = runner.run_load(target, scheme, workload, Path(out_dir), seed=seed, namespaces=namespaces,
+                             clock_host=clock_host, on_progress=_progress_line())
+    for region, fate in result["fates"].items():
+        s = result["summaries"].get(region, {})
+        click.echo(f"region {region}: {fate}; sent {s.get('sent', '?')} acked {s.get('acked', '?')} "
+                   f"received {s.get('received', '?')} rates {s.get('achieved_rates', {})}")
+    click.echo(f"history in {out_dir} (check it with: geo-recon check {out_dir})")
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Internal: a worker config written by the controller.")
+@click.option("--region", default=None, help="This worker's region (with --clusters).")
+@click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
+@click.option("--run-id", default=None, help="The same in every region, so all workers use the same topics.")
+@click.option("--start-at", type=float, default=None, help="Unix time to start sending (same in every region).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tenant", default="geo", show_default=True)
+@click.option("--namespace", default="recon", show_default=True)
+@_workload_options
+def worker(config_file, region, clusters_file, out_dir, run_id, start_at, seed, tenant, namespace, **options) -> None:
+    """Run one region's load. With --region/--clusters/--out an SRE runs one in each real region;
+    merge the history directories and run `geo-recon check` on them."""
+    import json
+    import time
+    from pathlib import Path
+
+    from geo_recon import deployment as dep
+    from geo_recon.errors import ConfigError
+    from geo_recon.workload import worker as worker_mod
+
+    if config_file:
+        summary = worker_mod.run_from_file(config_file)
+    else:
+        if not (region and clusters_file and out_dir and run_id):
+            raise ConfigError("give --config, or all of --region, --clusters, --out and --run-id")
+        target = dep.from_clusters_file(clusters_file)
+        ep = target.region(region)
+        workload = _workload(**options).model_copy(update={"drain_idle_s": 10.0})
+        settings_ns = f"{tenant}/{namespace}"
+        cfg = worker_mod.WorkerConfig(
+            run_id=run_id, region=region, regions=target.region_names, service_url=ep.service_url,
+            admin_url=ep.admin_url, tls_ca=ep.tls_ca, workload=workload, seed=seed,
+            topics=[f"persistent://{settings_ns}/{run_id}-t{i}" for i in range(workload.topics)],
+            start_at_ns=int((start_at or time.time() + 5) * 1e9), run_dir=str(Path(out_dir)),
+            coordinated_drain=False,
+        )
+        summary = worker_mod.Worker(cfg, token=ep.token).run()
+    click.echo(json.dumps({k: summary[k] for k in ("region", "sent", "acked", "failed", "unknown", "received")}))
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (nothing here is a pass/fail test)."""
+
+
+@bench.command("load")
+@_target
+@click.option("--region", default=None, help="Region to load (default: the first).")
+@click.option("--seconds", type=float, default=20.0, show_default=True)
+@click.option("--size", type=int, default=100, show_default=True, help="Message size in bytes.")
+@click.option("--fixed-rates", default="1000,5000", show_default=True, help="Rates to check the pacer at.")
+def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates) -> None:
+    """Highest publish-and-record rate of one region vs pulsar-perf on the same cluster; pacer error."""
+    import platform
+
+    from geo_recon import deployment as dep
+    from geo_recon import schemes
+    from geo_recon.deploy import state as lab_state
+    from geo_recon.workload import bench as load_bench
+
+    target = dep.resolve(lab_name, clusters_file)
+    scheme = target.scheme or "async"
+    namespaces, clock_host = {}, "127.0.0.1"
+    if target.lab:
+        lab = lab_state.load(target.lab)
+        namespaces, clock_host = dict(lab.namespaces), lab.bridge_address or "127.0.0.1"
+    schemes.apply(target, scheme)
+    rates = [float(r) for r in fixed_rates.split(",") if r.strip()]
+    figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
+                             fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
+                             progress=lambda m: click.echo(m, err=True))
+    click.echo(f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
+               f"{scheme} scheme ({target.source})")
+    perf = figures[0].achieved_rate
+    click.echo(f"{'run':<34}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}")
+    for f in figures:
+        err = f"{f.rate_error * 100:.2f}%" if f.rate_error is not None else "-"
+        target_rate = f"{f.target_rate:.0f}" if f.target_rate else "max"
+        click.echo(f"{f.label:<34}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
+                   f"{err:>8}{f.acked:>10}{f.received:>10}")
+    click.echo("received counts this region's consumer receipts (recording keeps up when received == acked).")
+
+
+@cli.group()
+def faults() -> None:
+    """Inject and heal faults on a local lab by hand (runs inject them on a schedule)."""
+
+
+@faults.command("inject")
+@click.option("--lab", "lab_name", default="lab", show_default=True)
+@click.option("--kind", required=True,
+              type=click.Choice(["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]))
+@click.option("--target", default=None, help="kill/stop/pause/restart/isolate: region or region/component.")
+@click.option("--groups", default=None, help="partition: groups separated by '|', e.g. 'a|b,c'.")
+@click.option("--one-way", is_flag=True, help="partition: drop only traffic from the first group.")
+@click.option("--between", default=None, help="latency/bandwidth: regions, e.g. 'a,b' (default: all).")
+@click.option("--rtt-ms", type=float, default=None, help="latency: added round-trip time.")
+@click.option("--jitter-ms", type=float, default=0.0)
+@click.option("--rate-kbps", type=int, default=None, help="bandwidth: KB/s each way.")
+def faults_inject(lab_name, kind, target, groups, one_way, between, rtt_ms, jitter_ms, rate_kbps) -> None:
+    """Inject one fault now, verify it, and leave it until `geo-recon faults heal`."""
+    from pydantic import ValidationError
+
+    from geo_recon.errors import ConfigError
+    from geo_recon.faults.injector import Injector
+    from geo_recon.faults.spec import FaultSpec, ScheduledFault
+
+    try:
+        spec = FaultSpec(kind=kind, target=target, one_way=one_way, rtt_ms=rtt_ms, jitter_ms=jitter_ms,
+                         rate_kbps=rate_kbps,
+                         groups=[g.split(",") for g in groups.split("|")] if groups else None,
+                         between=between.split(",") if between else None)
+    except ValidationError as exc:
+        raise ConfigError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    injector = Injector(lab_name, progress=lambda m: click.echo(m, err=True))
+    fid = f"m{len(injector.active) + 1}-{int(__import__('time').time())}"
+    injector.inject(ScheduledFault(fid, spec, 0, 0))
+    click.echo(f"{fid}: {spec.describe()} (heal with: geo-recon faults heal --lab {lab_name})")
+
+
+@faults.command("heal")
+@click.option("--lab", "lab_name", default="lab", show_default=True)
+def faults_heal(lab_name) -> None:
+    """Heal every fault on the lab: resume, restart, remove rules and proxies (also after a crash)."""
+    from geo_recon.faults.injector import Injector
+
+    healed = Injector(lab_name, progress=lambda m: click.echo(m, err=True)).heal_all()
+    click.echo(f"healed {len(healed)} item(s)" if healed else "nothing to heal")
+
+
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
     # SIGTERM takes the same path as Ctrl-C: heal, tear down, keep what was recorded.
     raise KeyboardInterrupt

@@ -153,14 +153,14 @@ def _start_async(lab: LabState, progress: Progress, timeout: float) -> None:
     for comp in lab.components:
         start_component(lab, comp)
         progress(f"started {comp.name} (pid {comp.pid}) on {comp.address}")
-    _wait_all(lab, lab.components, progress, timeout)
+    wait_ready(lab.components, timeout, progress)
 
 
 def _start_strong(lab: LabState, plan: LabPlan, lib: Path, java: str, progress: Progress, timeout: float) -> None:
     zk = lab.component("zk/zookeeper")
     start_component(lab, zk)
     progress(f"started {zk.name} (pid {zk.pid}) on {zk.address}")
-    _wait_all(lab, [zk], progress, timeout)
+    wait_ready([zk], timeout, progress)
     _init_metadata(lab, plan, lib, java, progress, timeout)
     # Brokers need no bookie to start, so bookies and brokers start together;
     # racks are labelled before anything writes a ledger (the round trip).
@@ -168,7 +168,7 @@ def _start_strong(lab: LabState, plan: LabPlan, lib: Path, java: str, progress: 
     for comp in rest:
         start_component(lab, comp)
         progress(f"started {comp.name} (pid {comp.pid}) on {comp.address}")
-    _wait_all(lab, rest, progress, timeout)
+    wait_ready(rest, timeout, progress)
     _label_bookies(lab, progress, timeout)
 
 
@@ -213,7 +213,8 @@ def _label_bookies(lab: LabState, progress: Progress, timeout: float) -> None:
 # ---------------------------------------------------------------- readiness
 
 
-def _wait_all(lab: LabState, comps: list[ComponentState], progress: Progress, timeout: float) -> None:
+def wait_ready(comps: list[ComponentState], timeout: float, progress: Progress = _quiet) -> None:
+    """Wait (in parallel) until every component answers; the first failure names the component and log."""
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max(1, len(comps))) as pool:
         futures = {pool.submit(_wait_ready, comp, timeout): comp for comp in comps}
@@ -395,6 +396,7 @@ def down(name: str, *, force: bool = False, progress: Progress = _quiet) -> list
             actions.append(f"removed {item}")
             progress(actions[-1])
     home = state.lab_dir(name)
+    (home / "faults.json").unlink(missing_ok=True)  # namespaces, rules and proxies are gone with the lab
     shutil.rmtree(home / "data", ignore_errors=True)
     shutil.rmtree(home / "conf", ignore_errors=True)
     state.remove(name)

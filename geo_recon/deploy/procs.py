@@ -132,19 +132,22 @@ def wait_dead(ref: ProcessRef, timeout: float) -> bool:
 
 
 def find_by_marker(marker: str) -> list[ProcessRef]:
-    """Every live process whose command line has ``-Dgeo.recon.lab=<marker>``."""
-    wanted = f"-Dgeo.recon.lab={marker}".encode()
+    """Every live process of lab ``marker``: JVMs carry ``-Dgeo.recon.lab=<marker>`` on their
+    command line, helpers (workers, toxiproxy) ``GEO_RECON_LAB=<marker>`` in their environment."""
+    wanted_arg = f"-Dgeo.recon.lab={marker}".encode()
+    wanted_env = f"GEO_RECON_LAB={marker}".encode()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             args = (entry / "cmdline").read_bytes().split(b"\0")
+            hit = wanted_arg in args or wanted_env in (entry / "environ").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if wanted in args:
+        if hit:
             ticks = start_ticks(int(entry.name))
-            if ticks is not None:
+            if ticks is not None and _stat_fields(int(entry.name))[0] not in ("Z", "X"):
                 found.append(ProcessRef(int(entry.name), ticks))
     return found
 

@@ -11,7 +11,7 @@ import subprocess
 from geo_recon.deploy import pulsar_dist
 from geo_recon.errors import EnvironmentProblem
 
-TOOL_JVM_OPTS = ["-Xmx256m", "-XX:MaxDirectMemorySize=256m", "-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true",
+TOOL_JVM_OPTS = ["-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true",
                  "--add-opens", "java.base/sun.net=ALL-UNNAMED", "--add-opens", "java.base/java.lang=ALL-UNNAMED",
                  "--add-opens", "java.base/java.util.zip=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
                  "--add-opens", "java.base/jdk.internal.misc=ALL-UNNAMED"]
@@ -26,10 +26,11 @@ def _client_conf() -> str:
     return str(path)
 
 
-def tool_command(main_class: str, *args: str, netns: str | None = None) -> list[str]:
+def tool_command(main_class: str, *args: str, netns: str | None = None, heap: str = "256m") -> list[str]:
+    """pulsar-perf needs about 1g of heap for its latency histograms; pulsar-admin far less."""
     java = pulsar_dist.find_java().path
     lib = pulsar_dist.fetch_jars("tools")
-    argv = [java, *TOOL_JVM_OPTS, "-cp", f"{lib}/*", main_class, _client_conf(), *args]
+    argv = [java, f"-Xmx{heap}", f"-XX:MaxDirectMemorySize={heap}", *TOOL_JVM_OPTS, "-cp", f"{lib}/*", main_class, _client_conf(), *args]
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 

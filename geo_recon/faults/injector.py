@@ -1,0 +1,454 @@
+"""Inject faults into a local lab, verify that each took effect, and heal them, always.
+
+Every fault is verified after injection (a killed pid is gone, a paused one is
+stopped, a partitioned connection times out, an added round trip is measured)
+and after healing; one that did not take effect raises. What is applied is
+written to ``<lab>/faults.json`` before it is applied, so a controller that
+dies mid-fault leaves enough behind for ``geo-recon faults heal`` (and
+``lab down``) to undo it.
+
+Network faults act inside the regions' namespaces:
+- partitions drop packets with iptables in chains ``GR-IN``/``GR-OUT``; the
+  OUTPUT rule matches the *original* destination (conntrack), so traffic that
+  a latency fault redirects through Toxiproxy is cut as well;
+- latency and bandwidth redirect a region's new connections to its peers
+  (DNAT in chain ``GR-NAT``) through Toxiproxy proxies on the bridge; existing
+  connections are reset so that they reconnect through the proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from geo_recon.deploy import local, netns, procs, state
+from geo_recon.deploy.state import ComponentState, LabState
+from geo_recon.errors import ConfigError, LabError
+from geo_recon.faults import toxiproxy
+from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault
+
+EventSink = Callable[[dict[str, Any]], None]
+TOXIPROXY_API_OFFSET = 90  # base_port + 90: the toxiproxy API
+PROXY_PORT_OFFSET = 1000  # base_port + 1000 + n: proxies
+
+
+class FaultError(LabError):
+    """A fault could not be injected, did not take effect, or could not be healed."""
+
+
+@dataclass
+class ActiveFault:
+    id: str
+    kind: str
+    target: str
+    rules: dict[str, list[str]] = field(default_factory=dict)  # netns -> iptables comment tags
+    proxies: list[str] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)  # component names
+    stopped: list[str] = field(default_factory=list)  # component names to start again
+
+
+class Injector:
+    def __init__(self, lab_name: str, *, on_event: EventSink | None = None, progress: Callable[[str], None] | None = None):
+        lab = state.load(lab_name)
+        if lab is None:
+            raise ConfigError(f"no lab named {lab_name!r}")
+        self.lab: LabState = lab
+        self.on_event = on_event or (lambda _e: None)
+        self.progress = progress or (lambda _m: None)
+        self.path = Path(lab.lab_dir) / "faults.json"
+        # Faults a previous controller applied and did not heal are ours to heal now.
+        self.active: dict[str, ActiveFault] = {}
+        if self.path.exists():
+            try:
+                self.active = {fid: ActiveFault(**f) for fid, f in json.loads(self.path.read_text()).items()}
+            except (ValueError, TypeError) as exc:
+                self.progress(f"ignoring unreadable {self.path} ({exc}); clearing by name instead")
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _save(self) -> None:
+        data = {fid: vars(f) for fid, f in self.active.items()}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.path)
+
+    def _event(self, phase: str, fault: ScheduledFault, **extra: Any) -> None:
+        spec = fault.spec
+        line = {"type": "fault", "time": time.time_ns(), "phase": phase, "fault": spec.kind,
+                "target": fault.target, "id": fault.id}
+        if phase == "start":
+            line["regions"] = spec.regions_touched(self.lab.regions)
+            if spec.region_loss:
+                line["region_loss"] = True
+            line["description"] = spec.describe()
+        self.on_event({**line, **extra})
+
+    # ------------------------------------------------------------ public
+
+    def inject(self, fault: ScheduledFault) -> None:
+        spec = fault.spec
+        if spec.kind in NETWORK_KINDS and self.lab.isolation != "netns":
+            raise FaultError(f"{fault.id} ({spec.describe()}): network faults need network namespaces; "
+                             "start the lab as root")
+        active = ActiveFault(fault.id, spec.kind, fault.target)
+        self.active[fault.id] = active
+        self._save()
+        started = time.monotonic()
+        if spec.kind in ("kill", "stop", "pause", "restart"):
+            self._process_fault(spec, active)
+        elif spec.kind in ("partition", "isolate"):
+            self._partition(spec, active)
+        else:
+            self._slow_links(spec, active)
+        self._save()
+        self._event("start", fault)
+        self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {time.monotonic() - started:.1f}s)")
+        if spec.kind == "restart":  # a restart heals itself
+            self.active.pop(fault.id, None)
+            self._save()
+            self._event("stop", fault)
+
+    def heal(self, fault: ScheduledFault) -> None:
+        active = self.active.get(fault.id)
+        if active is None:
+            return
+        started = time.monotonic()
+        self._heal(active)
+        self.active.pop(fault.id, None)
+        self._save()
+        self._event("stop", fault)
+        self.progress(f"{fault.id} {fault.spec.describe()}: healed (verified in {time.monotonic() - started:.1f}s)")
+
+    def heal_all(self) -> list[str]:
+        """Heal what this injector applied; then clear anything a dead controller left."""
+        healed = []
+        for fid in list(self.active):
+            try:
+                self._heal(self.active.pop(fid))
+                healed.append(fid)
+            except LabError as exc:
+                self.progress(f"healing {fid} failed: {exc}")
+        healed += heal_leftovers(self.lab, progress=self.progress)
+        self._save()
+        return healed
+
+    # ------------------------------------------------------------ processes
+
+    def _components(self, target: str) -> list[ComponentState]:
+        if "/" in target:
+            region, role = target.split("/", 1)
+            matches = [c for c in self.lab.components
+                       if c.name == target or (c.site == region and c.kind == role)
+                       or (c.site == region and c.name.split("/")[1].startswith(role))]
+        else:
+            matches = [c for c in self.lab.components if c.site == target]
+        if not matches:
+            known = ", ".join(c.name for c in self.lab.components)
+            raise FaultError(f"fault target {target!r} matches no component (lab {self.lab.name!r} has: {known})")
+        return matches
+
+    def _process_fault(self, spec: FaultSpec, active: ActiveFault) -> None:
+        comps = self._components(spec.target or "")
+        if spec.kind == "pause":
+            for comp in comps:
+                self._require_alive(comp)
+                procs.signal_group(comp.ref, signal.SIGSTOP)
+                active.paused.append(comp.name)
+            self._save()
+            for comp in comps:
+                _wait_for(lambda c=comp: procs.state(c.ref) == "paused", 5,
+                          f"{comp.name} (pid {comp.pid}) did not stop after SIGSTOP")
+            return
+        active.stopped = [c.name for c in comps]
+        self._save()
+        for comp in comps:
+            self._require_alive(comp)
+            if spec.kind == "kill":
+                procs.signal_group(comp.ref, signal.SIGKILL)
+            else:
+                procs.signal_group(comp.ref, signal.SIGTERM)
+        for comp in comps:
+            timeout = 10 if spec.kind == "kill" else 30
+            if not procs.wait_dead(comp.ref, timeout):
+                if spec.kind == "kill":
+                    raise FaultError(f"{comp.name} (pid {comp.pid}) is still alive {timeout}s after SIGKILL")
+                procs.kill(comp.ref)  # a graceful stop that hangs ends as a kill
+        if spec.kind == "restart":
+            self._start_again(active)
+
+    def _require_alive(self, comp: ComponentState) -> None:
+        if not comp.ref or not procs.alive(comp.ref):
+            raise FaultError(f"{comp.name} is not running (pid {comp.pid}); cannot inject a fault into it")
+
+    def _start_again(self, active: ActiveFault) -> None:
+        order = {"zookeeper": 0, "bookie": 1, "standalone": 2, "broker": 2}
+        comps = sorted((self.lab.component(n) for n in active.stopped), key=lambda c: order.get(c.kind, 3))
+        for comp in comps:
+            if comp.ref and procs.alive(comp.ref):
+                continue
+            local.start_component(self.lab, comp)
+        local.wait_ready(comps, timeout=120)
+        active.stopped = []
+
+    # ------------------------------------------------------------ partitions
+
+    def _sites(self, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in self.lab.site_addresses:
+                raise FaultError(f"unknown region {name!r} (lab {self.lab.name!r} has {', '.join(self.lab.site_addresses)})")
+        return names
+
+    def _partition(self, spec: FaultSpec, active: ActiveFault) -> None:
+        if spec.kind == "isolate":
+            region = self._sites([spec.target or ""])[0]
+            groups = [[region], [s for s in self.lab.site_addresses if s != region]]
+        else:
+            groups = [self._sites(g) for g in spec.groups or []]
+        pairs = []  # (from site, to site): traffic from -> to is dropped
+        for i, g1 in enumerate(groups):
+            for j, g2 in enumerate(groups):
+                if i != j and (not spec.one_way or i == 0):
+                    pairs += [(a, b) for a in g1 for b in g2]
+        tag = f"gr:{active.id}"
+        for src, dst in pairs:
+            ns, dst_addr = self.lab.namespaces[src], self.lab.site_addresses[dst]
+            _ensure_chains(ns)
+            netns.in_ns(ns, ["iptables", "-A", "GR-OUT", "-m", "conntrack", "--ctorigdst", dst_addr, "-j", "DROP",
+                             "-m", "comment", "--comment", tag])
+            if not spec.one_way:
+                netns.in_ns(ns, ["iptables", "-A", "GR-IN", "-s", dst_addr, "-j", "DROP", "-m", "comment",
+                                 "--comment", tag])
+            active.rules.setdefault(ns, []).append(tag)
+            self._save()
+        for src, dst in pairs:
+            port = self._probe_port(dst)
+            if _can_connect(self.lab.namespaces[src], self.lab.site_addresses[dst], port):
+                raise FaultError(f"{active.id}: partition not in effect: {src} still connects to "
+                                 f"{dst} ({self.lab.site_addresses[dst]}:{port})")
+
+    def _probe_port(self, site: str) -> int:
+        comp = next(c for c in self.lab.components if c.site == site)
+        return next(iter(comp.ports.values()))
+
+    # ------------------------------------------------------------ slow links
+
+    def _toxiproxy(self) -> toxiproxy.Toxiproxy:
+        host = self.lab.bridge_address or "127.0.0.1"
+        api = f"http://{host}:{self.lab.base_port + TOXIPROXY_API_OFFSET}"
+        client = toxiproxy.Toxiproxy(api)
+        if not client.alive():
+            log = Path(self.lab.lab_dir) / "logs" / "toxiproxy.log"
+            self.progress(f"starting toxiproxy {toxiproxy.VERSION} on {host}")
+            toxiproxy.start_server(host, self.lab.base_port + TOXIPROXY_API_OFFSET, log, self.lab.name)
+        return client
+
+    def _slow_links(self, spec: FaultSpec, active: ActiveFault) -> None:
+        """Route every new connection between the regions through its own proxy, then add the
+        toxics; the round trip is measured through the same proxy before and after, so the
+        check sees exactly what the toxics add."""
+        regions = self._sites(spec.between or list(self.lab.regions))
+        proxy = self._toxiproxy()
+        host = self.lab.bridge_address
+        used = {int(p["listen"].rsplit(":", 1)[1]) for p in proxy.proxies().values()}
+        next_port = self.lab.base_port + PROXY_PORT_OFFSET
+        tag = f"gr:{active.id}"
+        for src in regions:
+            ns = self.lab.namespaces[src]
+            _ensure_chains(ns)
+            for dst in regions:
+                if src == dst:
+                    continue
+                dst_addr = self.lab.site_addresses[dst]
+                for comp in (c for c in self.lab.components if c.site == dst):
+                    for port in comp.ports.values():
+                        while next_port in used:
+                            next_port += 1
+                        used.add(next_port)
+                        name = f"{active.id}-{src}-{dst}-{port}"
+                        proxy.create_proxy(name, f"{host}:{next_port}", f"{dst_addr}:{port}")
+                        active.proxies.append(name)
+                        self._save()
+                        netns.in_ns(ns, ["iptables", "-t", "nat", "-A", "GR-NAT", "-d", dst_addr, "-p", "tcp",
+                                         "--dport", str(port), "-j", "DNAT", "--to-destination", f"{host}:{next_port}",
+                                         "-m", "comment", "--comment", tag])
+                        active.rules.setdefault(ns, []).append(tag)
+                        self._save()
+                # Connections made before the fault would bypass the proxy: reset them.
+                netns.in_ns(ns, ["ss", "-K", "dst", dst_addr], check=False)
+        pairs = [(s, d) for s in regions for d in regions if s != d]
+        baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *self._web(pair[1])) for pair in pairs}
+        for name in active.proxies:
+            for stream in ("upstream", "downstream"):
+                if spec.kind == "latency":
+                    proxy.add_toxic(name, f"latency-{stream}", "latency", stream,
+                                    {"latency": int(round((spec.rtt_ms or 0) / 2)),
+                                     "jitter": int(round(spec.jitter_ms / 2))})
+                else:
+                    proxy.add_toxic(name, f"bandwidth-{stream}", "bandwidth", stream, {"rate": spec.rate_kbps})
+        for name in active.proxies:
+            if len(proxy.toxics(name)) != 2:
+                raise FaultError(f"{active.id}: toxiproxy {name} lacks its toxics")
+        if spec.kind == "latency":
+            self._calibrate(spec, active, proxy, baselines)
+
+    def _calibrate(self, spec: FaultSpec, active: ActiveFault, proxy: toxiproxy.Toxiproxy,
+                   baselines: dict[tuple[str, str], float]) -> None:
+        """Measure each pair's added round trip; if the proxy's own scheduling adds a few ms,
+        correct that pair's toxics once and measure again. Outside 10% after that is an error."""
+        wanted = spec.rtt_ms or 0
+        tolerance = max(0.1 * wanted, 1.0)
+        for (src, dst), base in baselines.items():
+            per_direction = wanted / 2
+            measured = _measure_rtt_ms(self.lab.namespaces[src], *self._web(dst)) - base
+            if abs(measured - wanted) > tolerance / 2 and wanted > 0:
+                per_direction = max(0.0, per_direction - (measured - wanted) / 2)
+                for name in (n for n in active.proxies if n.startswith(f"{active.id}-{src}-{dst}-")):
+                    for stream in ("upstream", "downstream"):
+                        proxy.update_toxic(name, f"latency-{stream}", {"latency": int(round(per_direction)),
+                                                                       "jitter": int(round(spec.jitter_ms / 2))})
+                measured = _measure_rtt_ms(self.lab.namespaces[src], *self._web(dst)) - base
+            if abs(measured - wanted) > tolerance:
+                raise FaultError(f"{active.id}: {src}->{dst} round trip rose by {measured:.1f} ms, "
+                                 f"wanted {wanted:g} ms (within 10%)")
+            self.progress(f"  {src}->{dst}: round trip +{measured:.1f} ms (asked {wanted:g}; {base:.1f} ms before; "
+                          f"toxic {per_direction:.0f} ms each way)")
+
+    def _web(self, site: str) -> tuple[str, int]:
+        comp = next(c for c in self.lab.components if c.site == site and "web" in c.ports)
+        return comp.address, comp.ports["web"]
+
+    # ------------------------------------------------------------ heal
+
+    def _heal(self, active: ActiveFault) -> None:
+        for name in active.paused:
+            comp = self.lab.component(name)
+            procs.signal_group(comp.ref, signal.SIGCONT)
+            _wait_for(lambda c=comp: procs.state(c.ref) == "running", 5,
+                      f"{comp.name} (pid {comp.pid}) did not resume after SIGCONT")
+        active.paused = []
+        if active.stopped:
+            self._start_again(active)
+        for ns, tags in active.rules.items():
+            for tag in set(tags):
+                _delete_tagged(ns, tag)
+        if active.proxies:
+            proxy = self._toxiproxy()
+            for name in active.proxies:
+                proxy.delete_proxy(name)
+        if active.kind in ("partition", "isolate"):
+            for ns in active.rules:
+                site = next(s for s, n in self.lab.namespaces.items() if n == ns)
+                for other in self.lab.site_addresses:
+                    if other != site and not _can_connect(ns, self.lab.site_addresses[other], self._probe_port(other)):
+                        raise FaultError(f"{active.id}: healed, but {site} still cannot reach {other}")
+        active.rules, active.proxies = {}, []
+
+
+def _ensure_chains(ns: str) -> None:
+    for table, chain, parent in (("filter", "GR-IN", "INPUT"), ("filter", "GR-OUT", "OUTPUT"),
+                                 ("nat", "GR-NAT", "OUTPUT")):
+        if netns.in_ns(ns, ["iptables", "-t", table, "-N", chain], check=False).returncode == 0:
+            netns.in_ns(ns, ["iptables", "-t", table, "-I", parent, "-j", chain])
+
+
+def _delete_tagged(ns: str, tag: str) -> None:
+    import shlex
+
+    for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT"), ("nat", "GR-NAT")):
+        out = netns.in_ns(ns, ["iptables", "-t", table, "-S", chain], check=False).stdout
+        for line in out.splitlines():
+            if f'"{tag}"' in line or f"--comment {tag} " in line + " ":
+                netns.in_ns(ns, ["iptables", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+
+
+def tagged_rules(ns: str) -> list[str]:
+    rules = []
+    for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT"), ("nat", "GR-NAT")):
+        out = netns.in_ns(ns, ["iptables", "-t", table, "-S", chain], check=False).stdout
+        rules += [f"{table} {line}" for line in out.splitlines() if "gr:" in line]
+    return rules
+
+
+def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """Undo whatever faults a dead controller left: resume paused JVMs, flush our chains,
+    remove every toxiproxy proxy. Safe to run at any time."""
+    done = []
+    for comp in lab.components:
+        if comp.ref and procs.state(comp.ref) == "paused":
+            procs.signal_group(comp.ref, signal.SIGCONT)
+            done.append(f"resumed {comp.name}")
+    if lab.isolation == "netns":
+        for ns in lab.namespaces.values():
+            if ns not in netns.lab_namespaces(lab.name):
+                continue
+            leftover = tagged_rules(ns)
+            for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT"), ("nat", "GR-NAT")):
+                netns.in_ns(ns, ["iptables", "-t", table, "-F", chain], check=False)
+            if leftover:
+                done.append(f"removed {len(leftover)} fault rule(s) in {ns}")
+        api = f"http://{lab.bridge_address}:{lab.base_port + TOXIPROXY_API_OFFSET}"
+        proxy = toxiproxy.Toxiproxy(api)
+        if proxy.alive():
+            for name in proxy.proxies():
+                proxy.delete_proxy(name)
+                done.append(f"removed proxy {name}")
+    path = Path(lab.lab_dir) / "faults.json"
+    if path.exists():
+        path.unlink()
+    for item in done:
+        progress(item)
+    return done
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise FaultError(message)
+
+
+_CONNECT_PROBE = "import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\nexcept OSError:\n sys.exit(1)\n"
+
+
+def _can_connect(ns: str, address: str, port: int, timeout: float = 2.0) -> bool:
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _CONNECT_PROBE, address, str(port),
+                           str(timeout)], capture_output=True, timeout=timeout + 10)
+    return proc.returncode == 0
+
+
+_RTT_PROBE = """
+import socket, sys, time, statistics
+host, port = sys.argv[1], int(sys.argv[2])
+samples = []
+for i in range(10):
+    s = socket.create_connection((host, port), timeout=10)
+    t = time.perf_counter()
+    s.sendall(b"GET /admin/v2/brokers/ready HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    s.recv(1)
+    if i:  # the first request warms the path (a new proxy connection, cold broker handler)
+        samples.append((time.perf_counter() - t) * 1000)
+    s.close()
+print(statistics.median(samples))
+"""
+
+
+def _measure_rtt_ms(ns: str, address: str, port: int) -> float:
+    """Median time from an HTTP request to its first response byte, from inside ``ns``:
+    one application-level round trip (the TCP handshake with a proxy would complete locally)."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _RTT_PROBE, address, str(port)],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise FaultError(f"could not measure the round trip from {ns} to {address}:{port}: {proc.stderr.strip()[-300:]}")
+    return float(proc.stdout.strip())
+
+
+__all__ = ["Injector", "FaultError", "heal_leftovers", "tagged_rules"]

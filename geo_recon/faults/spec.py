@@ -1,0 +1,131 @@
+"""Faults as data, and the pure schedule that places them in time.
+
+A fault spec in a scenario says what breaks and when::
+
+    - kind: partition            # kill | stop | pause | restart | partition | isolate | latency | bandwidth
+      groups: [[a], [b]]         # partition: traffic between these groups is dropped (others keep theirs)
+      at_s: 10                   # start, seconds after the load starts
+      duration_s: 15             # healed after this long
+      every_s: 30                # optional: repeat
+      count: 2                   # how many times
+    - kind: kill
+      target: a                  # a whole region ("a") or one component ("a/broker", "a/bookie", "zk/zookeeper")
+      random: {window_s: [5, 40], seed: 7}   # optional: random start inside a window
+
+The schedule is a pure function of the specs, the run length and the seed, so
+the same scenario gives the same schedule under both schemes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]
+PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
+NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
+
+
+class RandomStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window_s: tuple[float, float]
+    seed: int | None = None  # default: the scenario's seed
+
+
+class FaultSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    target: str | None = Field(None, description="process faults and isolate: a region or region/component")
+    groups: list[list[str]] | None = Field(None, description="partition: groups of regions cut from each other")
+    one_way: bool = Field(False, description="partition: drop only traffic from the first group to the others")
+    between: list[str] | None = Field(None, description="latency/bandwidth: regions whose links are slowed "
+                                                        "(default: every pair)")
+    rtt_ms: float | None = Field(None, ge=0, description="latency: added round-trip time")
+    jitter_ms: float = Field(0.0, ge=0)
+    rate_kbps: int | None = Field(None, gt=0, description="bandwidth: kilobytes per second each way")
+    at_s: float = Field(0.0, ge=0)
+    duration_s: float = Field(10.0, ge=0)
+    every_s: float | None = Field(None, gt=0)
+    count: int = Field(1, ge=1)
+    random: RandomStart | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FaultSpec":
+        if self.kind in PROCESS_KINDS | {"isolate"} and not self.target:
+            raise ValueError(f"a {self.kind} fault needs a target (a region, or region/component)")
+        if self.kind == "partition" and (not self.groups or len(self.groups) < 2 or not all(self.groups)):
+            raise ValueError("a partition needs groups: at least two non-empty lists of regions")
+        if self.kind == "latency" and self.rtt_ms is None:
+            raise ValueError("a latency fault needs rtt_ms")
+        if self.kind == "bandwidth" and self.rate_kbps is None:
+            raise ValueError("a bandwidth fault needs rate_kbps")
+        if self.count > 1 and self.every_s is None and self.random is None:
+            raise ValueError("count > 1 needs every_s or random")
+        if self.every_s is not None and self.every_s < self.duration_s:
+            raise ValueError(f"every_s ({self.every_s}) is shorter than duration_s ({self.duration_s}): "
+                             "repeats would overlap")
+        return self
+
+    def regions_touched(self, all_regions: list[str]) -> list[str]:
+        if self.groups:
+            return sorted({r for g in self.groups for r in g})
+        if self.between:
+            return sorted(self.between)
+        if self.target:
+            return [self.target.split("/")[0]]
+        return list(all_regions)
+
+    @property
+    def region_loss(self) -> bool:
+        """A whole region killed, stopped or paused: what RPO is measured against."""
+        return self.kind in ("kill", "stop", "pause") and bool(self.target) and "/" not in (self.target or "")
+
+    def describe(self) -> str:
+        if self.kind == "partition":
+            sep = " -/-> " if self.one_way else " | "
+            return f"partition {sep.join(','.join(g) for g in self.groups or [])}"
+        if self.kind == "latency":
+            return f"latency +{self.rtt_ms:g} ms RTT (jitter {self.jitter_ms:g}) between {','.join(self.between or ['all'])}"
+        if self.kind == "bandwidth":
+            return f"bandwidth {self.rate_kbps} KB/s between {','.join(self.between or ['all'])}"
+        return f"{self.kind} {self.target}"
+
+
+@dataclass(frozen=True)
+class ScheduledFault:
+    id: str
+    spec: FaultSpec
+    start_s: float
+    stop_s: float
+
+    @property
+    def target(self) -> str:
+        s = self.spec
+        if s.groups:
+            return ("->" if s.one_way else "|").join(",".join(g) for g in s.groups)
+        if s.between:
+            return "<->".join(s.between)
+        return s.target or "*"
+
+
+def expand(faults: list[FaultSpec], run_seconds: float, seed: int) -> list[ScheduledFault]:
+    """Every fault occurrence with its start and stop, in start order. Pure."""
+    out: list[tuple[float, int, FaultSpec, float]] = []
+    for index, spec in enumerate(faults):
+        if spec.random is not None:
+            rng = random.Random(f"{spec.random.seed if spec.random.seed is not None else seed}:{index}")
+            low, high = spec.random.window_s
+            high = max(low, high - spec.duration_s)
+            starts = sorted(rng.uniform(low, high) for _ in range(spec.count))
+        else:
+            starts = [spec.at_s + i * (spec.every_s or 0) for i in range(spec.count)]
+        for start in starts:
+            if start >= run_seconds:
+                continue
+            out.append((round(start, 3), index, spec, round(min(start + spec.duration_s, run_seconds), 3)))
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [ScheduledFault(f"f{n}", spec, start, stop) for n, (start, _, spec, stop) in enumerate(out, 1)]

@@ -1,0 +1,1 @@
+"""Load generation: pure schedules, and the per-region workers that record histories."""

@@ -1,0 +1,79 @@
+"""`geo-recon bench load`: how fast one region can publish while recording everything,
+next to Pulsar's own pulsar-perf on the same cluster, and how exactly fixed rates are held."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from geo_recon.deploy.pulsar_tools import tool_command
+from geo_recon.deployment import Deployment
+from geo_recon.errors import GeoReconError
+from geo_recon.workload import runner
+from geo_recon.workload.spec import WorkloadSpec
+
+PERF_RE = re.compile(r"Aggregated throughput stats --- (\d+) records sent --- ([\d.]+) msg/s")
+
+
+@dataclass(frozen=True)
+class LoadFigure:
+    label: str
+    target_rate: float | None
+    achieved_rate: float
+    acked: int
+    received: int
+    drain_seconds: float | None
+
+    @property
+    def rate_error(self) -> float | None:
+        return None if not self.target_rate else abs(self.achieved_rate - self.target_rate) / self.target_rate
+
+
+def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: float, seconds: float, size: int,
+                   batching: bool, namespaces: dict[str, str], clock_host: str, label: str) -> LoadFigure:
+    one = Deployment((deployment.region(region),), source=deployment.source, scheme=deployment.scheme)
+    workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
+                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60)
+    with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
+        result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
+    summary = result["summaries"].get(region)
+    if not summary:
+        raise GeoReconError(f"the bench worker in region {region} died: {result['fates'][region]}")
+    return LoadFigure(label, rate if rate < 1e6 else None, sum(summary["achieved_rates"].values()),
+                      summary["acked"], summary["received"], result["drain"].get("waited_s"))
+
+
+def pulsar_perf_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None) -> LoadFigure:
+    argv = tool_command("org.apache.pulsar.testclient.PulsarPerfTestTool", "produce", "-u", service_url,
+                        "-r", "10000000", "-s", str(size), "-time", str(int(seconds)), "-o", "1000", topic,
+                        netns=netns, heap="1g")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    match = PERF_RE.search(proc.stdout + proc.stderr)
+    if not match:
+        raise GeoReconError(f"pulsar-perf printed no throughput (exit {proc.returncode}): "
+                            f"{(proc.stderr or proc.stdout)[-400:]}")
+    return LoadFigure("pulsar-perf produce (batching)", None, float(match.group(2)), int(match.group(1)), 0, None)
+
+
+def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
+        namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None]) -> list[LoadFigure]:
+    figures = []
+    ep = deployment.region(region)
+    progress(f"pulsar-perf produce for {seconds:.0f}s ...")
+    figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{int(seconds)}",
+                                    seconds=seconds, size=size, netns=namespaces.get(region)))
+    for batching in (True, False):
+        progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
+        figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,
+                                      batching=batching, namespaces=namespaces, clock_host=clock_host,
+                                      label=f"geo-recon max (batching {'on' if batching else 'off'})"))
+    for rate in fixed_rates:
+        progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
+        figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,
+                                      batching=False, namespaces=namespaces, clock_host=clock_host,
+                                      label=f"geo-recon fixed {rate:.0f}/s"))
+    return figures

@@ -1,0 +1,245 @@
+"""The controller's side of load: start a worker per region, watch them, end the drain.
+
+Workers run as separate processes (inside their region's namespace on a local
+lab), so a worker crash cannot take the controller or another region down, and
+a killed worker leaves a valid history behind. The controller decides when the
+drain is over: when, for every producer, every live region has received at
+least as many distinct messages as that producer had acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from geo_recon import history
+from geo_recon.admin import AdminError
+from geo_recon.deploy import procs
+from geo_recon.deployment import Deployment
+from geo_recon.errors import GeoReconError
+from geo_recon.schemes import SchemeSettings
+from geo_recon.workload.spec import WorkloadSpec
+from geo_recon.workload.worker import WorkerConfig
+
+Progress = Callable[[dict[str, dict]], None]
+
+
+def new_run_id() -> str:
+    return time.strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+
+
+def prepare_topics(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_id: str,
+                   settings: SchemeSettings = SchemeSettings()) -> list[str]:
+    """Fresh topics for this run; partitioned ones are created in every cluster that needs them."""
+    topics = [f"persistent://{settings.ns_path}/{run_id}-t{i}" for i in range(workload.topics)]
+    if workload.partitions:
+        targets = deployment.regions if scheme == "async" else deployment.regions[:1]
+        for ep in targets:
+            admin = ep.admin()
+            try:
+                for topic in topics:
+                    path = topic.replace("persistent://", "/admin/v2/persistent/") + "/partitions"
+                    admin.put(path, workload.partitions, ok_statuses=(409,))
+            finally:
+                admin.close()
+    return topics
+
+
+class ClockServer:
+    """Answers each UDP datagram with this machine's time in ns: the reference for the
+    workers' clock offsets. UDP, not HTTP: both legs of a probe are then one datagram,
+    so the round trip is symmetric and the midpoint estimate is not biased by
+    connection setup."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.5)
+        self.url = f"udp://{host}:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="clock", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                _, peer = self.sock.recvfrom(64)
+            except OSError:
+                continue
+            self.sock.sendto(str(time.time_ns()).encode(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@dataclass
+class WorkerSet:
+    run_dir: Path
+    run_id: str
+    regions: list[str]
+    topics: list[str]
+    start_at_ns: int
+    refs: dict[str, procs.ProcessRef] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+
+def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path, run_id: str, topics: list[str], *,
+                  seed: int = 0, namespaces: dict[str, str] | None = None, clock_url: str | None = None,
+                  start_delay_s: float = 4.0) -> WorkerSet:
+    """One worker process per region, all starting to produce at the same instant."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "workers").mkdir(exist_ok=True)
+    (run_dir / "workers" / "drained").unlink(missing_ok=True)
+    start_at = time.time_ns() + int(start_delay_s * 1e9)
+    workers = WorkerSet(run_dir, run_id, deployment.region_names, topics, start_at)
+    for ep in deployment.regions:
+        cfg = WorkerConfig(
+            run_id=run_id, region=ep.region, regions=deployment.region_names, service_url=ep.service_url,
+            admin_url=ep.admin_url, tls_ca=ep.tls_ca, topics=topics, workload=workload, seed=seed,
+            start_at_ns=start_at, run_dir=str(run_dir), clock_ref=clock_url, coordinated_drain=True,
+        )
+        config_path = run_dir / "workers" / f"{ep.region}.config.json"
+        config_path.write_text(cfg.model_dump_json(indent=2))
+        log = run_dir / "logs" / f"worker-{ep.region}.log"
+        argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path)]
+        env = {"GEO_RECON_TOKEN": ep.token} if ep.token else {}
+        workers.refs[ep.region] = procs.start(argv, cwd=run_dir, log_path=log,
+                                              netns=(namespaces or {}).get(ep.region), env=env)
+        workers.logs[ep.region] = log
+    return workers
+
+
+def read_progress(run_dir: Path, regions: list[str]) -> dict[str, dict]:
+    out = {}
+    for region in regions:
+        path = run_dir / "workers" / f"{region}.progress.json"
+        try:
+            out[region] = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            out[region] = {"phase": "starting"}
+    return out
+
+
+def caught_up(progress: dict[str, dict], live_regions: set[str]) -> bool:
+    """Every live region has seen, per producer, at least as many distinct messages as were acked."""
+    acked: dict[str, int] = {}
+    for p in progress.values():
+        for producer, count in (p.get("acked_by_producer") or {}).items():
+            acked[producer] = acked.get(producer, 0) + count
+    for region in live_regions:
+        seen = progress.get(region, {}).get("distinct_by_producer") or {}
+        if any(seen.get(producer, 0) < count for producer, count in acked.items()):
+            return False
+    return True
+
+
+def supervise(workers: WorkerSet, workload: WorkloadSpec, *, on_progress: Progress | None = None,
+              stop: threading.Event | None = None, tick_s: float = 0.5) -> dict[str, Any]:
+    """Wait for the workers to produce, drain and finish; return their summaries and fates."""
+    run_dir, regions = workers.run_dir, workers.regions
+    drained_flag = run_dir / "workers" / "drained"
+    produce_end = workers.start_at_ns / 1e9 + workload.duration_s + workload.send_timeout_ms / 1000
+    hard_deadline = produce_end + workload.drain_timeout_s + 120
+    drain_started: float | None = None
+    signalled = False
+    while True:
+        live = {r for r, ref in workers.refs.items() if procs.alive(ref)}
+        progress = read_progress(run_dir, regions)
+        if on_progress:
+            on_progress(progress)
+        if not live:
+            break
+        if stop is not None and stop.is_set() and not signalled:
+            for region in live:
+                procs.signal_group(workers.refs[region], signal.SIGTERM)  # stop producing, then drain
+            signalled = True
+        phases = {progress[r].get("phase") for r in live}
+        if phases <= {"draining", "reading", "done"}:
+            drain_started = drain_started or time.monotonic()
+            waited = time.monotonic() - drain_started
+            if not drained_flag.exists() and (caught_up(progress, live) or waited >= workload.drain_timeout_s):
+                drained_flag.write_text(json.dumps({"caught_up": caught_up(progress, live), "waited_s": waited}))
+        if time.time() > hard_deadline:
+            for region in live:
+                procs.kill(workers.refs[region])
+            break
+        time.sleep(tick_s)
+    summaries, fates = {}, {}
+    for region in regions:
+        path = run_dir / "workers" / f"{region}.summary.json"
+        if path.exists():
+            summaries[region] = json.loads(path.read_text())
+            fates[region] = "finished"
+        else:
+            fates[region] = f"died before finishing (log: {workers.logs[region]})"
+    drained = json.loads(drained_flag.read_text()) if drained_flag.exists() else {"caught_up": False, "waited_s": None}
+    return {"summaries": summaries, "fates": fates, "drain": drained}
+
+
+def stop_workers(workers: WorkerSet, timeout: float = 30) -> None:
+    """Stop producing now, end the drain, and let each worker write what it recorded."""
+    drained = workers.run_dir / "workers" / "drained"
+    if not drained.exists():
+        drained.write_text(json.dumps({"caught_up": False, "waited_s": None, "interrupted": True}))
+    for ref in workers.refs.values():
+        if procs.alive(ref):
+            procs.signal_group(ref, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for ref in workers.refs.values():
+        procs.wait_dead(ref, max(0.0, deadline - time.monotonic()))
+        if procs.alive(ref):
+            procs.kill(ref)
+
+
+def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | None, seed: int,
+                   workload: WorkloadSpec, extra: dict[str, Any] | None = None) -> None:
+    offsets = {}
+    for summary in result["summaries"].values():
+        for process in summary.get("processes", []):
+            offsets[process] = summary.get("clock_offset_ns", 0)
+    history.write_run_json(
+        workers.run_dir, workers.regions, scheme=scheme, run_id=workers.run_id, seed=seed, topics=workers.topics,
+        workload=workload.model_dump(), clock_offsets_ns=offsets, start_at_ns=workers.start_at_ns,
+        allowed=[] if workload.ordered else ["reordered"],
+        workers={r: {"fate": result["fates"][r], **{k: v for k, v in result["summaries"].get(r, {}).items()
+                                                     if k in ("sent", "acked", "failed", "unknown", "received",
+                                                              "achieved_rates", "errors", "clock_rtt_ns")}}
+                 for r in workers.regions},
+        drain=result["drain"], **(extra or {}),
+    )
+
+
+def run_load(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_dir: Path, *, seed: int = 0,
+             namespaces: dict[str, str] | None = None, clock_host: str = "127.0.0.1",
+             on_progress: Progress | None = None) -> dict[str, Any]:
+    """Load without faults: topics, workers in every region, drain, run.json. Returns the result."""
+    run_id = new_run_id()
+    try:
+        topics = prepare_topics(deployment, scheme, workload, run_id)
+    except AdminError as exc:
+        raise GeoReconError(f"could not create the run's topics: {exc}") from None
+    clock = ClockServer(clock_host)
+    stop = threading.Event()
+    workers = start_workers(deployment, workload, run_dir, run_id, topics, seed=seed, namespaces=namespaces,
+                            clock_url=clock.url)
+    try:
+        result = supervise(workers, workload, on_progress=on_progress, stop=stop)
+    except KeyboardInterrupt:
+        stop_workers(workers)
+        result = supervise(workers, workload)  # collects what the stopped workers wrote
+        write_run_json(workers, result, scheme=scheme, seed=seed, workload=workload, extra={"interrupted": True})
+        raise
+    finally:
+        clock.close()
+    write_run_json(workers, result, scheme=scheme, seed=seed, workload=workload)
+    return result

@@ -1,0 +1,474 @@
+"""One region's load: producers and consumers that record every send, ack and receipt.
+
+A worker is one process per region (inside the region's network namespace on
+the local lab). It writes exactly one history file, ``history/<region>.jsonl``,
+through the durable writer, and a progress file the controller reads.
+
+Outcomes are recorded as Jepsen does: ``invoke`` before a send, then ``ok``
+(with the message id), ``fail`` only when the client refused the message before
+it left the process, and ``info`` when the outcome is unknown (timeout,
+disconnect, crash). A worker killed mid-run leaves invokes with no completion,
+which the checker reads as unknown.
+
+Receipts are acknowledged only after their history lines are on disk (flush and
+fsync), so an acknowledged message is never missing from the history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from geo_recon import history
+from geo_recon.workload import message, schedule
+from geo_recon.workload.spec import WorkloadSpec
+
+# Results that prove the message never left this process: the client refused it.
+DEFINITE_FAILURES = {"ProducerQueueIsFull", "InvalidMessage", "MessageTooBig", "InvalidTopicName",
+                     "ProducerBlockedQuotaExceededError", "ProducerBlockedQuotaExceededException"}
+
+
+class WorkerConfig(BaseModel):
+    """Everything a worker needs, written by the controller as JSON (never with a token in it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    region: str
+    regions: list[str]
+    service_url: str
+    admin_url: str
+    tls_ca: str | None = None
+    topics: list[str]
+    workload: WorkloadSpec
+    seed: int = 0
+    start_at_ns: int
+    run_dir: str
+    clock_ref: str | None = None  # controller URL answering its clock, for the offset probe
+    coordinated_drain: bool = True  # wait for the controller's "drained" signal (local runs)
+
+
+def format_msg_id(msg_id: Any) -> str:
+    """``ledger:entry:partition:batch`` as in the history format."""
+    return f"{msg_id.ledger_id()}:{msg_id.entry_id()}:{msg_id.partition()}:{msg_id.batch_index()}"
+
+
+@dataclass
+class _Counters:
+    """Live counts for the progress file; updated from client threads under one lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    unknown: int = 0
+    received: int = 0
+    acked_by_producer: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, bytearray] = field(default_factory=dict)  # producer -> bitmap of seqs received here
+    distinct_by_producer: dict[str, int] = field(default_factory=dict)
+    recent_lag_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+
+    def saw(self, producer: str, seq: int, lag_ms: float | None) -> None:
+        with self.lock:
+            self.received += 1
+            bits = self.seen.setdefault(producer, bytearray())
+            byte, bit = divmod(seq, 8)
+            if byte >= len(bits):
+                bits.extend(b"\0" * (byte + 1 - len(bits) + 1024))
+            if not bits[byte] & (1 << bit):
+                bits[byte] |= 1 << bit
+                self.distinct_by_producer[producer] = self.distinct_by_producer.get(producer, 0) + 1
+            if lag_ms is not None:
+                self.recent_lag_ms.append(lag_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            lags = sorted(self.recent_lag_ms)
+            return {
+                "sent": self.sent, "acked": self.acked, "failed": self.failed, "unknown": self.unknown,
+                "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
+                "distinct_by_producer": dict(self.distinct_by_producer),
+                "lag_ms_p50": lags[len(lags) // 2] if lags else None,
+                "lag_ms_max": lags[-1] if lags else None,
+            }
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig, token: str | None = None):
+        self.cfg = config
+        self.token = token
+        self.run_dir = Path(config.run_dir)
+        self.region = config.region
+        self.stopping = threading.Event()  # stop producing (signal or end of schedule)
+        self.counters = _Counters()
+        self.phase = "starting"
+        self.clock_offset_ns = 0
+        self.clock_rtt_ns: int | None = None
+        self.achieved_rates: dict[str, float] = {}
+        self.errors: list[str] = []
+        self._last_receipt_at = time.monotonic()
+        workers_dir = self.run_dir / "workers"
+        workers_dir.mkdir(parents=True, exist_ok=True)
+        self.progress_path = workers_dir / f"{self.region}.progress.json"
+        self.summary_path = workers_dir / f"{self.region}.summary.json"
+        self.drained_flag = workers_dir / "drained"
+        self.writer = history.HistoryWriter(self.run_dir / "history" / f"{self.region}.jsonl")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def run(self) -> dict[str, Any]:
+        import pulsar
+
+        self._install_signal_handlers()
+        log_dir = self.run_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        client = pulsar.Client(
+            self.cfg.service_url,
+            authentication=pulsar.AuthenticationToken(self.token) if self.token else None,
+            tls_trust_certs_file_path=self.cfg.tls_ca,
+            operation_timeout_seconds=15,
+            io_threads=2, message_listener_threads=1,
+            logger=_client_logger(log_dir / f"worker-{self.region}-client.log"),
+        )
+        progress = threading.Thread(target=self._report_progress, name="progress", daemon=True)
+        progress.start()
+        try:
+            self.clock_offset_ns, self.clock_rtt_ns = probe_clock(self.cfg.clock_ref)
+            consumers = self._start_consumers(client)
+            self.phase = "producing"
+            producers = self._start_producers(client)
+            for thread in producers:
+                thread.join()
+            self.phase = "draining"
+            self._drain()
+            for consumer in consumers:
+                consumer.stop.set()
+            for consumer in consumers:
+                consumer.join(timeout=30)
+            if self.cfg.workload.reader_drain:
+                self.phase = "reading"
+                self._read_everything(client)
+            self.phase = "done"
+        finally:
+            self.writer.close()
+            client.close()
+            self._write_progress()
+        summary = {
+            "region": self.region, "run_id": self.cfg.run_id, **self.counters.snapshot(),
+            "clock_offset_ns": self.clock_offset_ns, "clock_rtt_ns": self.clock_rtt_ns,
+            "achieved_rates": self.achieved_rates, "errors": self.errors,
+            "processes": sorted(self._process_names()),
+        }
+        _atomic_write(self.summary_path, summary)
+        return summary
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum, frame):  # noqa: ARG001
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _process_names(self) -> set[str]:
+        w = self.cfg.workload
+        names = {f"{self.region}/p{i}" for i in range(w.producers)}
+        names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
+        names.add(f"{self.region}/reader")
+        return names
+
+    # ------------------------------------------------------------ producing
+
+    def _start_producers(self, client) -> list[threading.Thread]:
+        w = self.cfg.workload
+        threads = []
+        for index, rate in enumerate(schedule.producer_rates(w.rate, w.producers)):
+            topic = self.cfg.topics[schedule.topic_of(index, w.topics)]
+            thread = threading.Thread(target=self._produce, args=(client, index, topic, rate),
+                                      name=f"producer-{index}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    def _produce(self, client, index: int, topic: str, rate: float) -> None:
+        w = self.cfg.workload
+        name = f"{self.region}/p{index}"
+        try:
+            producer = client.create_producer(
+                topic,
+                producer_name=f"{self.cfg.run_id}-{self.region}-p{index}" if w.producer_dedup else None,
+                send_timeout_millis=w.send_timeout_ms,
+                batching_enabled=w.batching,
+                batching_max_publish_delay_ms=5,
+                max_pending_messages=w.max_outstanding,
+                block_if_queue_full=True,
+            )
+        except Exception as exc:  # the region is unreachable at start: nothing was invoked
+            self.errors.append(f"{name}: could not create a producer on {topic}: {exc}")
+            return
+        outstanding = threading.BoundedSemaphore(w.max_outstanding)
+        payload = message.payload(w.message_size)
+        total = schedule.count_in(rate, w.duration_s)
+        start = self.cfg.start_at_ns
+        base = {"f": "send", "region": self.region, "process": name, "producer": name}
+        keys = schedule.key_stream(self.cfg.seed, name, w.keys)
+        sent = 0
+        end_ns = start + int(w.duration_s * 1e9)
+        for seq in range(total):
+            if self.stopping.is_set() or time.time_ns() >= end_ns:
+                break
+            wait = (schedule.due_ns(start, rate, seq) - time.time_ns()) / 1e9
+            if wait > 0 and self.stopping.wait(wait):
+                break
+            while not outstanding.acquire(timeout=0.2):
+                if self.stopping.is_set():
+                    break
+            else:
+                sent_ns = history.now_ns()
+                key = next(keys)
+                self.writer.append({"type": "invoke", **base, "time": sent_ns, "seq": seq, "key": key, "topic": topic})
+                with self.counters.lock:
+                    self.counters.sent += 1
+                try:
+                    producer.send_async(
+                        payload, self._on_sent(base, seq, outstanding),
+                        properties=message.properties(name, seq, sent_ns),
+                        partition_key=key, sequence_id=seq if w.producer_dedup else None,
+                    )
+                except Exception as exc:  # refused synchronously: it never left this process
+                    self._complete(base, seq, "fail", error=type(exc).__name__)
+                    outstanding.release()
+                sent += 1
+                continue
+            break
+        elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
+        self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
+        try:
+            producer.flush()
+        except Exception:
+            pass
+        # Wait for every callback: each send ends ok, fail or info (timeouts fire on their own).
+        deadline = time.monotonic() + w.send_timeout_ms / 1000 + 30
+        acquired = 0
+        while acquired < w.max_outstanding and time.monotonic() < deadline:
+            if outstanding.acquire(timeout=0.5):
+                acquired += 1
+        try:
+            producer.close()
+        except Exception:
+            pass
+
+    def _on_sent(self, base: dict, seq: int, outstanding: threading.BoundedSemaphore):
+        def callback(result, msg_id) -> None:
+            try:
+                name = getattr(result, "name", str(result))
+                if name == "Ok":
+                    self._complete(base, seq, "ok", msg_id=format_msg_id(msg_id))
+                elif name in DEFINITE_FAILURES:
+                    self._complete(base, seq, "fail", error=name)
+                else:
+                    self._complete(base, seq, "info", error=name)
+            finally:
+                outstanding.release()
+        return callback
+
+    def _complete(self, base: dict, seq: int, kind: str, **extra: Any) -> None:
+        self.writer.append({"type": kind, **base, "time": history.now_ns(), "seq": seq, **extra})
+        with self.counters.lock:
+            if kind == "ok":
+                self.counters.acked += 1
+                producer = base["producer"]
+                self.counters.acked_by_producer[producer] = self.counters.acked_by_producer.get(producer, 0) + 1
+            elif kind == "fail":
+                self.counters.failed += 1
+            else:
+                self.counters.unknown += 1
+
+    # ------------------------------------------------------------ consuming
+
+    def _start_consumers(self, client) -> list["_ConsumerLoop"]:
+        import pulsar
+
+        w = self.cfg.workload
+        kinds = {"exclusive": pulsar.ConsumerType.Exclusive, "failover": pulsar.ConsumerType.Failover,
+                 "key_shared": pulsar.ConsumerType.KeyShared, "shared": pulsar.ConsumerType.Shared}
+        loops = []
+        for t, topic in enumerate(self.cfg.topics):
+            for c in range(w.consumers):
+                consumer = client.subscribe(
+                    topic, f"geo-recon-{self.region}", consumer_type=kinds[w.subscription_type],
+                    initial_position=pulsar.InitialPosition.Earliest, consumer_name=f"{self.region}-c{t}.{c}",
+                    receiver_queue_size=1000,
+                )
+                loop = _ConsumerLoop(self, consumer, topic, f"{self.region}/c{t}.{c}")
+                loop.start()
+                loops.append(loop)
+        return loops
+
+    def _drain(self) -> None:
+        """Keep consuming until every region caught up (the controller says so), or a deadline."""
+        w = self.cfg.workload
+        deadline = time.monotonic() + w.drain_timeout_s
+        while time.monotonic() < deadline:
+            if self.cfg.coordinated_drain:
+                if self.drained_flag.exists():
+                    return
+            elif time.monotonic() - self._last_receipt() >= w.drain_idle_s:
+                return
+            time.sleep(0.1)
+
+    def _last_receipt(self) -> float:
+        return self._last_receipt_at
+
+    def _read_everything(self, client) -> None:
+        """Read each topic from its first message: tells "never stored here" from "not consumed"."""
+        import pulsar
+
+        process = f"{self.region}/reader"
+        for topic in self.cfg.topics:
+            partitions = client.get_topic_partitions(topic)
+            for part in partitions:
+                reader = client.create_reader(part, pulsar.MessageId.earliest, receiver_queue_size=1000)
+                try:
+                    while reader.has_message_available():
+                        msg = reader.read_next(timeout_millis=10000)
+                        ident = message.identify(msg.properties())
+                        if ident is None:
+                            continue
+                        self.writer.append({
+                            "type": "recv", "time": history.now_ns(), "region": self.region, "process": process,
+                            "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
+                            "redelivery": 0, "topic": topic, "via": "reader",
+                        })
+                        self.counters.saw(ident[0], ident[1], None)
+                except Exception as exc:
+                    self.errors.append(f"reader on {part}: {type(exc).__name__}: {exc}")
+                finally:
+                    reader.close()
+        self.writer.flush()
+
+    # ------------------------------------------------------------ progress
+
+    def _report_progress(self) -> None:
+        while True:
+            self._write_progress()
+            time.sleep(0.5)
+
+    def _write_progress(self) -> None:
+        _atomic_write(self.progress_path, {"region": self.region, "phase": self.phase, "time_ns": time.time_ns(),
+                                           **self.counters.snapshot()})
+
+
+class _ConsumerLoop(threading.Thread):
+    """Receive, record, make the record durable, then acknowledge (in small batches)."""
+
+    BATCH = 500
+    FLUSH_EVERY_S = 0.1
+
+    def __init__(self, worker: Worker, consumer, topic: str, process: str):
+        super().__init__(name=f"consumer-{process}", daemon=True)
+        self.worker, self.consumer, self.topic, self.process = worker, consumer, topic, process
+        self.stop = threading.Event()
+        self.sub_type = worker.cfg.workload.subscription_type
+
+    def run(self) -> None:
+        import pulsar
+
+        pending = []
+        last_flush = time.monotonic()
+        w = self.worker
+        while True:
+            try:
+                msg = self.consumer.receive(timeout_millis=100)
+            except pulsar.Timeout:
+                msg = None
+            except Exception as exc:  # closed underneath us
+                w.errors.append(f"{self.process}: {type(exc).__name__}: {exc}")
+                break
+            if msg is not None:
+                now = history.now_ns()
+                w._last_receipt_at = time.monotonic()
+                props = msg.properties()
+                ident = message.identify(props)
+                if ident is not None:
+                    w.writer.append({
+                        "type": "recv", "time": now, "region": w.region, "process": self.process,
+                        "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
+                        "redelivery": msg.redelivery_count(), "topic": self.topic,
+                        "subscription_type": self.sub_type,
+                    })
+                    sent = props.get(message.SENT)
+                    w.counters.saw(ident[0], ident[1], (now - int(sent)) / 1e6 if sent else None)
+                pending.append(msg)
+            if pending and (len(pending) >= self.BATCH or time.monotonic() - last_flush >= self.FLUSH_EVERY_S):
+                w.writer.flush()  # durable before acknowledged
+                for m in pending:
+                    self.consumer.acknowledge(m)
+                pending.clear()
+                last_flush = time.monotonic()
+            elif not pending:
+                last_flush = time.monotonic()
+            if self.stop.is_set() and not pending and msg is None:
+                break
+        try:
+            self.consumer.close()
+        except Exception:
+            pass
+
+
+def probe_clock(url: str | None, samples: int = 15) -> tuple[int, int | None]:
+    """Offset of the controller's clock from ours (controller minus ours), from the
+    lowest-round-trip of a few UDP probes; (0, None) when there is no controller."""
+    if not url or not url.startswith("udp://"):
+        return 0, None
+    import socket
+
+    host, port = url[len("udp://"):].rsplit(":", 1)
+    best: tuple[int, int] | None = None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        for _ in range(samples):
+            try:
+                t0 = time.time_ns()
+                sock.sendto(b"t", (host, int(port)))
+                remote = int(sock.recv(64))
+                t1 = time.time_ns()
+            except (OSError, ValueError):
+                continue
+            rtt = t1 - t0
+            if best is None or rtt < best[1]:
+                best = (remote - (t0 + t1) // 2, rtt)
+    return best if best else (0, None)
+
+
+def _client_logger(path: Path) -> logging.Logger:
+    logger = logging.getLogger(f"geo_recon.worker.{path.stem}")
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def _atomic_write(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def run_from_file(config_path: str | Path) -> dict[str, Any]:
+    cfg = WorkerConfig.model_validate_json(Path(config_path).read_text())
+    return Worker(cfg, token=os.environ.get("GEO_RECON_TOKEN") or None).run()
