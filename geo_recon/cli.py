@@ -533,6 +533,48 @@ def faults_heal(lab_name) -> None:
     click.echo(f"healed {len(healed)} item(s)" if healed else "nothing to heal")
 
 
+@cli.command("run")
+@click.argument("scenario_file", type=click.Path(dir_okay=False))
+@click.option("--schemes", default=None, help="Run under these schemes one after the other, e.g. strong,async, "
+                                               "and compare them (default: the scenario's scheme).")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where run directories go (a `latest` link points at the newest).")
+@click.option("--keep-lab", is_flag=True, help="Leave the lab running afterwards.")
+@click.option("--reuse-lab", is_flag=True, help="Use a lab that is already up with the same scheme and regions.")
+def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
+    """Run a scenario end to end: lab, scheme, load, faults, heal, drain, check, report.
+
+    Exit code: 0 expectations met, 1 not met, 2 could not decide, 130 interrupted."""
+    from pathlib import Path
+
+    from geo_recon import run as run_mod
+    from geo_recon import scenario as scenario_mod
+
+    scenario = scenario_mod.load(scenario_file)
+    outcomes = []
+    progress = _timed_progress()
+    for scheme in scenario_mod.schemes_to_run(scenario, schemes):
+        outcome = run_mod.run_scenario(scenario, scheme, runs_root=Path(runs_root), progress=progress,
+                                       keep_lab=keep_lab, reuse_lab=reuse_lab)
+        outcomes.append(outcome)
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phases.items())
+        verdict = {True: "expectations MET", False: "expectations NOT MET", None: "could not decide"}[outcome.met]
+        click.echo(f"{outcome.scheme}: {verdict} -> {outcome.run_dir} ({phases})")
+        if outcome.error:
+            click.echo(f"  reason: {outcome.error}")
+        if outcome.interrupted:
+            raise SystemExit(130)
+    if len(outcomes) > 1:
+        try:
+            from geo_recon.report import compare
+
+            click.echo(compare.compare_runs([o.run_dir for o in outcomes], out_dir=Path(runs_root)))
+        except ImportError:
+            pass
+    codes = [o.exit_code for o in outcomes]
+    raise SystemExit(2 if 2 in codes else max(codes))
+
+
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
     # SIGTERM takes the same path as Ctrl-C: heal, tear down, keep what was recorded.
     raise KeyboardInterrupt

@@ -95,7 +95,7 @@ class WorkerSet:
 
 def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path, run_id: str, topics: list[str], *,
                   seed: int = 0, namespaces: dict[str, str] | None = None, clock_url: str | None = None,
-                  start_delay_s: float = 4.0) -> WorkerSet:
+                  start_delay_s: float = 4.0, lab_marker: str | None = None) -> WorkerSet:
     """One worker process per region, all starting to produce at the same instant."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "workers").mkdir(exist_ok=True)
@@ -113,6 +113,8 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
         log = run_dir / "logs" / f"worker-{ep.region}.log"
         argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path)]
         env = {"GEO_RECON_TOKEN": ep.token} if ep.token else {}
+        if lab_marker:
+            env["GEO_RECON_LAB"] = lab_marker  # `lab down` finds a stray worker by it
         workers.refs[ep.region] = procs.start(argv, cwd=run_dir, log_path=log,
                                               netns=(namespaces or {}).get(ep.region), env=env)
         workers.logs[ep.region] = log
@@ -221,7 +223,7 @@ def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | 
 
 def run_load(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_dir: Path, *, seed: int = 0,
              namespaces: dict[str, str] | None = None, clock_host: str = "127.0.0.1",
-             on_progress: Progress | None = None) -> dict[str, Any]:
+             on_progress: Progress | None = None, lab_marker: str | None = None) -> dict[str, Any]:
     """Load without faults: topics, workers in every region, drain, run.json. Returns the result."""
     run_id = new_run_id()
     try:
@@ -231,7 +233,7 @@ def run_load(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_di
     clock = ClockServer(clock_host)
     stop = threading.Event()
     workers = start_workers(deployment, workload, run_dir, run_id, topics, seed=seed, namespaces=namespaces,
-                            clock_url=clock.url)
+                            clock_url=clock.url, lab_marker=lab_marker)
     try:
         result = supervise(workers, workload, on_progress=on_progress, stop=stop)
     except KeyboardInterrupt:

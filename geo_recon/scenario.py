@@ -1,0 +1,186 @@
+"""Scenario files: one YAML in, everything a run needs. Errors name the file, line and field.
+
+::
+
+    name: partition-heal
+    description: Cut a from b for 15 s under load, then heal; everything must converge.
+    seed: 7
+    topology:
+      backend: local            # local | compose | external
+      regions: [a, b]
+      lab: {name: lab, base_port: 20000, subnet: 0}
+      # clusters: clusters.yaml # external: existing clusters (see README)
+    scheme: async               # the default; `geo-recon run --schemes strong,async` runs both
+    settings: {dedup: false, persistence: 2/2/2}
+    workload: {rate: 200, duration_s: 40}
+    faults:
+      - {kind: partition, groups: [[a], [b]], at_s: 10, duration_s: 15}
+    expectations:               # limits per region; a scheme's own block overrides
+      max_lost: 0
+      max_convergence_s: 60
+      async: {max_rpo_messages: null}
+      strong: {max_rpo_messages: 0}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from geo_recon.deploy.topology import NAME_RE, SCHEMES
+from geo_recon.errors import ConfigError
+from geo_recon.faults.spec import FaultSpec
+from geo_recon.workload.spec import WorkloadSpec
+
+
+class LabOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "lab"
+    base_port: int = 20000
+    subnet: int = 0
+    isolation: Literal["auto", "netns", "loopback"] = "auto"
+    keep: bool = Field(False, description="leave the lab running after the run")
+
+
+class Topology(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["local", "compose", "external"] = "local"
+    regions: list[str] = ["a", "b"]
+    lab: LabOptions = LabOptions()
+    clusters: str | None = None
+    compose_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Topology":
+        if len(self.regions) < 2:
+            raise ValueError(f"at least 2 regions are needed, got {self.regions}")
+        for region in self.regions:
+            if not NAME_RE.fullmatch(region):
+                raise ValueError(f"region name {region!r}: use 1-8 lowercase letters or digits")
+        if self.backend == "external" and not self.clusters:
+            raise ValueError("backend external needs clusters: a clusters file")
+        return self
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str = "geo"
+    namespace: str = "recon"
+    dedup: bool = False
+    persistence: str = "2/2/2"
+
+
+class Limits(BaseModel):
+    """Per-region limits; None means "report, do not judge"."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_lost: int | None = None
+    max_duplicates: int | None = None
+    max_reordered: int | None = None
+    max_unexpected: int | None = 0
+    max_lag_p99_ms: float | None = None
+    max_convergence_s: float | None = None
+    max_rpo_messages: int | None = None
+    max_rpo_s: float | None = None
+    max_rto_s: float | None = None
+    min_delivered_fraction: float | None = Field(None, ge=0, le=1)
+
+
+class Expectations(Limits):
+    async_: Limits | None = Field(None, alias="async")
+    strong: Limits | None = None
+    allow: list[str] = []
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def for_scheme(self, scheme: str) -> Limits:
+        base = {k: getattr(self, k) for k in Limits.model_fields}
+        override = self.async_ if scheme == "async" else self.strong
+        if override is not None:
+            base.update({k: v for k, v in override.model_dump(exclude_unset=True).items()})
+        return Limits(**base)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    seed: int = 0
+    topology: Topology = Topology()
+    scheme: Literal["async", "strong"] = "async"
+    settings: Settings = Settings()
+    workload: WorkloadSpec = WorkloadSpec()
+    faults: list[FaultSpec] = []
+    expectations: Expectations = Expectations()
+    source: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _faults_fit(self) -> "Scenario":
+        for i, fault in enumerate(self.faults):
+            unknown = [r for r in fault.regions_touched(self.topology.regions) if r not in self.topology.regions
+                       and r != "zk"]
+            if unknown:
+                raise ValueError(f"faults.{i}: unknown region(s) {unknown}; regions are {self.topology.regions}")
+            if fault.at_s >= self.workload.duration_s and fault.random is None:
+                raise ValueError(f"faults.{i}: starts at {fault.at_s}s, after the load ends "
+                                 f"({self.workload.duration_s}s)")
+        return self
+
+
+def load(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"scenario {path} does not exist") from None
+    try:
+        raw = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a scenario is a mapping with at least a name")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [p for p in err["loc"]]
+        line = _line_of(raw, loc)
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: field {field}: {msg}") from None
+    scenario.source = str(path)
+    return scenario
+
+
+def _line_of(node: Any, loc: list[Any]) -> int | None:
+    """The 1-based line of the deepest YAML node on ``loc`` that exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(key) or
+                          (str(key) == "async_" and k.value == "async")), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            match = node.value[key]
+        else:
+            match = None
+        if match is None:
+            break
+        node = match
+        line = node.start_mark.line + 1
+    return line
+
+
+def schemes_to_run(scenario: Scenario, option: str | None) -> list[str]:
+    if not option:
+        return [scenario.scheme]
+    schemes = [s.strip() for s in option.split(",") if s.strip()]
+    for s in schemes:
+        if s not in SCHEMES:
+            raise ConfigError(f"--schemes: unknown scheme {s!r}; expected {', '.join(SCHEMES)}")
+    return schemes
