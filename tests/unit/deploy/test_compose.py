@@ -219,15 +219,31 @@ def test_each_region_gets_a_worker_that_reads_the_clusters_file():
     files = compose.render(ASYNC3, build_context="../..")
     worker = yaml.safe_load(files["compose.yaml"])["services"]["c-worker"]
     assert worker["command"] == ["geo-recon", "worker", "--region", "c", "--clusters", "/config/clusters.yaml",
-                                 "--out", "/history"]
+                                 "--out", "/history", "--run-id", "${GEO_RECON_RUN_ID:-compose}"]
     assert worker["build"] == {"context": "../..", "dockerfile": "docker/worker.Dockerfile"}
     assert worker["profiles"] == ["workers"]
     assert worker["networks"] == ["net-c"]
-    assert "./clusters.yaml:/config/clusters.yaml:ro" in worker["volumes"]
-    clusters = yaml.safe_load(files["clusters.yaml"])
-    assert clusters == {"scheme": "async", "regions": {
-        r: {"cluster": r, "service_url": f"pulsar://{r}-standalone:{p}50", "admin_url": f"http://{r}-standalone:{p}80"}
-        for r, p in (("a", 201), ("b", 202), ("c", 203))}}
+    assert worker["volumes"] == ["./clusters.yaml:/config/clusters.yaml:ro", "${GEO_RECON_HISTORY:-./history}:/history"]
+
+
+@pytest.mark.parametrize("spec", [ASYNC3, STRONG3], ids=["async", "strong"])
+def test_the_clusters_file_is_one_the_rest_of_geo_recon_reads(spec, tmp_path):
+    from geo_recon.deployment import from_clusters_file
+
+    path = tmp_path / "clusters.yaml"
+    path.write_text(compose.render(spec)["clusters.yaml"])
+    deployment = from_clusters_file(path)
+    lab = compose.compose_lab(spec)
+    assert [(r.region, r.service_url, r.admin_url, r.cluster) for r in deployment.regions] == [
+        (e.region, e.service_url, e.admin_url, e.cluster) for e in lab.endpoints()]
+    kind = "standalone" if spec.scheme == "async" else "broker"
+    assert deployment.region("b").service_url == f"pulsar://b-{kind}:20250"
+    assert deployment.region("c").admin_url == f"http://c-{kind}:20380"
+    if spec.scheme == "strong":
+        assert [r.bookies for r in deployment.regions] == [("a-bookie:20181",), ("b-bookie:20281",), ("c-bookie:20381",)]
+        assert {r.cluster for r in deployment.regions} == {"geo"}
+    else:
+        assert all(r.bookies == () and r.cluster == r.region for r in deployment.regions)
 
 
 def _fake_curl(tmp_path, racks_json):
