@@ -372,7 +372,9 @@ def _toxiproxy(lab: ComposeLab, region: str) -> dict[str, Any]:
         "volumes": [f"./toxiproxy/{region}.json:/config/toxiproxy.json:ro"],
         "networks": networks,
         "ports": [f"127.0.0.1:{lab.toxiproxy_api_port(region)}:{TOXIPROXY_API_PORT}"],
-        "healthcheck": {"test": ["CMD", "/toxiproxy-cli", "list"], **HEALTH_TIMING},
+        # Toxiproxy creates the configured proxies in order and stops at the first that fails (a busy
+        # port, say), still serving its API: healthy only once the last one exists.
+        "healthcheck": {"test": ["CMD", "/toxiproxy-cli", "inspect", lab.proxies(region)[-1].name], **HEALTH_TIMING},
         "restart": "no",
         "labels": _labels(toxiproxy_service(region), region),
     }

@@ -156,6 +156,7 @@ def test_toxiproxy_listens_exactly_on_the_other_sites_ports_and_loads_its_config
         assert "-config=/config/toxiproxy.json" in service["command"]
         assert f"./toxiproxy/{region}.json:/config/toxiproxy.json:ro" in service["volumes"]
         assert set(service["networks"]) == {compose.network(s) for s in lab.sites}
+        assert service["healthcheck"]["test"] == ["CMD", "/toxiproxy-cli", "inspect", config[-1]["name"]]
 
 
 @pytest.mark.parametrize("spec", [ASYNC3, STRONG3], ids=["async", "strong"])
