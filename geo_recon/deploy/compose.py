@@ -53,6 +53,7 @@ from geo_recon.deploy.topology import (
     plan_lab,
 )
 from geo_recon.errors import ConfigError
+from geo_recon.schemes import rack_for
 
 PULSAR_IMAGE = f"apachepulsar/pulsar:{PULSAR_VERSION}"
 # Shopify/toxiproxy tag v2.12.0 (2025-03-18); its release publishes ghcr.io/shopify/toxiproxy:<version>.
@@ -302,12 +303,6 @@ def metadata_setup_args(lab: ComposeLab) -> list[str]:
             "--configuration-metadata-store", f"zk:{lab.zookeeper}",
             "--web-service-url", first.admin_url,
             "--broker-service-url", first.service_url]
-
-
-def rack_for(region: str) -> str:
-    from geo_recon.deploy.local import rack_for as local_rack_for
-
-    return local_rack_for(region)
 
 
 def bookie_racks(lab: ComposeLab) -> dict[str, str]:
