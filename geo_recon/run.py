@@ -89,9 +89,11 @@ def versions() -> dict[str, str]:
 def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: Progress,
                  keep_lab: bool = False, reuse_lab: bool = False) -> RunOutcome:
     if scenario.topology.backend == "compose":
-        from geo_recon.deploy import compose
+        from geo_recon.deploy.compose_backend import check_engine, run_command
 
-        compose.require_engine()
+        check_engine(run_command)  # no Docker engine: a clear error before anything is done
+        raise ConfigError(f"{scenario.source}: backend compose: run the rendered lab with `geo-recon compose up DIR`, "
+                          "then this scenario with backend external and the project's clusters.yaml")
     if scenario.topology.backend == "external" and scenario.faults:
         raise ConfigError(f"{scenario.source}: faults need a lab this tool controls (backend local or compose); "
                           "the external backend only drives load and checks")
