@@ -312,6 +312,13 @@ def status(lab_name, clusters_file, tenant, namespace, as_json) -> None:
     click.echo(f"note: {st.DELAY_NOTE}")
 
 
+# The checker's commands live beside the checker; the module imports only click.
+from geo_recon.check.cli import bench as _bench_group, check as _check_command  # noqa: E402
+
+cli.add_command(_check_command)
+cli.add_command(_bench_group)
+
+
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
     # SIGTERM takes the same path as Ctrl-C: heal, tear down, keep what was recorded.
     raise KeyboardInterrupt

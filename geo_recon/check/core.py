@@ -241,9 +241,8 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
             lag_ns=facts.first_consumer[lagged] - ok_time[lagged], origin=messages.origin[lagged],
             region_names=names, ok_time=ok_time[lagged], t0=t0, bucket_s=series_bucket)
         consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
-        received_per_second[region] = per_second(consumer_times, t0=t0,
-                                                 n_seconds=int((int(consumer_times.max()) - t0) // 10**9) + 1
-                                                 if len(consumer_times) else 1)
+        last = int(consumer_times.max()) if len(consumer_times) else t0
+        received_per_second[region] = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
         region_counts[region] = counts
         del facts, receipts
 
