@@ -444,12 +444,7 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, seed, 
     click.echo(json.dumps({k: summary[k] for k in ("region", "sent", "acked", "failed", "unknown", "received")}))
 
 
-@cli.group()
-def bench() -> None:
-    """Benchmarks that print figures (nothing here is a pass/fail test)."""
-
-
-@bench.command("load")
+@click.command("load")
 @_target
 @click.option("--region", default=None, help="Region to load (default: the first).")
 @click.option("--seconds", type=float, default=20.0, show_default=True)
@@ -766,6 +761,14 @@ def compose_heal(project_dir: Path) -> None:
     backend = ComposeBackend(project_dir)
     backend.heal()
     click.echo(f"every link of {backend.lab.project} healed")
+
+
+# The checker's commands live beside the checker; the module imports only click.
+from geo_recon.check.cli import bench as _bench_group, check as _check_command  # noqa: E402
+
+cli.add_command(_check_command)
+cli.add_command(_bench_group)
+_bench_group.add_command(bench_load)
 
 
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001

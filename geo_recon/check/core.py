@@ -1,0 +1,437 @@
+"""check_history: a History in, a CheckResult out. check_run: the same from a run directory.
+
+The pipeline, per run.json region R (one region's receipts in memory at a time):
+clock offsets -> :func:`~geo_recon.check.regions.region_facts` -> one detector
+per anomaly -> lag. Then, across regions: lost (which needs every region's
+receipts), convergence, RPO, RTO, publish latency, rates. Detectors are pure;
+the only I/O is loading the history and, in :func:`check_run`, reading back
+the few history lines that cases cite (to show their msg_ids).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from geo_recon.check import columnar, regions as R
+from geo_recon.check.anomalies import ALL, VALIDITY, Anomaly, parse_allowed
+from geo_recon.check.cases import Case, Sighting, case_to_json
+from geo_recon.check.explanations import explain
+from geo_recon.check.ingest import read_history
+from geo_recon.check.model import (
+    NEVER,
+    NO_TIME,
+    Completions,
+    FaultEvent,
+    History,
+    InputSummary,
+    Messages,
+    Outcome,
+    Receipts,
+    split_ref,
+)
+from geo_recon.check.recovery import convergence, fault_windows, rpo, rto, window_json
+from geo_recon.check.timing import (
+    LagStats,
+    bucket_seconds,
+    per_second,
+    percentiles_by_group,
+    rate_points,
+    region_lag,
+)
+from geo_recon.errors import GeoReconError
+from geo_recon.history import HistoryError
+
+RESULTS_JSON = "results.json"
+COUNTED = (Anomaly.LOST, Anomaly.STORED_NOT_CONSUMED, Anomaly.DUPLICATES, Anomaly.REDELIVERED,
+           Anomaly.REORDERED, Anomaly.UNEXPECTED, Anomaly.RECOVERED)
+
+
+class CannotDecide(GeoReconError):
+    """The history does not allow a verdict (exit code 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegionResult:
+    expected: int
+    counts: Mapping[str, int]  #: per anomaly name
+    receipts: int
+    lag: LagStats
+
+    def to_json(self) -> dict[str, Any]:
+        return {"expected": self.expected, **{k.value: self.counts[k.value] for k in COUNTED},
+                "receipts": self.receipts, "lag_ms": self.lag.overall, "lag_ms_by_origin": self.lag.by_origin}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The verdict and everything behind it. ``to_json()`` gives the DESIGN.md shape."""
+
+    valid: bool
+    allowed: frozenset[Anomaly]
+    regions: Mapping[str, RegionResult]
+    cases: Mapping[str, tuple[Case, ...]]
+    faults: list[dict[str, Any]]
+    convergence: list[dict[str, Any]]
+    rpo: list[dict[str, Any]]
+    rto: list[dict[str, Any]]
+    publish_latency_ms: dict[str, dict[str, float]]
+    rates: dict[str, Any]
+    run: dict[str, Any]
+    input: InputSummary
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def anomaly_types(self) -> list[str]:
+        """Anomalies found that make the run invalid (not allowed)."""
+        return [k.value for k in VALIDITY if k not in self.allowed
+                and any(r.counts[k.value] for r in self.regions.values())]
+
+    def totals(self) -> dict[str, int]:
+        return {k.value: sum(r.counts[k.value] for r in self.regions.values()) for k in COUNTED}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "anomaly_types": self.anomaly_types,
+            "allowed": sorted(a.value for a in self.allowed),
+            "regions": {name: r.to_json() for name, r in self.regions.items()},
+            "totals": self.totals(),
+            "cases": {kind: [{**case_to_json(c), "explanation": explain(c)} for c in cases]
+                      for kind, cases in self.cases.items()},
+            "faults": self.faults,
+            "convergence": self.convergence,
+            "rpo": self.rpo,
+            "rto": self.rto,
+            "publish_latency_ms": self.publish_latency_ms,
+            "lag_series": {origin: {region: r.lag.series.get(origin, []) for region, r in self.regions.items()
+                                    if origin in r.lag.series}
+                           for origin in _origins(self.regions)},
+            "lag_cdf": {name: r.lag.cdf for name, r in self.regions.items()},
+            "rates": self.rates,
+            "run": self.run,
+            "input": dataclasses.asdict(self.input),
+            "warnings": self.warnings,
+        }
+
+
+def _origins(regions: Mapping[str, RegionResult]) -> list[str]:
+    seen: list[str] = []
+    for r in regions.values():
+        for origin in r.lag.series:
+            if origin not in seen:
+                seen.append(origin)
+    return seen
+
+
+# --------------------------------------------------------------------------- clock offsets
+
+
+def _offsets(history: History) -> tuple[np.ndarray | None, list[str]]:
+    raw = history.run.get("clock_offsets_ns") or {}
+    assert isinstance(raw, dict)
+    if not raw:
+        return None, []
+    index = {name: i for i, name in enumerate(history.processes)}
+    off = np.zeros(len(history.processes) + 1, dtype=np.int64)  # last slot: process -1
+    unknown = []
+    for name, value in raw.items():
+        if name in index:
+            off[index[name]] = int(value)
+        else:
+            unknown.append(name)
+    warnings = [f"run.json clock_offsets_ns names processes not in the history: {', '.join(sorted(unknown))}"] \
+        if unknown else []
+    return off, warnings
+
+
+def _shift(times: np.ndarray, process: np.ndarray, off: np.ndarray | None) -> np.ndarray:
+    if off is None:
+        return times
+    return np.where(times == NO_TIME, NO_TIME, times + off[process])
+
+
+def apply_offsets(history: History) -> tuple[History, list[str]]:
+    """The history with every time corrected by run.json ``clock_offsets_ns`` (added to that process's times)."""
+    off, warnings = _offsets(history)
+    if off is None:
+        return history, warnings
+    m = history.messages
+    messages = dataclasses.replace(m, invoke_time=_shift(m.invoke_time, m.process, off),
+                                   done_time=_shift(m.done_time, m.process, off))
+    c = history.completions
+    completions = dataclasses.replace(c, time=c.time + off[c.process])
+    raw = history.run.get("clock_offsets_ns") or {}
+    assert isinstance(raw, dict)
+    faults = tuple(dataclasses.replace(f, time=f.time + int(raw.get(f.process, 0))) if f.process else f
+                   for f in history.faults)
+
+    def shifted(code: int) -> Any:
+        def load() -> Receipts:
+            rec = history.region_receipts(code)
+            return dataclasses.replace(rec, time=rec.time + off[rec.process])
+        return load
+
+    receipts = tuple(shifted(code) for code in range(len(history.receipts)))
+    return dataclasses.replace(history, messages=messages, completions=completions, faults=faults,
+                               receipts=receipts), warnings
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_cases: int = 10) -> CheckResult:
+    """Check a normalised history against DESIGN.md's definitions. Pure: no I/O besides loading receipts."""
+    history, warnings = apply_offsets(history)
+    messages = history.messages
+    ok = messages.outcome == Outcome.OK
+    n_ok = int(ok.sum())
+    if n_ok == 0:
+        raise CannotDecide(f"no acknowledged send (no 'ok' send line) in {history.input.files} history file(s), "
+                           f"{history.input.lines} line(s): there is nothing to check")
+    t0, end = _time_range(history)
+    ctx = R.Context(history=history, t0=t0, max_cases=max_cases)
+    names = history.region_names
+    listed = [r for r in history.regions]
+    codes = {r: names.index(r) for r in listed}  # every run.json region has a code, receipts or not
+    ok_time = messages.done_time
+    span = int(ok_time[ok].max()) - t0
+    series_bucket = bucket_seconds(span)
+
+    first_by_code: list[np.ndarray | None] = [None] * len(names)
+    received_by_code: list[np.ndarray | None] = [None] * len(names)
+    region_counts: dict[str, dict[str, int]] = {}
+    region_lags: dict[str, LagStats] = {}
+    cases: dict[str, list[Case]] = {k.value: [] for k in ALL}
+    received_per_second: dict[str, np.ndarray] = {}
+    receipts_total = 0
+    for region in listed:
+        counts = {k.value: 0 for k in COUNTED}
+        code = codes[region]
+        if history.receipt_counts[code] == 0:
+            first_by_code[code] = np.full(len(messages), NEVER, dtype=np.int64)
+            received_by_code[code] = np.zeros(len(messages), dtype=bool)
+            region_counts[region] = counts
+            region_lags[region] = LagStats(None, {}, None)
+            received_per_second[region] = np.zeros(0, dtype=np.int64)
+            continue
+        receipts = history.region_receipts(code)
+        receipts_total += len(receipts)
+        end = max(end, int(receipts.time.max()))
+        facts = R.region_facts(messages, receipts, code=code, name=region)
+        for kind, detector in ((Anomaly.STORED_NOT_CONSUMED, R.detect_stored_not_consumed),
+                               (Anomaly.DUPLICATES, R.detect_duplicates),
+                               (Anomaly.REDELIVERED, R.detect_redelivered),
+                               (Anomaly.REORDERED, R.detect_reordered),
+                               (Anomaly.UNEXPECTED, R.detect_unexpected),
+                               (Anomaly.RECOVERED, R.detect_recovered)):
+            found = detector(ctx, facts)
+            counts[kind.value] = found.count
+            cases[kind.value].extend(found.cases)  # type: ignore[arg-type]
+        first_by_code[code], received_by_code[code] = facts.first_consumer, facts.received
+        lagged = ok & (facts.first_consumer != NEVER)
+        region_lags[region] = region_lag(
+            lag_ns=facts.first_consumer[lagged] - ok_time[lagged], origin=messages.origin[lagged],
+            region_names=names, ok_time=ok_time[lagged], t0=t0, bucket_s=series_bucket)
+        consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
+        last = int(consumer_times.max()) if len(consumer_times) else t0
+        received_per_second[region] = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
+        region_counts[region] = counts
+        del facts, receipts
+
+    for region in listed:
+        found = R.detect_lost(ctx, code=codes[region], received=received_by_code, first_consumer=first_by_code)
+        region_counts[region][Anomaly.LOST.value] = found.count
+        cases[Anomaly.LOST.value].extend(found.cases)  # type: ignore[arg-type]
+
+    windows = fault_windows(history.faults, regions=listed)
+    first_listed = {r: first_by_code[codes[r]] for r in listed}
+    received_listed = {r: received_by_code[codes[r]] for r in listed}
+    conv = convergence(windows, messages=messages, first_consumer=first_listed, t0=t0)  # type: ignore[arg-type]
+    rpo_rows = rpo(windows, messages=messages, received=received_listed, region_names=names,  # type: ignore[arg-type]
+                   t0=t0)
+    rto_rows = rto(windows, completions=history.completions, regions=listed, region_names=names, t0=t0)
+
+    invoked = ok & (messages.invoke_time != NO_TIME)
+    publish = percentiles_by_group(messages.done_time[invoked] - messages.invoke_time[invoked],
+                                   messages.origin[invoked], names)
+    rates = _rates(history, listed=listed, codes=codes, t0=t0, end=end, received=received_per_second)
+
+    allowed_set = frozenset(allowed)
+    results = {r: RegionResult(expected=n_ok, counts=region_counts[r], receipts=history.receipt_counts[codes[r]],
+                               lag=region_lags[r]) for r in listed}
+    valid = not any(results[r].counts[k.value] for r in listed for k in VALIDITY if k not in allowed_set)
+    warnings = warnings + _warnings(history, listed=listed, codes=codes)
+    run = _run_summary(history, t0=t0, end=end, receipts=receipts_total)
+    return CheckResult(
+        valid=valid, allowed=allowed_set, regions=results, cases={k: tuple(v) for k, v in cases.items()},
+        faults=[window_json(w, t0) for w in windows], convergence=conv, rpo=rpo_rows, rto=rto_rows,
+        publish_latency_ms=publish, rates=rates, run=run, input=history.input, warnings=warnings)
+
+
+def _time_range(history: History) -> tuple[int, int]:
+    """The run's start (first send line or fault) and the latest such time."""
+    m = history.messages
+    times = [m.invoke_time[m.invoke_time != NO_TIME], m.done_time[m.done_time != NO_TIME], history.completions.time,
+             np.array([f.time for f in history.faults], dtype=np.int64)]
+    present = [t for t in times if len(t)]
+    return min(int(t.min()) for t in present), max(int(t.max()) for t in present)
+
+
+def _rates(history: History, *, listed: list[str], codes: dict[str, int], t0: int, end: int,
+           received: dict[str, np.ndarray]) -> dict[str, Any]:
+    n_seconds = max(1, (end - t0) // 10**9 + 1)
+    bucket = bucket_seconds(end - t0 + 1)
+    m, c = history.messages, history.completions
+    invoked = m.invoke_time != NO_TIME
+    out: dict[str, Any] = {"bucket_s": bucket, "columns": ["t_s", "sent", "acked", "received"], "regions": {}}
+    for region in listed:
+        code = codes[region]
+        sent = per_second(m.invoke_time[invoked & (m.origin == code)], t0=t0, n_seconds=n_seconds)
+        acked = per_second(c.time[(c.region == code) & (c.outcome == Outcome.OK)], t0=t0, n_seconds=n_seconds)
+        got = np.zeros(n_seconds, dtype=np.int64)
+        r = received.get(region, np.zeros(0, dtype=np.int64))[:n_seconds]
+        got[:len(r)] = r
+        out["regions"][region] = rate_points([sent, acked, got], bucket_s=bucket)
+    return out
+
+
+def _warnings(history: History, *, listed: list[str], codes: dict[str, int]) -> list[str]:
+    out = []
+    for code, name in enumerate(history.region_names):
+        if name not in listed and history.receipt_counts[code]:
+            out.append(f"{history.receipt_counts[code]} receipt(s) in region {name!r}, which run.json does not "
+                       "list: not checked")
+    m = history.messages
+    origins = np.unique(m.origin[m.origin >= 0]).tolist()
+    strays = [history.region_names[o] for o in origins if history.region_names[o] not in listed]
+    if strays:
+        out.append(f"sends from regions run.json does not list: {', '.join(strays)}")
+    if history.input.skipped:
+        out.append(f"{history.input.skipped} bad line(s) skipped (--skip-bad)")
+    return out
+
+
+def _run_summary(history: History, *, t0: int, end: int, receipts: int) -> dict[str, Any]:
+    m = history.messages
+    outcome_counts = np.bincount(m.outcome, minlength=5)
+    return {
+        "regions": list(history.regions), "start_ns": t0, "end_ns": end, "duration_s": round((end - t0) / 1e9, 3),
+        "producers": len(history.producers),
+        "sends": {"ok": int(outcome_counts[Outcome.OK]), "fail": int(outcome_counts[Outcome.FAIL]),
+                  "info": int(outcome_counts[Outcome.INFO]), "pending": int(outcome_counts[Outcome.PENDING]),
+                  "never_invoked": int(outcome_counts[Outcome.NEVER_INVOKED])},
+        "receipts": receipts,
+        "scheme": history.run.get("scheme"), "seed": history.run.get("seed"),
+    }
+
+
+# --------------------------------------------------------------------------- from a run directory
+
+
+def load_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, source: str = "auto",
+                 workers: int | None = None) -> History:
+    """The run's history: from a fresh columnar copy when there is one (``auto``), else from the JSONL."""
+    if source not in ("auto", "jsonl", "columnar"):
+        raise ValueError(source)
+    if source != "jsonl":
+        history, why = columnar.open_fresh(run_dir, skip_bad=skip_bad)
+        if history is not None:
+            return history
+        if source == "columnar":
+            raise HistoryError(f"cannot use the columnar copy: {why}", path=Path(run_dir) / columnar.COLUMNAR_DIR)
+    return read_history(run_dir, skip_bad=skip_bad, workers=workers)
+
+
+def check_run(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, allow: Iterable[str] = (),
+              max_cases: int = 10, source: str = "auto", workers: int | None = None) -> CheckResult:
+    """Check ``RUN_DIR``: read run.json and the history, apply the definitions, explain the first cases."""
+    allowed = parse_allowed(allow, source="--allow")
+    history = load_history(run_dir, skip_bad=skip_bad, source=source, workers=workers)
+    allowed |= parse_allowed(history.run.get("allowed", []) or [], source=f"{Path(run_dir) / 'run.json'}: allowed")
+    result = check_history(history, allowed=allowed, max_cases=max_cases)
+    return fill_msg_ids(result, run_dir=run_dir, history=history)
+
+
+def fill_msg_ids(result: CheckResult, *, run_dir: str | os.PathLike[str], history: History) -> CheckResult:
+    """Read the history lines the cases cite and fill in their msg_ids."""
+    refs = sorted({s.ref for cases in result.cases.values() for c in cases for s in _sightings(c)})
+    if not refs:
+        return result
+    lines = read_lines(run_dir, history, refs)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, Sighting):
+            raw = lines.get(value.ref)
+            if raw is None:
+                return value
+            try:
+                msg_id = orjson.loads(raw).get("msg_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                return value
+            return dataclasses.replace(value, msg_id=msg_id if isinstance(msg_id, str) else None)
+        if isinstance(value, tuple):
+            return tuple(fill(v) for v in value)
+        return value
+
+    cases = {kind: tuple(dataclasses.replace(c, **{f.name: fill(getattr(c, f.name))  # type: ignore[misc]
+                                                 for f in dataclasses.fields(c)})
+                         for c in kind_cases)
+             for kind, kind_cases in result.cases.items()}
+    return dataclasses.replace(result, cases=cases)
+
+
+def _sightings(case: Any) -> list[Sighting]:
+    out = []
+    for f in dataclasses.fields(case):
+        value = getattr(case, f.name)
+        if isinstance(value, Sighting):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for v in value if isinstance(v, Sighting))
+    return out
+
+
+def read_lines(run_dir: str | os.PathLike[str], history: History, refs: list[int]) -> dict[int, bytes]:
+    """The raw history lines for line references, seeking from the nearest chunk start."""
+    out: dict[int, bytes] = {}
+    by_file: dict[int, list[tuple[int, int]]] = {}
+    for ref in refs:
+        file_index, line = split_ref(ref)
+        by_file.setdefault(file_index, []).append((line, ref))
+    for file_index, wanted in by_file.items():
+        index = history.line_index[file_index] if history.line_index else ((1, 0),)
+        path = Path(run_dir) / history.files[file_index]
+        try:
+            fh = open(path, "rb")
+        except OSError:
+            continue
+        with fh:
+            for line, ref in sorted(wanted):
+                start_line, offset = max((s for s in index if s[0] <= line), default=(1, 0))
+                fh.seek(offset)
+                for number, raw in enumerate(fh, start=start_line):
+                    if number == line:
+                        out[ref] = raw
+                        break
+    return out
+
+
+def write_results(result: CheckResult, run_dir: str | os.PathLike[str]) -> Path:
+    """Write ``RUN_DIR/results.json`` (atomically) and return its path."""
+    path = Path(run_dir) / RESULTS_JSON
+    tmp = path.with_name(f".{RESULTS_JSON}.tmp")
+    tmp.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["CannotDecide", "CheckResult", "RegionResult", "check_history", "check_run", "load_history",
+           "write_results", "FaultEvent", "Messages", "Completions"]

@@ -1,0 +1,390 @@
+"""Per observing region: the facts every detector shares, then one detector per anomaly.
+
+All functions here are pure: numpy arrays in, counts and cases out. The work
+that grows with the number of receipts is a few vectorised passes (first
+receipt per message, receipt counts, a radix sort per consumer for ordering);
+everything that can only happen on an anomaly (several receipts of one
+message, differing msg_ids) is done on the small set of rows involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from geo_recon.check.cases import (
+    DuplicateCase,
+    LostCase,
+    RecoveredCase,
+    RedeliveredCase,
+    ReorderedCase,
+    Sighting,
+    StoredNotConsumedCase,
+    UnexpectedCase,
+)
+from geo_recon.check.model import (
+    FLAG_READER,
+    KEY_ORDERED,
+    NEVER,
+    NO_TIME,
+    ORDERING_SHIFT,
+    UNORDERED,
+    History,
+    Messages,
+    Outcome,
+    Receipts,
+)
+
+SIGHTINGS_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What one detector found in one region: a count and the first cases."""
+
+    count: int
+    cases: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What detectors need besides the arrays: names, the run's start, how many cases to keep."""
+
+    history: History
+    t0: int
+    max_cases: int
+
+    def seconds(self, t: int) -> float:
+        return round((int(t) - self.t0) / 1e9, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionFacts:
+    """Derived once per region; shared by the detectors."""
+
+    code: int
+    name: str
+    receipts: Receipts  #: times already corrected by clock offsets
+    reader: np.ndarray | None  #: bool per receipt, None when the region has no reader receipts
+    first_consumer: np.ndarray  #: int64 per message: first consumer receipt time, NEVER if none
+    received: np.ndarray  #: bool per message: any receipt (consumer or reader)
+    multi_rows: np.ndarray  #: receipt rows of messages received more than once or with differing msg_ids
+    not_first: np.ndarray  #: receipt rows that repeat a (message, consumer process) already received
+
+
+def region_facts(messages: Messages, receipts: Receipts, *, code: int, name: str) -> RegionFacts:
+    m = len(messages)
+    msg = receipts.msg
+    reader = (receipts.flags & FLAG_READER) != 0
+    has_reader = bool(reader.any())
+    if has_reader:
+        consumer_rows = np.flatnonzero(~reader)
+        msg_c, time_c, hash_c = msg[consumer_rows], receipts.time[consumer_rows], receipts.msg_hash[consumer_rows]
+    else:
+        msg_c, time_c, hash_c = msg, receipts.time, receipts.msg_hash
+    first = np.full(m, NEVER, dtype=np.int64)
+    np.minimum.at(first, msg_c, time_c)
+    received = first != NEVER
+    count_c = np.bincount(msg_c, minlength=m)
+    candidate = count_c >= 2
+    if has_reader:
+        msg_r, hash_r = msg[reader], receipts.msg_hash[reader]
+        received[msg_r] = True
+        candidate |= np.bincount(msg_r, minlength=m) >= 2
+        some_hash = np.zeros(m, dtype=np.int64)
+        some_hash[msg_c] = hash_c  # for messages with one consumer receipt this is its msg_id
+        differs = (count_c[msg_r] == 1) & (some_hash[msg_r] != hash_r)
+        candidate[msg_r[differs]] = True
+    multi_rows = np.flatnonzero(candidate[msg]) if candidate.any() else np.zeros(0, dtype=np.int64)
+
+    not_first = np.zeros(0, dtype=np.int64)
+    if len(multi_rows):
+        rows = multi_rows if not has_reader else multi_rows[~reader[multi_rows]]
+        # rows are in (process, time, file) order, so the first row of each (message, process) is its first receipt
+        order = np.lexsort((rows, receipts.process[rows], msg[rows]))
+        r = rows[order]
+        repeat = np.zeros(len(r), dtype=bool)
+        repeat[1:] = (msg[r][1:] == msg[r][:-1]) & (receipts.process[r][1:] == receipts.process[r][:-1])
+        not_first = np.sort(r[repeat])
+    return RegionFacts(code=code, name=name, receipts=receipts, reader=reader if has_reader else None,
+                       first_consumer=first, received=received, multi_rows=multi_rows, not_first=not_first)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sighting(ctx: Context, facts: RegionFacts, row: int) -> Sighting:
+    rec = facts.receipts
+    return Sighting(process=ctx.history.processes[rec.process[row]], at_s=ctx.seconds(rec.time[row]),
+                    line=ctx.history.ref_text(int(rec.ref[row])), ref=int(rec.ref[row]),
+                    reader=bool(facts.reader is not None and facts.reader[row]))
+
+
+def _first_rows(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the messages of ``rows``: (message, its earliest row among ``rows``), sorted by (time, message)."""
+    rec = facts.receipts
+    order = np.lexsort((rec.ref[rows], rec.time[rows], rec.msg[rows]))
+    r = rows[order]
+    head = np.ones(len(r), dtype=bool)
+    head[1:] = rec.msg[r][1:] != rec.msg[r][:-1]
+    firsts = r[head]
+    by_time = np.lexsort((rec.msg[firsts], rec.time[firsts]))
+    return rec.msg[firsts][by_time], firsts[by_time]
+
+
+def _rows_of(facts: RegionFacts, wanted: np.ndarray) -> np.ndarray:
+    """Receipt rows whose message is flagged in the boolean per-message array ``wanted``."""
+    return np.flatnonzero(wanted[facts.receipts.msg])
+
+
+def _name(names: Sequence[str], code: int) -> str | None:
+    return names[code] if code >= 0 else None
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def detect_lost(ctx: Context, *, code: int, received: Sequence[np.ndarray | None],
+                first_consumer: Sequence[np.ndarray | None]) -> Detection:
+    """Acknowledged messages never received in region ``code`` (consumer or reader)."""
+    messages = ctx.history.messages
+    rec_here = received[code]
+    assert rec_here is not None
+    lost = (messages.outcome == Outcome.OK) & ~rec_here
+    count = int(lost.sum())
+    if not count:
+        return Detection(0)
+    idx = np.flatnonzero(lost)
+    pick = idx[np.lexsort((idx, messages.done_time[idx]))[: ctx.max_cases]]
+    names = ctx.history
+    cases = []
+    for m in pick:
+        seen = []
+        for other, flags in enumerate(received):
+            if other == code or flags is None or not flags[m]:
+                continue
+            first = first_consumer[other]
+            t = None if first is None or first[m] == NEVER else ctx.seconds(first[m])
+            seen.append((names.region_names[other], t))
+        cases.append(LostCase(
+            region=names.region_names[code], producer=names.producers[messages.producer[m]],
+            seq=int(messages.seq[m]), key=_name(names.keys, int(messages.key[m])),
+            origin=_name(names.region_names, int(messages.origin[m])) or "?",
+            acked_s=ctx.seconds(messages.done_time[m]), ack_line=names.ref_text(int(messages.done_ref[m])),
+            seen_in=tuple(seen)))
+    return Detection(count, tuple(cases))
+
+
+def detect_stored_not_consumed(ctx: Context, facts: RegionFacts) -> Detection:
+    """Acknowledged messages only the end-of-run reader saw in this region."""
+    messages = ctx.history.messages
+    only_reader = (messages.outcome == Outcome.OK) & facts.received & (facts.first_consumer == NEVER)
+    count = int(only_reader.sum())
+    if not count:
+        return Detection(0)
+    idx = np.flatnonzero(only_reader)
+    pick = idx[np.lexsort((idx, messages.done_time[idx]))[: ctx.max_cases]]
+    wanted = np.zeros(len(messages), dtype=bool)
+    wanted[pick] = True
+    msgs, rows = _first_rows(facts, _rows_of(facts, wanted))
+    row_of = dict(zip(msgs.tolist(), rows.tolist(), strict=True))
+    h = ctx.history
+    return Detection(count, tuple(
+        StoredNotConsumedCase(region=facts.name, producer=h.producers[messages.producer[m]], seq=int(messages.seq[m]),
+                              origin=_name(h.region_names, int(messages.origin[m])) or "?",
+                              acked_s=ctx.seconds(messages.done_time[m]),
+                              ack_line=h.ref_text(int(messages.done_ref[m])),
+                              reader=_sighting(ctx, facts, row_of[int(m)]))
+        for m in pick))
+
+
+def _hash_groups(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (message, msg_id hash, receipt order) and a flag marking each group's first row."""
+    rec = facts.receipts
+    order = np.lexsort((rows, rec.msg_hash[rows], rec.msg[rows]))
+    r = rows[order]
+    head = np.ones(len(r), dtype=bool)
+    head[1:] = (rec.msg[r][1:] != rec.msg[r][:-1]) | (rec.msg_hash[r][1:] != rec.msg_hash[r][:-1])
+    return r, head
+
+
+def detect_duplicates(ctx: Context, facts: RegionFacts) -> Detection:
+    """Distinct msg_ids beyond the first per (producer, seq), over consumer and reader receipts."""
+    if not len(facts.multi_rows):
+        return Detection(0)
+    rec = facts.receipts
+    r, head = _hash_groups(facts, facts.multi_rows)
+    group_msgs = rec.msg[r][head]
+    distinct = np.unique(group_msgs, return_counts=True)
+    dup_msgs = distinct[0][distinct[1] > 1]
+    count = int((distinct[1] - 1).sum())
+    if not count:
+        return Detection(0)
+    # the first sighting of each msg_id: earliest row of each (message, hash) group
+    wanted = np.isin(rec.msg[r], dup_msgs)
+    rr, hh = r[wanted], head[wanted]
+    group_id = np.cumsum(hh) - 1
+    t = rec.time[rr]
+    first_in_group = np.full(int(group_id[-1]) + 1, -1, dtype=np.int64)
+    order = np.lexsort((rec.ref[rr], t, group_id))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = group_id[order][1:] != group_id[order][:-1]
+    first_in_group[group_id[order][starts]] = rr[order][starts]
+    group_msg = rec.msg[first_in_group]
+    msg_first_time = {}
+    for g_row, m in zip(first_in_group.tolist(), group_msg.tolist(), strict=True):
+        msg_first_time[m] = min(msg_first_time.get(m, NEVER), int(rec.time[g_row]))
+    pick = sorted(msg_first_time, key=lambda m: (msg_first_time[m], m))[: ctx.max_cases]
+    h, messages = ctx.history, ctx.history.messages
+    cases = []
+    for m in pick:
+        rows_m = sorted(first_in_group[group_msg == m].tolist(), key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+        cases.append(DuplicateCase(region=facts.name, producer=h.producers[messages.producer[m]],
+                                   seq=int(messages.seq[m]),
+                                   copies=tuple(_sighting(ctx, facts, x) for x in rows_m)))
+    return Detection(count, tuple(cases))
+
+
+def detect_redelivered(ctx: Context, facts: RegionFacts) -> Detection:
+    """Consumer receipts beyond the first of the same (producer, seq, msg_id)."""
+    if not len(facts.multi_rows):
+        return Detection(0)
+    rec = facts.receipts
+    rows = facts.multi_rows if facts.reader is None else facts.multi_rows[~facts.reader[facts.multi_rows]]
+    if not len(rows):
+        return Detection(0)
+    r, head = _hash_groups(facts, rows)
+    group_id = np.cumsum(head) - 1
+    sizes = np.bincount(group_id)
+    count = int((sizes - 1).sum())
+    if not count:
+        return Detection(0)
+    busy = np.flatnonzero(sizes > 1)
+    # per message: its most delivered msg_id group; order messages by their first receipt
+    rows_by_group = {int(g): [] for g in busy}
+    for row, g in zip(r.tolist(), group_id.tolist(), strict=True):
+        if g in rows_by_group:
+            rows_by_group[g].append(row)
+    best: dict[int, list[int]] = {}
+    for g, members in rows_by_group.items():
+        members.sort(key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+        m = int(rec.msg[members[0]])
+        if m not in best or len(members) > len(best[m]):
+            best[m] = members
+    pick = sorted(best, key=lambda m: (int(rec.time[best[m][0]]), m))[: ctx.max_cases]
+    h, messages = ctx.history, ctx.history.messages
+    return Detection(count, tuple(
+        RedeliveredCase(region=facts.name, producer=h.producers[messages.producer[m]], seq=int(messages.seq[m]),
+                        deliveries=len(best[m]),
+                        sightings=tuple(_sighting(ctx, facts, x) for x in best[m][:SIGHTINGS_SHOWN]))
+        for m in pick))
+
+
+def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
+    """First-time consumer receipts below the highest seq that consumer already got from that producer."""
+    rec = facts.receipts
+    messages = ctx.history.messages
+    n, m = len(rec), len(messages)
+    if n == 0:
+        return Detection(0)
+    ordering = (rec.flags >> ORDERING_SHIFT) & 3
+    eligible = ordering != UNORDERED
+    if facts.reader is not None:
+        eligible &= ~facts.reader
+    outcome = messages.outcome[rec.msg]
+    eligible &= (outcome != Outcome.NEVER_INVOKED) & (outcome != Outcome.FAIL)
+    eligible[facts.not_first] = False
+    rows = np.flatnonzero(eligible)
+    if not len(rows):
+        return Detection(0)
+    n_producers = max(len(ctx.history.producers), 1)
+    producer = messages.producer[rec.msg[rows]].astype(np.int64)
+    is_key = ordering[rows] == KEY_ORDERED
+    group = producer * 2
+    if is_key.any():
+        key = messages.key[rec.msg[rows]].astype(np.int64) + 1
+        group = np.where(is_key, (key * n_producers + producer) * 2 + 1, group)
+    process = rec.process[rows]
+    bounds = np.flatnonzero(np.r_[True, process[1:] != process[:-1], True])
+    flagged_parts, setter_parts = [], []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        g = group[a:b]
+        order = np.argsort(g.astype(np.uint16), kind="stable") if g.max() < 65536 else np.argsort(
+            g, kind="stable")
+        seg_rows = rows[a:b][order]
+        gs = g[order]
+        new_group = np.r_[True, gs[1:] != gs[:-1]]
+        seg_id = np.cumsum(new_group).astype(np.int64)
+        value = seg_id * (m + 1) + rec.msg[seg_rows]
+        running = np.maximum.accumulate(value)
+        before = np.r_[np.int64(-1), running[:-1]]
+        before[new_group] = -1
+        flagged = value < before
+        if flagged.any():
+            positions = np.arange(len(value))
+            setter = np.maximum.accumulate(np.where(value == running, positions, 0))
+            at = np.flatnonzero(flagged)
+            flagged_parts.append(seg_rows[at])
+            setter_parts.append(seg_rows[setter[at - 1]])
+    if not flagged_parts:
+        return Detection(0)
+    flagged_rows = np.concatenate(flagged_parts)
+    setter_rows = np.concatenate(setter_parts)
+    order = np.lexsort((rec.msg[flagged_rows], rec.process[flagged_rows], rec.time[flagged_rows]))
+    h = ctx.history
+    cases = []
+    for i in order[: ctx.max_cases]:
+        row, prev = int(flagged_rows[i]), int(setter_rows[i])
+        msg = int(rec.msg[row])
+        keyed = ((int(rec.flags[row]) >> ORDERING_SHIFT) & 3) == KEY_ORDERED
+        cases.append(ReorderedCase(
+            region=facts.name, process=h.processes[rec.process[row]], producer=h.producers[messages.producer[msg]],
+            seq=int(messages.seq[msg]), key=_name(h.keys, int(messages.key[msg])) if keyed else None,
+            at=_sighting(ctx, facts, row), after_seq=int(messages.seq[rec.msg[prev]]),
+            after=_sighting(ctx, facts, prev)))
+    return Detection(len(flagged_rows), tuple(cases))
+
+
+def _received_with_outcome(ctx: Context, facts: RegionFacts, outcomes: tuple[Outcome, ...]
+                           ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, first messages, their first rows) of received messages whose send ended in ``outcomes``."""
+    messages = ctx.history.messages
+    wanted = facts.received & np.isin(messages.outcome, np.array(outcomes, dtype=np.int8))
+    count = int(wanted.sum())
+    if not count:
+        return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    msgs, rows = _first_rows(facts, _rows_of(facts, wanted))
+    return count, msgs[: ctx.max_cases], rows[: ctx.max_cases]
+
+
+def detect_unexpected(ctx: Context, facts: RegionFacts) -> Detection:
+    """Receipts of a (producer, seq) that was never invoked or whose send failed."""
+    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.NEVER_INVOKED, Outcome.FAIL))
+    h, messages = ctx.history, ctx.history.messages
+    cases = []
+    for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):
+        failed = messages.outcome[msg] == Outcome.FAIL
+        cases.append(UnexpectedCase(
+            region=facts.name, producer=h.producers[messages.producer[msg]], seq=int(messages.seq[msg]),
+            failed_s=ctx.seconds(messages.done_time[msg]) if failed and messages.done_time[msg] != NO_TIME else None,
+            fail_line=h.ref_text(int(messages.done_ref[msg])) if failed else None,
+            first=_sighting(ctx, facts, row)))
+    return Detection(count, tuple(cases))
+
+
+def detect_recovered(ctx: Context, facts: RegionFacts) -> Detection:
+    """Receipts of a send whose outcome was unknown (info, or invoked and never completed)."""
+    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.INFO, Outcome.PENDING))
+    h, messages = ctx.history, ctx.history.messages
+    cases = []
+    for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):
+        info = messages.outcome[msg] == Outcome.INFO
+        cases.append(RecoveredCase(
+            region=facts.name, producer=h.producers[messages.producer[msg]], seq=int(messages.seq[msg]),
+            outcome="info" if info else "pending",
+            invoked_s=ctx.seconds(messages.invoke_time[msg]) if messages.invoke_time[msg] != NO_TIME else None,
+            completed_s=ctx.seconds(messages.done_time[msg]) if info else None,
+            first=_sighting(ctx, facts, row)))
+    return Detection(count, tuple(cases))

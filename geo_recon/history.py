@@ -1,0 +1,411 @@
+"""The history: what workers and fault injectors record, and what the checker reads.
+
+The format is the one in DESIGN.md: one JSON object per line, in any number of
+``*.jsonl`` files under ``RUN_DIR/history/`` (one per writing process is
+natural; sub-directories are read too), in any order, plus ``RUN_DIR/run.json``
+holding at least ``{"regions": [...]}``. ``time`` is integer nanoseconds since
+the Unix epoch on the writer's clock.
+
+Line types (fields marked ``?`` are optional)::
+
+    invoke/ok/fail/info  f="send", time, region, process, producer, seq,
+                         key? topic? msg_id? (anything else is kept, ignored)
+    recv                 time, region, process, producer, seq, msg_id,
+                         via? ("consumer" | "reader"; absent = consumer),
+                         subscription_type? (absent = ordered), redelivery?
+    fault                time, phase ("start" | "stop"), fault, target, id,
+                         regions? (list), region_loss? (bool), process?
+
+``info`` means the outcome is unknown; an ``invoke`` with no completion is
+treated the same way. Lines of any other ``type``, and send-type lines whose
+``f`` is not ``"send"``, are counted and otherwise ignored. A line that is not
+a JSON object, or misses a required field, or has a field of the wrong type, is
+*bad*: reading stops with a :class:`HistoryError` naming the file and line,
+unless ``skip_bad`` is set, in which case bad lines are counted and reported.
+
+This module holds the schema (:func:`parse_line` is the one authority on what a
+valid line is), the durable :class:`HistoryWriter`, ``run.json`` helpers and
+:func:`iter_events`. The fast bulk reader and the columnar copy live in
+:mod:`geo_recon.check.ingest` and :mod:`geo_recon.check.columnar`; both defer to
+:func:`parse_line` whenever a line is in doubt.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from geo_recon.errors import GeoReconError
+
+HISTORY_DIR = "history"
+RUN_JSON = "run.json"
+HISTORY_SUFFIX = ".jsonl"
+
+SEND_TYPES = frozenset({"invoke", "ok", "fail", "info"})
+KNOWN_TYPES = SEND_TYPES | {"recv", "fault"}
+VIA_VALUES = ("consumer", "reader")
+FAULT_PHASES = ("start", "stop")
+
+#: Subscription types as written on recv lines, normalised (lower case, no
+#: ``_``/``-``) to how the checker treats ordering: "ordered" (per consumer and
+#: producer), "key" (per consumer, producer and key) or "none" (not checked).
+SUBSCRIPTION_ORDERING = {
+    "exclusive": "ordered",
+    "failover": "ordered",
+    "keyshared": "key",
+    "shared": "none",
+}
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+class HistoryError(GeoReconError):
+    """A history or run.json that cannot be read; names the file and line."""
+
+    def __init__(self, reason: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None):
+        self.reason = reason
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = self.path or ""
+        if where and line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """One line that was skipped with ``skip_bad``."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+def now_ns() -> int:
+    """The wall clock in integer nanoseconds since the Unix epoch (the history's ``time``)."""
+    return time.time_ns()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def normalise_subscription(value: str) -> str | None:
+    """Map a subscription type as written ("Key_Shared", "KeyShared", ...) to its ordering, or None."""
+    return SUBSCRIPTION_ORDERING.get(value.lower().replace("_", "").replace("-", ""))
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int and _INT64_MIN <= value <= _INT64_MAX
+
+
+def _need(obj: Mapping[str, Any], field: str, kind: str) -> str | None:
+    """Reason why ``obj[field]`` is not of ``kind`` ("int" or "str"), or None when it is."""
+    if field not in obj or obj[field] is None:
+        return f"missing field {field!r}"
+    value = obj[field]
+    if kind == "int" and not _is_int(value):
+        return f"field {field!r} must be an integer (64-bit), got {value!r}"
+    if kind == "str" and not isinstance(value, str):
+        return f"field {field!r} must be a string, got {value!r}"
+    return None
+
+
+def _optional(obj: Mapping[str, Any], field: str, kind: str) -> str | None:
+    if obj.get(field) is None:
+        return None
+    return _need(obj, field, kind)
+
+
+def check_event(obj: Any) -> tuple[str, str | None]:
+    """Classify one decoded line: ``("send"|"recv"|"fault"|"ignored", None)`` or ``("bad", reason)``."""
+    if not isinstance(obj, dict):
+        return "bad", f"not a JSON object ({type(obj).__name__})"
+    reason = _need(obj, "type", "str")
+    if reason:
+        return "bad", reason
+    kind = obj["type"]
+    if kind not in KNOWN_TYPES:
+        return "ignored", None
+    reason = _need(obj, "time", "int")
+    if reason:
+        return "bad", reason
+    if kind in SEND_TYPES:
+        reason = _need(obj, "f", "str")
+        if reason:
+            return "bad", reason
+        if obj["f"] != "send":
+            return "ignored", None
+        for field, want in (("region", "str"), ("process", "str"), ("producer", "str"), ("seq", "int")):
+            reason = _need(obj, field, want)
+            if reason:
+                return "bad", reason
+        for field in ("key", "msg_id", "topic"):
+            reason = _optional(obj, field, "str")
+            if reason:
+                return "bad", reason
+        return "send", None
+    if kind == "recv":
+        for field, want in (("region", "str"), ("process", "str"), ("producer", "str"), ("seq", "int"),
+                            ("msg_id", "str")):
+            reason = _need(obj, field, want)
+            if reason:
+                return "bad", reason
+        via = obj.get("via")
+        if via is not None and via not in VIA_VALUES:
+            return "bad", f"field 'via' must be one of {', '.join(VIA_VALUES)}, got {via!r}"
+        sub = obj.get("subscription_type")
+        if sub is not None:
+            if not isinstance(sub, str):
+                return "bad", f"field 'subscription_type' must be a string, got {sub!r}"
+            if normalise_subscription(sub) is None:
+                return "bad", (f"unknown subscription_type {sub!r} "
+                               "(Exclusive, Failover, Shared or Key_Shared)")
+        reason = _optional(obj, "redelivery", "int")
+        if reason:
+            return "bad", reason
+        return "recv", None
+    # fault
+    for field in ("fault", "target", "id", "phase"):
+        reason = _need(obj, field, "str")
+        if reason:
+            return "bad", reason
+    if obj["phase"] not in FAULT_PHASES:
+        return "bad", f"field 'phase' must be 'start' or 'stop', got {obj['phase']!r}"
+    regions = obj.get("regions")
+    if regions is not None and not (isinstance(regions, list) and all(isinstance(r, str) for r in regions)):
+        return "bad", f"field 'regions' must be a list of strings, got {regions!r}"
+    loss = obj.get("region_loss")
+    if loss is not None and not isinstance(loss, bool):
+        return "bad", f"field 'region_loss' must be true or false, got {loss!r}"
+    reason = _optional(obj, "process", "str")
+    if reason:
+        return "bad", reason
+    return "fault", None
+
+
+def parse_line(raw: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
+    """Decode and classify one line: ``(kind, event, reason)``.
+
+    ``kind`` is "blank" (whitespace only; skipped silently), "bad" (``reason``
+    says why), "ignored" (a valid JSON object the checker does not use), or
+    "send"/"recv"/"fault" with the decoded ``event``.
+    """
+    if not raw.strip():
+        return "blank", None, None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        text = raw.rstrip(b"\r\n")
+        hint = " (truncated line?)" if not text.endswith(b"}") else ""
+        return "bad", None, f"not valid JSON{hint}: {exc}"
+    kind, reason = check_event(obj)
+    if kind == "bad":
+        return kind, None, reason
+    return kind, obj, None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def history_dir(run_dir: str | os.PathLike[str]) -> Path:
+    return Path(run_dir) / HISTORY_DIR
+
+
+def history_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every ``*.jsonl`` file under ``RUN_DIR/history/``, sorted by path (a stable, documented order)."""
+    root = history_dir(run_dir)
+    if not root.is_dir():
+        raise HistoryError("no history directory (expected RUN_DIR/history/ with *.jsonl files)", path=root)
+    return sorted(p for p in root.rglob(f"*{HISTORY_SUFFIX}") if p.is_file())
+
+
+def iter_events(run_dir: str | os.PathLike[str], *, skip_bad: bool = False,
+                skipped: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every send, recv and fault event of a run, file by file, in file order.
+
+    A bad line raises :class:`HistoryError` naming its file and line; with
+    ``skip_bad`` it is left out and, if ``skipped`` is given, appended to it.
+    Times are as written (no clock offsets applied).
+    """
+    for path in history_files(run_dir):
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                kind, event, reason = parse_line(raw)
+                if kind == "bad":
+                    if not skip_bad:
+                        raise HistoryError(reason or "bad line", path=path, line=number)
+                    if skipped is not None:
+                        skipped.append(BadLine(str(path), number, reason or "bad line"))
+                    continue
+                if event is not None and kind != "ignored":
+                    yield event
+
+
+# --------------------------------------------------------------------------- run.json
+
+
+def write_run_json(run_dir: str | os.PathLike[str], regions: list[str] | tuple[str, ...],
+                   **extra: Any) -> Path:
+    """Write ``RUN_DIR/run.json`` atomically (temporary file, fsync, rename) and return its path."""
+    run = {"regions": list(regions), **extra}
+    validate_run(run, path=Path(run_dir) / RUN_JSON)
+    path = Path(run_dir) / RUN_JSON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{RUN_JSON}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(orjson.dumps(run, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def validate_run(run: Any, *, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check the fields of run.json that the checker relies on; raise :class:`HistoryError` naming the file."""
+    if not isinstance(run, dict):
+        raise HistoryError("must be a JSON object", path=path)
+    regions = run.get("regions")
+    if not isinstance(regions, list) or not regions:
+        raise HistoryError("'regions' must be a non-empty list of region names", path=path)
+    if not all(isinstance(r, str) and r for r in regions):
+        raise HistoryError(f"'regions' must hold non-empty strings, got {regions!r}", path=path)
+    if len(set(regions)) != len(regions):
+        raise HistoryError(f"'regions' lists a region twice: {regions!r}", path=path)
+    offsets = run.get("clock_offsets_ns", {})
+    if not isinstance(offsets, dict) or not all(isinstance(k, str) and _is_int(v) for k, v in offsets.items()):
+        raise HistoryError("'clock_offsets_ns' must map process names to integer nanoseconds", path=path)
+    allowed = run.get("allowed", [])
+    if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+        raise HistoryError("'allowed' must be a list of anomaly names", path=path)
+    return run
+
+
+def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate ``RUN_DIR/run.json``; a missing or bad file raises :class:`HistoryError`."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise HistoryError("missing (it lists the regions every message is expected in)", path=path) from None
+    except OSError as exc:
+        raise HistoryError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        run = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HistoryError(f"not valid JSON: {exc}", path=path) from None
+    return validate_run(run, path=path)
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class HistoryWriter:
+    """Append events to one JSONL history file, durably and cheaply.
+
+    ``append`` serialises the event and buffers it (thread-safe, no I/O). A
+    background thread writes, flushes and fsyncs the buffer every
+    ``fsync_interval_s`` seconds, so a crash loses at most the events of the
+    last interval (and may leave the last line cut short, which the reader
+    reports). ``fsync_interval_s=0`` makes every append durable before it
+    returns. ``flush()`` forces the buffer to disk; ``close()`` flushes and
+    stops the thread. An I/O error in the background is raised by the next
+    call. Use as a context manager.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync_interval_s: float = 0.2):
+        if fsync_interval_s < 0:
+            raise ValueError("fsync_interval_s must be >= 0")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._interval = float(fsync_interval_s)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._buffer: list[bytes] = []
+        self._buffer_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._interval > 0:
+            self._thread = threading.Thread(target=self._run, name=f"history-writer:{self.path.name}", daemon=True)
+            self._thread.start()
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        """Buffer one event (a JSON-serialisable mapping) as one line."""
+        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        with self._buffer_lock:
+            self._raise_pending()
+            if self._fd is None:
+                raise HistoryError("history writer is closed", path=self.path)
+            self._buffer.append(line)
+        if self._interval == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write, flush and fsync everything appended so far."""
+        self._flush(background=False)
+
+    def _flush(self, *, background: bool) -> None:
+        with self._io_lock:
+            with self._buffer_lock:
+                if background and self._error is not None:
+                    return  # keep the error for the caller; retrying would hide it
+                if not background:
+                    self._raise_pending()
+                data = b"".join(self._buffer)
+                self._buffer.clear()
+                fd = self._fd
+            if fd is None:
+                return
+            view = memoryview(data)
+            try:
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except OSError as exc:
+                with self._buffer_lock:
+                    self._buffer.insert(0, bytes(view))  # keep what was not written
+                    if background:
+                        self._error = exc
+                        return
+                raise HistoryError(f"writing the history failed: {exc}", path=self.path) from exc
+
+    def close(self) -> None:
+        """Flush, fsync and close the file; further appends raise."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        try:
+            self.flush()
+        finally:
+            with self._io_lock, self._buffer_lock:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise HistoryError(f"writing the history failed: {error}", path=self.path) from error
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._flush(background=True)
