@@ -97,7 +97,7 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
     if scenario.topology.backend == "external" and scenario.faults:
         raise ConfigError(f"{scenario.source}: faults need a lab this tool controls (backend local or compose); "
                           "the external backend only drives load and checks")
-    run_dir = new_run_dir(runs_root, scenario, scheme)
+    run_dir = new_run_dir(runs_root.resolve(), scenario, scheme)
     outcome = RunOutcome(run_dir, scheme, None)
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
     (run_dir / "scenario.yaml").write_text(Path(scenario.source).read_text() if scenario.source else
@@ -139,6 +139,9 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
             if failed:
                 raise RunError(f"the {scheme} scheme is not in effect: " +
                                "; ".join(f"{c.name}: {c.detail}" for c in failed))
+        if scenario.workload.warmup_s > 0:
+            with phase("warm-up"):
+                _warm_up(target, scheme, scenario, lab_name, progress)
         with phase("load and faults"):
             run_id = runner.new_run_id()
             topics = runner.prepare_topics(target, scheme, scenario.workload, run_id, settings)
@@ -161,6 +164,9 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                     fault_thread.start()
                 live = _LiveLine(progress, injector)
                 result = runner.supervise(workers, scenario.workload, on_progress=live, stop=stop)
+                for region, fate in result["fates"].items():
+                    if fate != "finished":
+                        progress(f"  worker {region} {fate}: {_tail(workers.logs[region])}")
                 if fault_thread:
                     fault_thread.join(timeout=300)
             finally:
@@ -232,6 +238,26 @@ def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress
     return deployment.from_lab(opts.name), opts.name, True
 
 
+def _warm_up(target: deployment.Deployment, scheme: str, scenario: Scenario, lab_name: str | None,
+             progress: Progress) -> None:
+    """The same paths as the run (workers, replication, consumers) for a few seconds, not recorded:
+    freshly started brokers compile their hot paths in the first seconds, which would otherwise
+    show up as seconds of lag in the first measurements."""
+    import tempfile
+
+    lab = lab_state.load(lab_name) if lab_name else None
+    workload = scenario.workload.model_copy(update={"duration_s": scenario.workload.warmup_s, "reader_drain": False,
+                                                    "drain_timeout_s": 30, "warmup_s": 0})
+    with tempfile.TemporaryDirectory(prefix="geo-recon-warmup-") as tmp:
+        result = runner.run_load(target, scheme, workload, Path(tmp), seed=scenario.seed,
+                                 namespaces={r: ns for r, ns in (lab.namespaces.items() if lab else [])
+                                             if r in target.region_names},
+                                 clock_host=(lab.bridge_address or "127.0.0.1") if lab else "127.0.0.1",
+                                 lab_marker=lab_name)
+    acked = sum(s.get("acked", 0) for s in result["summaries"].values())
+    progress(f"  warm-up: {acked} messages acknowledged in {workload.duration_s:g}s (not recorded)")
+
+
 def _drive_faults(injector: Injector, schedule: list[ScheduledFault], start_at_ns: int, stop: threading.Event,
                   errors: list[str]) -> None:
     events = sorted([(f.start_s, 1, "inject", f) for f in schedule] + [(f.stop_s, 0, "heal", f) for f in schedule],
@@ -285,6 +311,14 @@ def _cleanup(injector: Injector | None, workers: runner.WorkerSet | None, contro
     if workers is not None:
         runner.stop_workers(workers)
     controller.close()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def _keep_component_logs(lab_name: str, run_dir: Path) -> None:

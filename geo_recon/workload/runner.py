@@ -97,6 +97,7 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
                   seed: int = 0, namespaces: dict[str, str] | None = None, clock_url: str | None = None,
                   start_delay_s: float = 4.0, lab_marker: str | None = None) -> WorkerSet:
     """One worker process per region, all starting to produce at the same instant."""
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "workers").mkdir(exist_ok=True)
     (run_dir / "workers" / "drained").unlink(missing_ok=True)

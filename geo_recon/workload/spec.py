@@ -31,6 +31,7 @@ class WorkloadSpec(BaseModel):
     drain_timeout_s: float = Field(60.0, ge=0, description="max wait for regions to catch up after sending stops")
     drain_idle_s: float = Field(3.0, ge=0, description="quiet period that ends the drain early")
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
+    warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
 
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
