@@ -18,6 +18,7 @@ Network faults act inside the regions' namespaces:
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -227,9 +228,12 @@ class Injector:
                                  "--comment", tag])
             active.rules.setdefault(ns, []).append(tag)
             self._save()
-        for src, dst in pairs:
-            port = self._probe_port(dst)
-            if _can_connect(self.lab.namespaces[src], self.lab.site_addresses[dst], port):
+        probes = [(src, dst, self._probe_port(dst)) for src, dst in pairs]
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(probes))) as pool:
+            reachable = list(pool.map(
+                lambda p: _can_connect(self.lab.namespaces[p[0]], self.lab.site_addresses[p[1]], p[2]), probes))
+        for (src, dst, port), still in zip(probes, reachable):
+            if still:
                 raise FaultError(f"{active.id}: partition not in effect: {src} still connects to "
                                  f"{dst} ({self.lab.site_addresses[dst]}:{port})")
 
