@@ -393,7 +393,7 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
         namespaces = {r: ns for r, ns in lab.namespaces.items() if r in target.region_names}
         clock_host = lab.bridge_address or "127.0.0.1"
     result = runner.run_load(target, scheme, workload, Path(out_dir), seed=seed, namespaces=namespaces,
-                             clock_host=clock_host, on_progress=_progress_line())
+                             clock_host=clock_host, on_progress=_progress_line(), lab_marker=target.lab)
     for region, fate in result["fates"].items():
         s = result["summaries"].get(region, {})
         click.echo(f"region {region}: {fate}; sent {s.get('sent', '?')} acked {s.get('acked', '?')} "

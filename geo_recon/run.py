@@ -163,7 +163,13 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                         name="faults", daemon=True)
                     fault_thread.start()
                 live = _LiveLine(progress, injector)
-                result = runner.supervise(workers, scenario.workload, on_progress=live, stop=stop)
+                sampler = _ReplicationSampler(target, settings, run_dir / "replication-stats.jsonl") \
+                    if scheme == "async" else None
+                try:
+                    result = runner.supervise(workers, scenario.workload, on_progress=live, stop=stop)
+                finally:
+                    if sampler:
+                        sampler.close()
                 for region, fate in result["fates"].items():
                     if fate != "finished":
                         progress(f"  worker {region} {fate}: {_tail(workers.logs[region])}")
@@ -278,6 +284,39 @@ def _drive_faults(injector: Injector, schedule: list[ScheduledFault], start_at_n
             injector.heal_all()
         except GeoReconError as exc:
             errors.append(f"healing: {exc}")
+
+
+class _ReplicationSampler:
+    """What Pulsar itself reports about replication (connected, backlog, delay), sampled every
+    couple of seconds into replication-stats.jsonl, next to the history it can be compared with."""
+
+    def __init__(self, target: deployment.Deployment, settings: schemes.SchemeSettings, path: Path,
+                 every_s: float = 2.0):
+        self.target, self.settings, self.path, self.every_s = target, settings, path, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="replication-sampler", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from geo_recon import status
+
+        with open(self.path, "a") as out:
+            while not self.stop.wait(self.every_s):
+                now = time.time_ns()
+                try:
+                    statuses = status.replication_status(self.target, self.settings)
+                except GeoReconError:
+                    continue  # a region may be down: that is the point of the run
+                for t in statuses:
+                    for link in t.links:
+                        out.write(json.dumps({"time": now, "region": t.region, "topic": t.topic, "remote": link.remote,
+                                              "connected": link.connected, "backlog": link.backlog,
+                                              "delay_s": link.delay_seconds}) + "\n")
+                out.flush()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
 
 
 class _LiveLine:

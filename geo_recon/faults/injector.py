@@ -66,6 +66,7 @@ class Injector:
         self.path = Path(lab.lab_dir) / "faults.json"
         # Faults a previous controller applied and did not heal are ours to heal now.
         self.active: dict[str, ActiveFault] = {}
+        self.measured: dict[str, Any] = {}  # what the last verification measured, for the history
         if self.path.exists():
             try:
                 self.active = {fid: ActiveFault(**f) for fid, f in json.loads(self.path.read_text()).items()}
@@ -109,7 +110,8 @@ class Injector:
         else:
             self._slow_links(spec, active)
         self._save()
-        self._event("start", fault)
+        self._event("start", fault, **({"measured": self.measured} if self.measured else {}))
+        self.measured = {}
         self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {time.monotonic() - started:.1f}s)")
         if spec.kind == "restart":  # a restart heals itself
             self.active.pop(fault.id, None)
@@ -321,6 +323,7 @@ class Injector:
             if abs(measured - wanted) > tolerance:
                 raise FaultError(f"{active.id}: {src}->{dst} round trip rose by {measured:.1f} ms, "
                                  f"wanted {wanted:g} ms (within 10%)")
+            self.measured[f"added_rtt_ms {src}->{dst}"] = round(measured, 2)
             self.progress(f"  {src}->{dst}: round trip +{measured:.1f} ms (asked {wanted:g}; {base:.1f} ms before; "
                           f"toxic {per_direction:.0f} ms each way)")
 
