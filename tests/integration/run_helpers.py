@@ -1,0 +1,60 @@
+"""Run scenarios on a module's lab and read what they recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import REPO, run_cli
+
+SCENARIOS = REPO / "tests" / "integration" / "scenarios"
+
+
+def run_scenario(name: str, runs: Path, *extra: str) -> tuple[int, Path, str]:
+    proc = run_cli("run", str(SCENARIOS / f"{name}.yaml"), "--runs", str(runs), "--reuse-lab", *extra, timeout=900)
+    return proc.returncode, (runs / "latest").resolve(), proc.stdout + proc.stderr
+
+
+def events(run_dir: Path) -> list[dict]:
+    out = []
+    for path in sorted((run_dir / "history").glob("*.jsonl")):
+        with open(path) as fh:
+            out += [json.loads(line) for line in fh if line.strip()]
+    return out
+
+
+def fault_window(run_dir: Path, fault_id: str = "f1") -> tuple[int, int, dict]:
+    lines = [e for e in events(run_dir) if e["type"] == "fault" and e["id"] == fault_id]
+    start = next(e for e in lines if e["phase"] == "start")
+    stop = next(e for e in lines if e["phase"] == "stop")
+    return start["time"], stop["time"], start
+
+
+def acked(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
+    """(producer, seq) -> (invoke time, ok time)."""
+    invokes, oks = {}, {}
+    for e in events(run_dir):
+        if e["type"] == "invoke":
+            invokes[(e["producer"], e["seq"])] = e["time"]
+        elif e["type"] == "ok":
+            oks[(e["producer"], e["seq"])] = e["time"]
+    return {k: (invokes[k], t) for k, t in oks.items()}
+
+
+def first_receipts(run_dir: Path, region: str, *, consumers_only: bool = True) -> dict[tuple[str, int], int]:
+    first: dict[tuple[str, int], int] = {}
+    for e in events(run_dir):
+        if e["type"] == "recv" and e["region"] == region and (not consumers_only or e.get("via") != "reader"):
+            key = (e["producer"], e["seq"])
+            first[key] = min(first.get(key, e["time"]), e["time"])
+    return first
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    assert values, "no samples"
+    return values[len(values) // 2]

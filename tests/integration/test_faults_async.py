@@ -1,0 +1,78 @@
+"""Faults on a real async lab, each run through `geo-recon run`: partition, WAN latency, region kill."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration import lab_helpers as h
+from tests.integration import run_helpers as r
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+NAME, BASE, SUBNET = "tras", 35000, 106
+
+
+@pytest.fixture(scope="module")
+def lab():
+    run_cli("lab", "down", "--name", NAME, "--force")
+    h.up(NAME, "async", BASE, SUBNET)
+    yield
+    run_cli("lab", "down", "--name", NAME)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+def test_partition_backlog_grows_then_everything_converges(lab, runs):
+    code, run_dir, log = r.run_scenario("partition-async", runs)
+    assert code == 0, log[-3000:]
+    start, stop, _ = r.fault_window(run_dir)
+    samples = [json.loads(line) for line in (run_dir / "replication-stats.jsonl").read_text().splitlines()]
+    during = [s for s in samples if start < s["time"] < stop and s["region"] == "a"]
+    assert during, "no replication stats sampled during the partition"
+    assert max(s["backlog"] for s in during) > 0  # Pulsar's own view: the backlog to b grew
+    assert samples[-1]["backlog"] == 0
+    result = r.results(run_dir)
+    conv = next(c for c in result["convergence"] if c["fault_id"] == "f1")
+    assert conv["converged"] is True and conv["ms"] is not None
+    assert all(result["regions"][x]["lost"] == 0 for x in ("a", "b"))
+    # Messages a acked during the partition reached b only after the heal.
+    ok_times = r.acked(run_dir)
+    in_b = r.first_receipts(run_dir, "b")
+    cut_off = [k for k, (_, ok) in ok_times.items() if k[0] == "a/p0" and start + 1e9 < ok < stop - 1e9]
+    assert cut_off and all(in_b[k] > stop - 1e9 for k in cut_off)
+
+
+def test_wan_latency_raises_the_round_trip_and_the_replication_lag(lab, runs):
+    code, run_dir, log = r.run_scenario("latency-async", runs)
+    assert code == 0, log[-3000:]
+    start, stop, start_line = r.fault_window(run_dir)
+    for pair in ("a->b", "b->a"):
+        assert abs(start_line["measured"][f"added_rtt_ms {pair}"] - 50) <= 5  # verified within 10%
+    ok_times = r.acked(run_dir)
+    in_b = r.first_receipts(run_dir, "b")
+    before = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
+              if k[0] == "a/p0" and k in in_b and ok < start - 2e9]
+    during = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
+              if k[0] == "a/p0" and k in in_b and start + 2e9 < ok < stop - 2e9]
+    # One way is 25 ms: replication a -> b cannot be faster than that while the latency is on.
+    assert r.median(during) >= r.median(before) + 20, (r.median(before), r.median(during))
+
+
+def test_a_killed_region_reports_exactly_the_acked_messages_that_never_left_it(lab, runs):
+    code, run_dir, log = r.run_scenario("kill-async", runs)
+    assert code in (0, 1), log[-3000:]
+    start, stop, start_line = r.fault_window(run_dir)
+    assert start_line["region_loss"] is True
+    result = r.results(run_dir)
+    rpo = next(p for p in result["rpo"] if p["fault_id"] == "f1" and p["region"] == "a")
+    ok_times = r.acked(run_dir)
+    seen_in_b = set(r.first_receipts(run_dir, "b", consumers_only=False))
+    never_left = [k for k, (_, ok) in ok_times.items() if k[0] == "a/p0" and ok < stop and k not in seen_in_b]
+    assert rpo["count"] == len(never_left)
+    assert result["regions"]["b"]["lost"] == len([k for k in ok_times if k[0] == "a/p0" and k not in seen_in_b])
+    # Region a's publishing stopped while it was down and came back after the restart.
+    rto = next(x for x in result["rto"] if x["fault_id"] == "f1" and x["region"] == "a")
+    assert rto["failed"] is True and rto["recovered"] is True
