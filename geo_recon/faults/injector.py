@@ -38,6 +38,7 @@ from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault
 EventSink = Callable[[dict[str, Any]], None]
 TOXIPROXY_API_OFFSET = 90  # base_port + 90: the toxiproxy API
 PROXY_PORT_OFFSET = 1000  # base_port + 1000 + n: proxies
+ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
 
 
 class FaultError(LabError):
@@ -272,24 +273,25 @@ class Injector:
                 if src == dst:
                     continue
                 dst_addr = self.lab.site_addresses[dst]
-                for comp in (c for c in self.lab.components if c.site == dst):
-                    for port in comp.ports.values():
-                        while next_port in used:
-                            next_port += 1
-                        used.add(next_port)
-                        name = f"{active.id}-{src}-{dst}-{port}"
-                        proxy.create_proxy(name, f"{host}:{next_port}", f"{dst_addr}:{port}")
-                        active.proxies.append(name)
-                        self._save()
-                        netns.in_ns(ns, ["iptables", "-t", "nat", "-A", "GR-NAT", "-d", dst_addr, "-p", "tcp",
-                                         "--dport", str(port), "-j", "DNAT", "--to-destination", f"{host}:{next_port}",
-                                         "-m", "comment", "--comment", tag])
-                        active.rules.setdefault(ns, []).append(tag)
-                        self._save()
+                ports = [p for c in self.lab.components if c.site == dst for p in c.ports.values()]
+                ports.append(self._echo(dst)[1])
+                for port in ports:
+                    while next_port in used:
+                        next_port += 1
+                    used.add(next_port)
+                    name = f"{active.id}-{src}-{dst}-{port}"
+                    proxy.create_proxy(name, f"{host}:{next_port}", f"{dst_addr}:{port}")
+                    active.proxies.append(name)
+                    self._save()
+                    netns.in_ns(ns, ["iptables", "-t", "nat", "-A", "GR-NAT", "-d", dst_addr, "-p", "tcp",
+                                     "--dport", str(port), "-j", "DNAT", "--to-destination", f"{host}:{next_port}",
+                                     "-m", "comment", "--comment", tag])
+                    active.rules.setdefault(ns, []).append(tag)
+                    self._save()
                 # Connections made before the fault would bypass the proxy: reset them.
                 netns.in_ns(ns, ["ss", "-K", "dst", dst_addr], check=False)
         pairs = [(s, d) for s in regions for d in regions if s != d]
-        baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *self._web(pair[1])) for pair in pairs}
+        baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *self._echo(pair[1])) for pair in pairs}
         for name in active.proxies:
             for stream in ("upstream", "downstream"):
                 if spec.kind == "latency":
@@ -312,14 +314,14 @@ class Injector:
         tolerance = max(0.1 * wanted, 1.0)
         for (src, dst), base in baselines.items():
             per_direction = wanted / 2
-            measured = _measure_rtt_ms(self.lab.namespaces[src], *self._web(dst)) - base
+            measured = _measure_rtt_ms(self.lab.namespaces[src], *self._echo(dst)) - base
             if abs(measured - wanted) > tolerance / 2 and wanted > 0:
                 per_direction = max(0.0, per_direction - (measured - wanted) / 2)
                 for name in (n for n in active.proxies if n.startswith(f"{active.id}-{src}-{dst}-")):
                     for stream in ("upstream", "downstream"):
                         proxy.update_toxic(name, f"latency-{stream}", {"latency": int(round(per_direction)),
                                                                        "jitter": int(round(spec.jitter_ms / 2))})
-                measured = _measure_rtt_ms(self.lab.namespaces[src], *self._web(dst)) - base
+                measured = _measure_rtt_ms(self.lab.namespaces[src], *self._echo(dst)) - base
             if abs(measured - wanted) > tolerance:
                 raise FaultError(f"{active.id}: {src}->{dst} round trip rose by {measured:.1f} ms, "
                                  f"wanted {wanted:g} ms (within 10%)")
@@ -327,9 +329,19 @@ class Injector:
             self.progress(f"  {src}->{dst}: round trip +{measured:.1f} ms (asked {wanted:g}; {base:.1f} ms before; "
                           f"toxic {per_direction:.0f} ms each way)")
 
-    def _web(self, site: str) -> tuple[str, int]:
-        comp = next(c for c in self.lab.components if c.site == site and "web" in c.ports)
-        return comp.address, comp.ports["web"]
+    def _echo(self, site: str) -> tuple[str, int]:
+        """A tiny TCP echo server in ``site``'s namespace (started on first use): round trips
+        measured against it are the network's, with no broker work in them."""
+        address = self.lab.site_addresses[site]
+        index = self.lab.regions.index(site) if site in self.lab.regions else len(self.lab.regions)
+        port = self.lab.base_port + 100 * (index + 1) + ECHO_OFFSET
+        if not _can_connect(self.lab.namespaces[site], address, port, timeout=0.5):
+            log = Path(self.lab.lab_dir) / "logs" / f"echo-{site}.log"
+            procs.start([sys.executable, "-c", _ECHO_SERVER, address, str(port)], cwd=log.parent, log_path=log,
+                        netns=self.lab.namespaces[site], env={"GEO_RECON_LAB": self.lab.name})
+            _wait_for(lambda: _can_connect(self.lab.namespaces[site], address, port, timeout=0.5), 10,
+                      f"the round-trip echo server in {site} did not start; log: {log}")
+        return address, port
 
     # ------------------------------------------------------------ heal
 
@@ -432,25 +444,40 @@ def _can_connect(ns: str, address: str, port: int, timeout: float = 2.0) -> bool
     return proc.returncode == 0
 
 
+_ECHO_SERVER = """
+import socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            data = self.request.recv(64)
+            if not data:
+                return
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer((sys.argv[1], int(sys.argv[2])), Echo).serve_forever()
+"""
+
 _RTT_PROBE = """
-import socket, sys, time, statistics
+import socket, sys, time
 host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=10)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 samples = []
-for i in range(10):
-    s = socket.create_connection((host, port), timeout=10)
+for i in range(12):
     t = time.perf_counter()
-    s.sendall(b"GET /admin/v2/brokers/ready HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    s.sendall(b"x")
     s.recv(1)
-    if i:  # the first request warms the path (a new proxy connection, cold broker handler)
+    if i >= 2:  # the first exchanges warm the path
         samples.append((time.perf_counter() - t) * 1000)
-    s.close()
-print(statistics.median(samples))
+s.close()
+print(min(samples))
 """
 
 
 def _measure_rtt_ms(ns: str, address: str, port: int) -> float:
-    """Median time from an HTTP request to its first response byte, from inside ``ns``:
-    one application-level round trip (the TCP handshake with a proxy would complete locally)."""
+    """Time for one byte to go to an echo server and back, from inside ``ns``, over one
+    connection (a TCP handshake with a proxy would complete locally and measure nothing).
+    The minimum of ten: scheduling on a busy machine only ever adds to a round trip."""
     proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _RTT_PROBE, address, str(port)],
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
