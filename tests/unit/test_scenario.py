@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from geo_recon import scenario
+from geo_recon.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_scenario_loads(path):
+    s = scenario.load(path)
+    assert s.name and s.topology.regions
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\nworkload:\n  rate: -5\n", ":3: field workload.rate: Input should be greater than 0"),
+    ("name: x\nfaults:\n  - kind: kill\n    at_s: 1\n", ":3: field faults.0: a kill fault needs a target"),
+    ("name: x\nscheme: eventual\n", ":2: field scheme: Input should be 'async' or 'strong'"),
+    ("name: x\ntopology: {regions: [a]}\n", ":2: field topology: at least 2 regions are needed"),
+    ("name: x\nfaults:\n  - {kind: kill, target: c, at_s: 1}\n", "field (top level): faults.0: unknown region(s) ['c']"),
+    ("name: x\nworkload: {duration_s: 10}\nfaults:\n  - {kind: kill, target: a, at_s: 20}\n", "after the load ends"),
+    ("name: x\ncolour: red\n", ":2: field colour: Extra inputs are not permitted"),
+    ("name: [unclosed\n", ":2: not valid YAML"),
+])
+def test_broken_scenarios_name_file_line_and_field(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        scenario.load(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_expectations_of_a_scheme_override_the_common_ones(tmp_path):
+    s = scenario.load(_write(tmp_path, "name: x\nexpectations:\n  max_lost: 5\n  strong: {max_lost: 0}\n"))
+    assert s.expectations.for_scheme("strong").max_lost == 0
+    assert s.expectations.for_scheme("async").max_lost == 5
+
+
+def test_schemes_option(tmp_path):
+    s = scenario.load(_write(tmp_path, "name: x\n"))
+    assert scenario.schemes_to_run(s, None) == ["async"]
+    assert scenario.schemes_to_run(s, "strong,async") == ["strong", "async"]
+    with pytest.raises(ConfigError, match="unknown scheme 'sync'"):
+        scenario.schemes_to_run(s, "sync")
