@@ -134,11 +134,16 @@ class Injector:
         """Heal what this injector applied; then clear anything a dead controller left."""
         healed = []
         for fid in list(self.active):
+            active = self.active[fid]
             try:
-                self._heal(self.active.pop(fid))
+                self._heal(active)
                 healed.append(fid)
+                self.on_event({"type": "fault", "time": time.time_ns(), "phase": "stop", "fault": active.kind,
+                               "target": active.target, "id": fid})
             except LabError as exc:
                 self.progress(f"healing {fid} failed: {exc}")
+            finally:
+                self.active.pop(fid, None)
         healed += heal_leftovers(self.lab, progress=self.progress)
         self._save()
         return healed
