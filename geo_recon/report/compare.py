@@ -75,14 +75,14 @@ def metrics(data: RunData, label: str) -> RunMetrics:
     rpo_rows = r.get("rpo") or []
     lost_regions = tuple(dict.fromkeys(str(p.get("region")) for p in rpo_rows))
     rpo_messages = sum(int(p.get("count") or 0) for p in rpo_rows) if rpo_rows else None
-    windows = [p["window_ms"] / 1000 for p in rpo_rows if p.get("count") and p.get("window_ms") is not None]
+    windows = [round(p["window_ms"] / 1000, 6) for p in rpo_rows if p.get("count") and p.get("window_ms") is not None]
     rpo_s = (max(windows) if windows else 0.0) if rpo_rows else None
     rto: dict[str, float | None] = {}
     failed: dict[str, bool] = {}
     for x in r.get("rto") or []:
         region = str(x.get("region"))
         failed[region] = failed.get(region, False) or bool(x.get("failed"))
-        value = None if not x.get("recovered") else float(x.get("ms") or 0.0) / 1000
+        value = None if not x.get("recovered") else round(float(x.get("ms") or 0.0) / 1000, 6)
         if region not in rto:
             rto[region] = value
         elif rto[region] is not None:
@@ -92,7 +92,7 @@ def metrics(data: RunData, label: str) -> RunMetrics:
     convergence_s = None
     if conv:
         if all(c.get("converged") for c in conv):
-            convergence_s = max(float(c.get("ms") or 0.0) for c in conv) / 1000
+            convergence_s = round(max(float(c.get("ms") or 0.0) for c in conv) / 1000, 6)
         else:
             never = {}
             for c in conv:
