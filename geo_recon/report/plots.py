@@ -23,7 +23,6 @@ RC = {
     "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
     "svg.hashsalt": "geo-recon",  # deterministic ids
     "font.size": 9.0,
-    "font.family": "DejaVu Sans",
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
