@@ -15,11 +15,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from geo_recon.report.facts import ANOMALIES
 
-RC = {
+RC = MappingProxyType({
     "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
     "svg.hashsalt": "geo-recon",  # deterministic ids
     "font.size": 9.0,
@@ -29,7 +30,7 @@ RC = {
     "axes.spines.right": False,
     "legend.fontsize": 8.0,
     "legend.frameon": False,
-}
+})
 WIDTH_IN = 10.0
 
 
@@ -51,7 +52,7 @@ class Plot:
 def _style() -> Iterator[Any]:
     import matplotlib
 
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(dict(RC)):
         yield matplotlib
 
 

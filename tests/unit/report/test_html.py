@@ -175,3 +175,16 @@ def test_importing_the_package_does_not_import_matplotlib() -> None:
     code = ("import sys, geo_recon.report, geo_recon.report.compare, geo_recon.report.plots, geo_recon.cli; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_run_renders_every_plot_and_its_numbers(real_run1: Path) -> None:
+    render_run(real_run1)
+    o = outline((real_run1 / "report.html").read_text())
+    assert list(o.figures) == list(FIGURES)
+    assert all(inside.get("svg") == 1 and inside.get("path", 0) >= 10 for inside in o.figures.values())
+    regions = {row[0]: row for row in o.tables["region-table"][1:]}
+    assert regions["a"][1] == "6,000" and regions["a"][-4:] == ["17.0 ms", "180 ms", "632 ms", "850 ms"]
+    publish = {row[0]: row[1:] for row in o.tables["publish-table"][1:]}
+    assert publish["b"] == ["5.82 ms", "64.5 ms", "244 ms", "372 ms"]
+    workers = {row[0]: row for row in o.tables["worker-table"][1:]}
+    assert workers["a"][:4] == ["a", "finished", "3,000", "3,000"]
