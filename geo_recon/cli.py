@@ -776,6 +776,45 @@ def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--cases", "cases_per_kind", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Cases explained per anomaly in the terminal summary (the files have all of them).")
+def report_command(run_dir: Path, cases_per_kind: int) -> None:
+    """Re-render a run's report.md, report.html and junit.xml from its files, and print the summary.
+
+    Exit 0 when the scenario's expectations were met, 1 when not, 2 when the run could not decide.
+    """
+    from geo_recon.report import load_run, render_run, summary
+
+    written = render_run(run_dir)
+    click.echo(summary(load_run(run_dir), cases_per_kind=cases_per_kind))
+    click.echo("", err=True)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+    raise SystemExit(load_run(run_dir).exit_code)
+
+
+@cli.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write comparison.md/.html/.json (default: compare-<scenario>-<runs> beside the first run).")
+@click.option("--force", is_flag=True, help="Compare runs of different scenarios or seeds anyway.")
+def compare_command(run_dirs: tuple[Path, ...], out_dir: Path | None, force: bool) -> None:
+    """Put runs of one scenario side by side (e.g. strong vs async): RPO, RTO, latency, lag, loss, verdict.
+
+    Exit 2 when the runs are of different scenarios or seeds (unless --force).
+    """
+    from geo_recon.report.compare import COMPARISON_HTML, COMPARISON_JSON, COMPARISON_MD, compare_runs, default_out_dir
+
+    out = out_dir if out_dir is not None else default_out_dir(list(run_dirs))
+    click.echo(compare_runs(list(run_dirs), out, force=force))
+    click.echo("", err=True)
+    for name in (COMPARISON_MD, COMPARISON_HTML, COMPARISON_JSON):
+        click.echo(f"wrote {out / name}", err=True)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     cli(prog_name="geo-recon")

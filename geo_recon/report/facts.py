@@ -1,0 +1,281 @@
+"""The words and numbers every report shares: one place decides how a run is described.
+
+The terminal summary, report.md and report.html all render these values, so
+they never disagree. Pure functions of :class:`~geo_recon.report.model.RunData`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geo_recon.report.model import Judgement, RunData
+
+#: Anomaly kinds in report order, with a short column name and a phrase.
+ANOMALIES: tuple[tuple[str, str, str], ...] = (
+    ("lost", "lost", "acknowledged but never received"),
+    ("stored_not_consumed", "reader-only", "stored, but never delivered to a consumer"),
+    ("duplicates", "dup", "stored more than once"),
+    ("redelivered", "redeliv", "delivered again with the same msg_id"),
+    ("reordered", "reorder", "received out of order"),
+    ("unexpected", "unexp", "received but never sent"),
+    ("recovered", "recov", "unknown send outcome, but received (not a violation)"),
+)
+ANOMALY_KINDS = tuple(k for k, _, _ in ANOMALIES)
+
+
+# --------------------------------------------------------------------------- number formats
+
+
+def fmt_ms(value: float | None, *, unit: bool = True) -> str:
+    """A duration given in ms, to a sensible precision: 0.42 ms, 8.28 ms, 17.0 ms, 632 ms, 1.85 s."""
+    if value is None:
+        return "-"
+    v = float(value)
+    if abs(v) >= 1000:
+        return f"{v / 1000:.2f} s" if unit else f"{v:.0f}"
+    if abs(v) >= 100:
+        text = f"{v:.0f}"
+    elif abs(v) >= 10:
+        text = f"{v:.1f}"
+    else:
+        text = f"{v:.2f}"
+    return f"{text} ms" if unit else text
+
+
+def fmt_s(value: float | None) -> str:
+    """Seconds since the run started: 12.345 s."""
+    return "-" if value is None else f"{float(value):.3f} s"
+
+
+def fmt_count(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}/s"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def lag_triplet(stats: Mapping[str, float] | None) -> str:
+    """p50/p99/max without units (the column header says ms)."""
+    if not stats:
+        return "-"
+    return "/".join(fmt_ms(stats.get(k), unit=False) for k in ("p50", "p99", "max"))
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    status: str  #: "met" | "not-met" | "undecided"
+    label: str  #: MET / NOT MET / COULD NOT DECIDE / NO VERDICT
+    words: str  #: one sentence
+
+
+def headline(data: RunData) -> Headline:
+    met = data.met
+    verdict = data.verdict
+    if met is True:
+        n = len(verdict.judgements) if verdict else 0
+        words = (f"every expectation of the scenario was met ({plural(n, 'check')})." if n
+                 else "the scenario sets no limits, and the run completed.")
+        return Headline("met", "MET", words)
+    if met is False:
+        if verdict is not None and verdict.judgements:
+            bad = verdict.not_met
+            return Headline("not-met", "NOT MET",
+                            f"{len(bad)} of {len(verdict.judgements)} expectations not met: "
+                            + "; ".join(j.words for j in bad[:3]) + ("; ..." if len(bad) > 3 else "") + ".")
+        return Headline("not-met", "NOT MET", "the run did not meet its expectations.")
+    if data.interrupted:
+        return Headline("undecided", "COULD NOT DECIDE", "the run was interrupted; nothing is decided.")
+    if data.error:
+        return Headline("undecided", "COULD NOT DECIDE", f"{data.error}.")
+    if data.results is not None and verdict is None:
+        valid = data.results.get("valid")
+        return Headline("undecided", "NO VERDICT",
+                        "no scenario expectations were judged (no verdict.json); the checker found the history "
+                        + ("valid." if valid else f"INVALID ({', '.join(data.results.get('anomaly_types') or [])})."))
+    return Headline("undecided", "COULD NOT DECIDE", "there are no results to judge.")
+
+
+def checker_line(results: Mapping[str, Any]) -> str:
+    """The checker's verdict and what it read, in one line."""
+    run = results.get("run") or {}
+    sends = run.get("sends") or {}
+    verdict = "VALID" if results.get("valid") else f"INVALID ({', '.join(results.get('anomaly_types') or [])})"
+    allowed = results.get("allowed") or []
+    extra = f"; allowed: {', '.join(allowed)}" if allowed else ""
+    return (f"checker: {verdict}{extra}: {fmt_count(sends.get('ok', 0))} acknowledged sends from "
+            f"{run.get('producers', '?')} producer(s) in {len(run.get('regions') or [])} region(s), "
+            f"{fmt_count(run.get('receipts', 0))} receipts over {run.get('duration_s', 0):g} s")
+
+
+def judgement_value(value: float | None) -> str:
+    return "-" if value is None else (fmt_count(value) if float(value).is_integer() else f"{value:g}")
+
+
+# --------------------------------------------------------------------------- regions
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    region: str
+    expected: int
+    counts: Mapping[str, int]
+    receipts: int
+    lag: Mapping[str, float] | None
+
+
+def region_rows(results: Mapping[str, Any]) -> list[RegionRow]:
+    out = []
+    for name, r in (results.get("regions") or {}).items():
+        out.append(RegionRow(region=name, expected=int(r.get("expected", 0)),
+                             counts={k: int(r.get(k, 0)) for k in ANOMALY_KINDS},
+                             receipts=int(r.get("receipts", 0)), lag=r.get("lag_ms")))
+    return out
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRow:
+    id: str
+    what: str  #: "kill a"
+    start_s: float | None
+    stop_s: float | None
+    region_loss: bool
+    convergence: str  #: words
+    rpo: tuple[str, ...]  #: words, one per lost region
+    rto: tuple[str, ...]  #: words, one per region
+
+
+def convergence_words(c: Mapping[str, Any] | None) -> str:
+    if c is None:
+        return "no stop recorded: convergence not measured"
+    if c.get("converged"):
+        ms = c.get("ms") or 0.0
+        return "converged at once (nothing was behind)" if ms == 0 else f"converged {fmt_ms(ms)} after the stop"
+    missing = ", ".join(f"{r} {n}" for r, n in (c.get("still_missing") or {}).items() if n)
+    return f"never converged (still missing: {missing or 'unknown'})"
+
+
+def rpo_words(p: Mapping[str, Any]) -> str:
+    count = int(p.get("count") or 0)
+    head = f"RPO {p.get('region')}: {plural(count, 'acknowledged message')} never left it"
+    if count and p.get("window_ms") is not None:
+        head += (f" (oldest {fmt_ms(p['window_ms'])} before the fault; their acks span "
+                 f"{fmt_ms(p.get('span_ms') or 0.0)})")
+    if p.get("note"):
+        head += f" ({p['note']})"
+    return head
+
+
+def rto_words(x: Mapping[str, Any]) -> str:
+    region = x.get("region")
+    if not x.get("failed"):
+        return f"{region} no failed send"
+    if not x.get("recovered"):
+        return f"{region} never recovered (first failure at {fmt_s(x.get('first_failure_s'))})"
+    return f"{region} {fmt_ms(x.get('ms'))}"
+
+
+def fault_rows(results: Mapping[str, Any]) -> list[FaultRow]:
+    conv = {c.get("fault_id"): c for c in results.get("convergence") or []}
+    out = []
+    for w in results.get("faults") or []:
+        fid = w.get("id")
+        out.append(FaultRow(
+            id=str(fid), what=f"{w.get('fault')} {w.get('target')}", start_s=w.get("start_s"),
+            stop_s=w.get("stop_s"), region_loss=bool(w.get("region_loss")),
+            convergence=convergence_words(conv.get(fid)),
+            rpo=tuple(rpo_words(p) for p in results.get("rpo") or [] if p.get("fault_id") == fid),
+            rto=tuple(rto_words(x) for x in results.get("rto") or [] if x.get("fault_id") == fid)))
+    return out
+
+
+def scheduled_faults(data: RunData) -> list[Mapping[str, Any]]:
+    """The schedule the orchestrator planned (run.json or resolved.json): shown when there are no results."""
+    for source in (data.run, data.resolved):
+        schedule = (source or {}).get("schedule")
+        if isinstance(schedule, list):
+            return [s for s in schedule if isinstance(s, dict)]
+    return []
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True, slots=True)
+class CaseGroup:
+    kind: str
+    phrase: str
+    total: int
+    explanations: tuple[str, ...]
+
+
+def case_groups(results: Mapping[str, Any], *, limit: int | None = None) -> list[CaseGroup]:
+    """The first cases of each anomaly found, with the checker's explanation in words."""
+    totals = results.get("totals") or {}
+    phrases = {k: p for k, _, p in ANOMALIES}
+    out = []
+    for kind, cases in (results.get("cases") or {}).items():
+        if not cases:
+            continue
+        shown = cases if limit is None else cases[:limit]
+        out.append(CaseGroup(kind=kind, phrase=phrases.get(kind, kind), total=int(totals.get(kind, len(cases))),
+                             explanations=tuple(str(c.get("explanation", c)) for c in shown)))
+    return out
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    region: str
+    fate: str
+    sent: Any
+    acked: Any
+    failed: Any
+    unknown: Any
+    received: Any
+    rate: str
+    errors: tuple[str, ...]
+
+
+def worker_rows(data: RunData) -> list[WorkerRow]:
+    out = []
+    for region, w in ((data.run or {}).get("workers") or {}).items():
+        if not isinstance(w, dict):
+            continue
+        rates = w.get("achieved_rates") or {}
+        rate = ", ".join(f"{p} {fmt_rate(v)}" for p, v in rates.items()) if isinstance(rates, dict) else ""
+        errors = w.get("errors") or []
+        out.append(WorkerRow(region=region, fate=str(w.get("fate", "?")), sent=w.get("sent"), acked=w.get("acked"),
+                             failed=w.get("failed"), unknown=w.get("unknown"), received=w.get("received"),
+                             rate=rate, errors=tuple(str(e) for e in errors) if isinstance(errors, list) else ()))
+    return out
+
+
+def identity_line(data: RunData) -> str:
+    parts = [data.scenario or "(scenario unknown)", f"{data.scheme or '?'} scheme",
+             f"seed {data.seed if data.seed is not None else '?'}"]
+    if data.regions:
+        parts.append(f"regions {', '.join(data.regions)}")
+    if data.run_id:
+        parts.append(f"run {data.run_id}")
+    return " · ".join(parts)
+
+
+def judgement_rows(data: RunData) -> Sequence[Judgement]:
+    return data.verdict.judgements if data.verdict else ()

@@ -1,0 +1,82 @@
+"""The terminal summary: the results in words, for a person at a shell (``geo-recon report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from geo_recon.report import facts as F
+from geo_recon.report.model import RunData
+
+
+def table(rows: Sequence[Sequence[str]], *, left: Sequence[int] = (0,), indent: str = "") -> list[str]:
+    """Aligned columns; columns in ``left`` are left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [(indent + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                                for i, (cell, w) in enumerate(zip(row, widths, strict=True)))).rstrip()
+            for row in rows]
+
+
+def summary(data: RunData, *, cases_per_kind: int = 3) -> str:
+    """Verdict, judgements, per-region counts and lag, faults with convergence/RPO/RTO, first cases explained."""
+    head = F.headline(data)
+    lines = [F.identity_line(data), f"  {data.run_dir}", "", f"verdict: {head.label}: {head.words}"]
+    judgements = F.judgement_rows(data)
+    if judgements:
+        lines.extend(f"  {'met    ' if j.met else 'NOT MET'}  {j.words}" for j in judgements)
+    for note in data.notes():
+        lines.append(f"note: {note}")
+    results = data.results
+    if results is None:
+        schedule = F.scheduled_faults(data)
+        if schedule:
+            lines += ["", "faults scheduled (no results to measure them):"]
+            lines.extend(f"  {s.get('id')}: {s.get('fault')} at {s.get('start_s')} s until {s.get('stop_s')} s"
+                         for s in schedule)
+        lines += _workers(data)
+        return "\n".join(lines)
+
+    lines += ["", F.checker_line(results), ""]
+    head_row = ["region", "expected", *(short for _, short, _ in F.ANOMALIES), "lag ms p50/p99/max"]
+    rows = [head_row]
+    for r in F.region_rows(results):
+        rows.append([r.region, F.fmt_count(r.expected), *(F.fmt_count(r.counts[k]) for k in F.ANOMALY_KINDS),
+                     F.lag_triplet(r.lag)])
+    lines += table(rows, left=(0, len(head_row) - 1), indent="  ")
+    publish = results.get("publish_latency_ms") or {}
+    if publish:
+        lines += ["", "publish latency ms p50/p99/max: " + ", ".join(
+            f"{origin} {F.lag_triplet(stats)}" for origin, stats in publish.items())]
+    by_origin = [(region, origin, stats) for region, r in (results.get("regions") or {}).items()
+                 for origin, stats in (r.get("lag_ms_by_origin") or {}).items()]
+    if by_origin:
+        lines.append("lag ms p50/p99/max by origin -> region: " + ", ".join(
+            f"{origin}->{region} {F.lag_triplet(stats)}" for region, origin, stats in by_origin))
+
+    faults = F.fault_rows(results)
+    if faults:
+        lines += ["", "faults:"]
+        for f in faults:
+            tag = " (region loss)" if f.region_loss else ""
+            lines.append(f"  {f.id}: {f.what}, {F.fmt_s(f.start_s)} .. {F.fmt_s(f.stop_s)}{tag}")
+            lines.append(f"    {f.convergence}")
+            lines.extend(f"    {words}" for words in f.rpo)
+            if f.rto:
+                lines.append("    RTO: " + ", ".join(f.rto))
+    else:
+        lines += ["", "faults: none recorded in the history"]
+
+    for group in F.case_groups(results, limit=cases_per_kind):
+        lines += ["", f"{group.kind}: {group.total:,} in all ({group.phrase}); first {len(group.explanations)}:"]
+        lines.extend(f"  - {e}" for e in group.explanations)
+    for warning in results.get("warnings") or []:
+        lines.append(f"warning: {warning}")
+    lines += _workers(data)
+    return "\n".join(lines)
+
+
+def _workers(data: RunData) -> list[str]:
+    bad = [w for w in F.worker_rows(data) if w.fate != "finished" or w.errors]
+    out = []
+    for w in bad:
+        out.append(f"worker {w.region}: {w.fate}" + (f"; errors: {'; '.join(w.errors[:3])}" if w.errors else ""))
+    return ([""] + out) if out else []
