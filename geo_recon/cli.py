@@ -561,12 +561,9 @@ def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
         if outcome.interrupted:
             raise SystemExit(130)
     if len(outcomes) > 1:
-        try:
-            from geo_recon.report import compare
+        from geo_recon.report import compare
 
-            click.echo(compare.compare_runs([o.run_dir for o in outcomes], out_dir=Path(runs_root)))
-        except ImportError:
-            pass
+        click.echo(compare.compare_runs([o.run_dir for o in outcomes], out_dir=Path(runs_root)))
     codes = [o.exit_code for o in outcomes]
     raise SystemExit(2 if 2 in codes else max(codes))
 

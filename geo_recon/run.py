@@ -372,7 +372,7 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
     run_dir = outcome.run_dir
     with phase("check"):
         try:
-            result = check.check_run(run_dir, allow=scenario.expectations.allow)
+            result = check.check_run(run_dir, allow=scenario.expectations.for_scheme(scheme).allow)
         except GeoReconError as exc:
             outcome.error = f"check: {exc}"
             progress(f"could not decide: {exc}")
@@ -386,9 +386,10 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
     for j in judgements:
         progress(f"  {'met    ' if j.met else 'NOT MET'} {j.words}")
     with phase("report"):
-        try:
-            from geo_recon.report import render_run
+        from geo_recon.report import render_run
 
-            render_run(run_dir)
-        except ImportError:
-            pass
+        try:
+            for path in render_run(run_dir):
+                progress(f"  wrote {path}")
+        except (GeoReconError, OSError) as exc:  # the verdict stands; only its rendering failed
+            progress(f"  could not write the report: {exc}")

@@ -87,12 +87,13 @@ class Limits(BaseModel):
     max_rpo_s: float | None = None
     max_rto_s: float | None = None
     min_delivered_fraction: float | None = Field(None, ge=0, le=1)
+    allow: list[str] = Field([], description="anomaly kinds the checker should not count against validity, "
+                                             "e.g. duplicates when deduplication is off")
 
 
 class Expectations(Limits):
     async_: Limits | None = Field(None, alias="async")
     strong: Limits | None = None
-    allow: list[str] = []
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
