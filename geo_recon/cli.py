@@ -409,11 +409,14 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
 @click.option("--run-id", default=None, help="The same in every region, so all workers use the same topics.")
 @click.option("--start-at", type=float, default=None, help="Unix time to start sending (same in every region).")
+@click.option("--role", type=click.Choice(["all", "produce", "consume"]), default="all", show_default=True,
+              help="Internal: the controller runs producers and consumers as separate processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tenant", default="geo", show_default=True)
 @click.option("--namespace", default="recon", show_default=True)
 @_workload_options
-def worker(config_file, region, clusters_file, out_dir, run_id, start_at, seed, tenant, namespace, **options) -> None:
+def worker(config_file, region, clusters_file, out_dir, run_id, start_at, role, seed, tenant, namespace,
+           **options) -> None:
     """Run one region's load. With --region/--clusters/--out an SRE runs one in each real region;
     merge the history directories and run `geo-recon check` on them."""
     import json
@@ -425,7 +428,7 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, seed, 
     from geo_recon.workload import worker as worker_mod
 
     if config_file:
-        summary = worker_mod.run_from_file(config_file)
+        summary = worker_mod.run_from_file(config_file, role=role)
     else:
         if not (region and clusters_file and out_dir and run_id):
             raise ConfigError("give --config, or all of --region, --clusters, --out and --run-id")

@@ -29,6 +29,8 @@ from geo_recon.schemes import SchemeSettings
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
 
+ROLES = ("produce", "consume")  # two processes per region: the client calls into Python for every message
+
 Progress = Callable[[dict[str, dict]], None]
 
 
@@ -111,25 +113,51 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
         )
         config_path = run_dir / "workers" / f"{ep.region}.config.json"
         config_path.write_text(cfg.model_dump_json(indent=2))
-        log = run_dir / "logs" / f"worker-{ep.region}.log"
-        argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path)]
         env = {"GEO_RECON_TOKEN": ep.token} if ep.token else {}
         if lab_marker:
             env["GEO_RECON_LAB"] = lab_marker  # `lab down` finds a stray worker by it
-        workers.refs[ep.region] = procs.start(argv, cwd=run_dir, log_path=log,
-                                              netns=(namespaces or {}).get(ep.region), env=env)
-        workers.logs[ep.region] = log
+        for role in ROLES:
+            log = run_dir / "logs" / f"worker-{ep.region}-{role}.log"
+            argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
+            workers.refs[f"{ep.region}/{role}"] = procs.start(argv, cwd=run_dir, log_path=log,
+                                                              netns=(namespaces or {}).get(ep.region), env=env)
+            workers.logs[f"{ep.region}/{role}"] = log
     return workers
+
+
+def _merge(parts: list[dict]) -> dict:
+    """One region's view from its roles' files: counts add up, per-producer maps merge."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in (
+                    "time_ns", "clock_offset_ns", "clock_rtt_ns", "lag_ms_p50", "lag_ms_max"):
+                merged[key] = merged.get(key, 0) + value
+            elif isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            elif isinstance(value, list):
+                merged[key] = sorted(set(merged.get(key, [])) | set(value)) if key == "processes" \
+                    else merged.get(key, []) + value
+            elif value is not None or key not in merged:
+                merged.setdefault(key, value)
+    return merged
 
 
 def read_progress(run_dir: Path, regions: list[str]) -> dict[str, dict]:
     out = {}
     for region in regions:
-        path = run_dir / "workers" / f"{region}.progress.json"
-        try:
-            out[region] = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            out[region] = {"phase": "starting"}
+        parts = {}
+        for role in ROLES:
+            try:
+                parts[role] = json.loads((run_dir / "workers" / f"{region}.{role}.progress.json").read_text())
+            except (FileNotFoundError, ValueError):
+                parts[role] = {"phase": "starting"}
+        merged = _merge(list(parts.values()))
+        produce, consume = parts["produce"].get("phase"), parts["consume"].get("phase")
+        merged["phase"] = produce if produce in ("starting", "producing") else consume
+        for key in ("lag_ms_p50", "lag_ms_max"):
+            merged[key] = parts["consume"].get(key)
+        out[region] = merged
     return out
 
 
@@ -156,37 +184,44 @@ def supervise(workers: WorkerSet, workload: WorkloadSpec, *, on_progress: Progre
     drain_started: float | None = None
     signalled = False
     while True:
-        live = {r for r, ref in workers.refs.items() if procs.alive(ref)}
+        live_refs = {key for key, ref in workers.refs.items() if procs.alive(ref)}
+        live = {key.split("/")[0] for key in live_refs}
+        receiving = {key.split("/")[0] for key in live_refs if key.endswith("/consume")}
         progress = read_progress(run_dir, regions)
         if on_progress:
             on_progress(progress)
-        if not live:
+        if not live_refs:
             break
         if stop is not None and stop.is_set() and not signalled:
-            for region in live:
-                procs.signal_group(workers.refs[region], signal.SIGTERM)  # stop producing, then drain
+            for key in live_refs:
+                procs.signal_group(workers.refs[key], signal.SIGTERM)  # stop producing, then drain
             signalled = True
         phases = {progress[r].get("phase") for r in live}
         if phases <= {"draining", "reading", "done"}:
             drain_started = drain_started or time.monotonic()
             waited = time.monotonic() - drain_started
-            if not drained_flag.exists() and (caught_up(progress, live) or waited >= workload.drain_timeout_s):
-                drained_flag.write_text(json.dumps({"caught_up": caught_up(progress, live), "waited_s": waited}))
+            if not drained_flag.exists() and (caught_up(progress, receiving) or waited >= workload.drain_timeout_s):
+                drained_flag.write_text(json.dumps({"caught_up": caught_up(progress, receiving), "waited_s": waited}))
         if time.time() > hard_deadline:
-            for region in live:
-                procs.kill(workers.refs[region])
+            for key in live_refs:
+                procs.kill(workers.refs[key])
             break
         time.sleep(tick_s)
-    summaries, fates = {}, {}
+    summaries, fates, by_role = {}, {}, {}
     for region in regions:
-        path = run_dir / "workers" / f"{region}.summary.json"
-        if path.exists():
-            summaries[region] = json.loads(path.read_text())
-            fates[region] = "finished"
-        else:
-            fates[region] = f"died before finishing (log: {workers.logs[region]})"
+        parts, missing = [], []
+        for role in ROLES:
+            path = run_dir / "workers" / f"{region}.{role}.summary.json"
+            if path.exists():
+                parts.append(json.loads(path.read_text()))
+            else:
+                missing.append(f"{role} worker died before finishing (log: {workers.logs[f'{region}/{role}']})")
+        if parts:
+            summaries[region] = _merge(parts)
+            by_role[region] = parts
+        fates[region] = "; ".join(missing) if missing else "finished"
     drained = json.loads(drained_flag.read_text()) if drained_flag.exists() else {"caught_up": False, "waited_s": None}
-    return {"summaries": summaries, "fates": fates, "drain": drained}
+    return {"summaries": summaries, "fates": fates, "drain": drained, "parts": by_role}
 
 
 def stop_workers(workers: WorkerSet, timeout: float = 30) -> None:
@@ -207,9 +242,10 @@ def stop_workers(workers: WorkerSet, timeout: float = 30) -> None:
 def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | None, seed: int,
                    workload: WorkloadSpec, extra: dict[str, Any] | None = None) -> None:
     offsets = {}
-    for summary in result["summaries"].values():
-        for process in summary.get("processes", []):
-            offsets[process] = summary.get("clock_offset_ns", 0)
+    for parts in result.get("parts", {}).values():
+        for part in parts:  # each role measured its own clock offset
+            for process in part.get("processes", []):
+                offsets[process] = part.get("clock_offset_ns", 0)
     history.write_run_json(
         workers.run_dir, workers.regions, scheme=scheme, run_id=workers.run_id, seed=seed, topics=workers.topics,
         workload=workload.model_dump(), clock_offsets_ns=offsets, start_at_ns=workers.start_at_ns,

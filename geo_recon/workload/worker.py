@@ -102,10 +102,20 @@ class _Counters:
             }
 
 
+ROLES = ("all", "produce", "consume")
+
+
 class Worker:
-    def __init__(self, config: WorkerConfig, token: str | None = None):
+    """``role`` "all" runs producers and consumers in one process; the controller runs them as
+    two processes per region ("produce", "consume"), which doubles the Python the region gets:
+    the client calls back into Python for every send and every receipt."""
+
+    def __init__(self, config: WorkerConfig, token: str | None = None, role: str = "all"):
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} is not one of {ROLES}")
         self.cfg = config
         self.token = token
+        self.role = role
         self.run_dir = Path(config.run_dir)
         self.region = config.region
         self.stopping = threading.Event()  # stop producing (signal or end of schedule)
@@ -118,10 +128,13 @@ class Worker:
         self._last_receipt_at = time.monotonic()
         workers_dir = self.run_dir / "workers"
         workers_dir.mkdir(parents=True, exist_ok=True)
-        self.progress_path = workers_dir / f"{self.region}.progress.json"
-        self.summary_path = workers_dir / f"{self.region}.summary.json"
+        stem = self.region if role == "all" else f"{self.region}.{role}"
+        self.progress_path = workers_dir / f"{stem}.progress.json"
+        self.summary_path = workers_dir / f"{stem}.summary.json"
+        self.sibling_progress = workers_dir / f"{self.region}.produce.progress.json"
         self.drained_flag = workers_dir / "drained"
-        self.writer = history.HistoryWriter(self.run_dir / "history" / f"{self.region}.jsonl")
+        history_name = f"{self.region}-recv.jsonl" if role == "consume" else f"{self.region}.jsonl"
+        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -143,20 +156,23 @@ class Worker:
         progress.start()
         try:
             self.clock_offset_ns, self.clock_rtt_ns = probe_clock(self.cfg.clock_ref)
-            consumers = self._start_consumers(client)
+            consumers = self._start_consumers(client) if self.role != "produce" else []
             self.phase = "producing"
-            producers = self._start_producers(client)
-            for thread in producers:
-                thread.join()
-            self.phase = "draining"
-            self._drain()
-            for consumer in consumers:
-                consumer.stop.set()
-            for consumer in consumers:
-                consumer.join(timeout=30)
-            if self.cfg.workload.reader_drain:
-                self.phase = "reading"
-                self._read_everything(client)
+            if self.role != "consume":
+                for thread in self._start_producers(client):
+                    thread.join()
+            else:
+                self._wait_for_producers()
+            if self.role != "produce":
+                self.phase = "draining"
+                self._drain()
+                for consumer in consumers:
+                    consumer.stop.set()
+                for consumer in consumers:
+                    consumer.join(timeout=30)
+                if self.cfg.workload.reader_drain:
+                    self.phase = "reading"
+                    self._read_everything(client)
             self.phase = "done"
         finally:
             self.writer.close()
@@ -183,10 +199,26 @@ class Worker:
 
     def _process_names(self) -> set[str]:
         w = self.cfg.workload
-        names = {f"{self.region}/p{i}" for i in range(w.producers)}
-        names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
-        names.add(f"{self.region}/reader")
+        names = set()
+        if self.role != "consume":
+            names |= {f"{self.region}/p{i}" for i in range(w.producers)}
+        if self.role != "produce":
+            names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
+            names.add(f"{self.region}/reader")
         return names
+
+    def _wait_for_producers(self) -> None:
+        """Consume role: keep consuming until this region's producers are done (their progress
+        file says so), or stopped, or well past the end of the schedule if they died."""
+        w = self.cfg.workload
+        latest = self.cfg.start_at_ns / 1e9 + w.duration_s + w.send_timeout_ms / 1000 + 60
+        while time.time() < latest and not self.stopping.is_set():
+            try:
+                if json.loads(self.sibling_progress.read_text()).get("phase") == "done":
+                    return
+            except (FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.2)
 
     # ------------------------------------------------------------ producing
 
@@ -469,6 +501,6 @@ def _atomic_write(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_from_file(config_path: str | Path) -> dict[str, Any]:
+def run_from_file(config_path: str | Path, role: str = "all") -> dict[str, Any]:
     cfg = WorkerConfig.model_validate_json(Path(config_path).read_text())
-    return Worker(cfg, token=os.environ.get("GEO_RECON_TOKEN") or None).run()
+    return Worker(cfg, token=os.environ.get("GEO_RECON_TOKEN") or None, role=role).run()

@@ -64,7 +64,7 @@ def test_the_rate_is_held_within_two_percent(steady_run):
 
 
 def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_needs(steady_run):
-    recvs = [e for e in _lines(steady_run, "b.jsonl") if e["type"] == "recv" and e.get("via") != "reader"]
+    recvs = [e for e in _lines(steady_run, "b-recv.jsonl") if e["type"] == "recv" and e.get("via") != "reader"]
     assert {e["producer"] for e in recvs} == {"a/p0", "b/p0"}
     sample = recvs[0]
     assert set(sample) >= {"time", "region", "process", "producer", "seq", "msg_id", "redelivery", "topic"}
@@ -81,7 +81,7 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
          "--duration", "15", "--drain-timeout", "20"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
-        progress = out / "workers" / "a.progress.json"
+        progress = out / "workers" / "a.produce.progress.json"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -93,7 +93,8 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
         else:
             pytest.fail("worker a never got going")
         victim = next(r for r in procs.find_by_marker(NAME)
-                      if str(out / "workers" / "a.config.json") in Path(f"/proc/{r.pid}/cmdline").read_text())
+                      if str(out / "workers" / "a.config.json") in (cmd := Path(f"/proc/{r.pid}/cmdline").read_text())
+                      and "produce" in cmd)
         os.kill(victim.pid, signal.SIGKILL)
         stdout, stderr = load.communicate(timeout=180)
     finally:
@@ -101,7 +102,7 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
             load.kill()
             load.communicate()
     assert load.returncode == 0, stderr
-    assert "region a: died before finishing" in stdout
+    assert "region a: produce worker died before finishing" in stdout
     proc = run_cli("check", str(out), "--json")  # no --skip-bad: the history must parse as it is
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
