@@ -74,6 +74,6 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     for rate in fixed_rates:
         progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,
-                                      batching=False, namespaces=namespaces, clock_host=clock_host,
-                                      label=f"geo-recon fixed {rate:.0f}/s"))
+                                      batching=True, namespaces=namespaces, clock_host=clock_host,
+                                      label=f"geo-recon fixed {rate:.0f}/s (batching)"))
     return figures
