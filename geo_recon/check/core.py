@@ -324,7 +324,7 @@ def _run_summary(history: History, *, t0: int, end: int, receipts: int) -> dict[
     outcome_counts = np.bincount(m.outcome, minlength=5)
     return {
         "regions": list(history.regions), "start_ns": t0, "end_ns": end, "duration_s": round((end - t0) / 1e9, 3),
-        "producers": len(history.producers),
+        "producers": int(np.unique(m.producer[m.outcome != Outcome.NEVER_INVOKED]).size),
         "sends": {"ok": int(outcome_counts[Outcome.OK]), "fail": int(outcome_counts[Outcome.FAIL]),
                   "info": int(outcome_counts[Outcome.INFO]), "pending": int(outcome_counts[Outcome.PENDING]),
                   "never_invoked": int(outcome_counts[Outcome.NEVER_INVOKED])},
