@@ -18,7 +18,8 @@ Line types (fields marked ``?`` are optional)::
 
 ``info`` means the outcome is unknown; an ``invoke`` with no completion is
 treated the same way. Only the fields the checker uses are validated; others
-(``topic``, ``redelivery``, ``msg_id`` on send lines, anything else) are free. Lines of any other ``type``, and send-type lines whose
+(``topic``, ``redelivery``, ``msg_id`` on send lines, anything else) are free.
+Lines of any other ``type``, and send-type lines whose
 ``f`` is not ``"send"``, are counted and otherwise ignored. A line that is not
 a JSON object, or misses a required field, or has a field of the wrong type, is
 *bad*: reading stops with a :class:`HistoryError` naming the file and line,

@@ -617,10 +617,10 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     s["key"] = luts["key"][s["key"]]
 
     n_producers = len(tables["producer"])
-    messages, send_msg, recv_msg = index_messages(
+    identity, send_msg, recv_msg = index_messages(
         n_producers=n_producers, send_producer=s["producer"], send_seq=s["seq"],
         recv_producer=r["producer"], recv_seq=r["seq"])
-    messages = aggregate_sends(messages=messages, send_msg=send_msg, s=s)
+    messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
 
     completed = s["kind"] > 0
     completions = Completions(

@@ -54,13 +54,12 @@ def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight
                               stdout=subprocess.PIPE) for _ in range(workers)]
     try:
         pending: deque[int] = deque()  # worker of each task sent and not yet received, in task order
-        sent = 0
-        for task in tasks:
+        for sent, task in enumerate(tasks):
             worker = sent % workers
-            assert procs[worker].stdin is not None
-            _send(procs[worker].stdin, task)
+            stdin = procs[worker].stdin
+            assert stdin is not None
+            _send(stdin, task)
             pending.append(worker)
-            sent += 1
             if len(pending) >= in_flight * workers:
                 yield _result(procs[pending.popleft()])
         while pending:
@@ -105,6 +104,9 @@ def _serve(function: Callable[[Any], Any]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from geo_recon.check.tuning import tune_allocator
+
+    tune_allocator()
     module_name, _, name = argv[0].partition(":")
     module = __import__(module_name, fromlist=[name])
     _serve(getattr(module, name))

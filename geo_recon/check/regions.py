@@ -39,6 +39,9 @@ from geo_recon.check.model import (
 
 SIGHTINGS_SHOWN = 5
 
+#: per Outcome code: is a receipt of this send part of the ordering check? (not when it never happened)
+_ORDER_CHECKED = np.array([o not in (Outcome.NEVER_INVOKED, Outcome.FAIL) for o in sorted(Outcome)], dtype=bool)
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:
@@ -146,28 +149,38 @@ def _name(names: Sequence[str], code: int) -> str | None:
 # --------------------------------------------------------------------------- detectors
 
 
-def detect_lost(ctx: Context, *, code: int, received: Sequence[np.ndarray | None],
-                first_consumer: Sequence[np.ndarray | None]) -> Detection:
-    """Acknowledged messages never received in region ``code`` (consumer or reader)."""
+def first_lost(ctx: Context, *, received: np.ndarray) -> np.ndarray:
+    """The messages whose lost cases are shown: the first ``max_cases`` lost ones by ok time."""
     messages = ctx.history.messages
-    rec_here = received[code]
-    assert rec_here is not None
-    lost = (messages.outcome == Outcome.OK) & ~rec_here
-    count = int(lost.sum())
+    idx = np.flatnonzero((messages.outcome == Outcome.OK) & ~received)
+    if len(idx) > ctx.max_cases:
+        idx = idx[np.argpartition(messages.done_time[idx], ctx.max_cases - 1)[: ctx.max_cases]] if ctx.max_cases \
+            else idx[:0]
+    return idx[np.lexsort((idx, messages.done_time[idx]))]
+
+
+def detect_lost(ctx: Context, *, code: int, received: Sequence[np.ndarray | None], picked: np.ndarray,
+                first_seen: dict[int, dict[int, int]]) -> Detection:
+    """Acknowledged messages never received in region ``code`` (consumer or reader).
+
+    ``picked`` are the messages to explain (:func:`first_lost`); ``first_seen`` gives, per region code, the
+    first consumer receipt time of those messages where there is one.
+    """
+    messages = ctx.history.messages
+    here = received[code]
+    assert here is not None
+    count = int(np.count_nonzero((messages.outcome == Outcome.OK) & ~here))
     if not count:
         return Detection(0)
-    idx = np.flatnonzero(lost)
-    pick = idx[np.lexsort((idx, messages.done_time[idx]))[: ctx.max_cases]]
     names = ctx.history
     cases = []
-    for m in pick:
+    for m in picked.tolist():
         seen = []
         for other, flags in enumerate(received):
             if other == code or flags is None or not flags[m]:
                 continue
-            first = first_consumer[other]
-            t = None if first is None or first[m] == NEVER else ctx.seconds(first[m])
-            seen.append((names.region_names[other], t))
+            t = first_seen.get(other, {}).get(m)
+            seen.append((names.region_names[other], None if t is None else ctx.seconds(t)))
         cases.append(LostCase(
             region=names.region_names[code], producer=names.producers[messages.producer[m]],
             seq=int(messages.seq[m]), key=_name(names.keys, int(messages.key[m])),
@@ -233,7 +246,7 @@ def detect_duplicates(ctx: Context, facts: RegionFacts) -> Detection:
     starts[1:] = group_id[order][1:] != group_id[order][:-1]
     first_in_group[group_id[order][starts]] = rr[order][starts]
     group_msg = rec.msg[first_in_group]
-    msg_first_time = {}
+    msg_first_time: dict[int, int] = {}
     for g_row, m in zip(first_in_group.tolist(), group_msg.tolist(), strict=True):
         msg_first_time[m] = min(msg_first_time.get(m, NEVER), int(rec.time[g_row]))
     pick = sorted(msg_first_time, key=lambda m: (msg_first_time[m], m))[: ctx.max_cases]
@@ -263,12 +276,12 @@ def detect_redelivered(ctx: Context, facts: RegionFacts) -> Detection:
         return Detection(0)
     busy = np.flatnonzero(sizes > 1)
     # per message: its most delivered msg_id group; order messages by their first receipt
-    rows_by_group = {int(g): [] for g in busy}
+    rows_by_group: dict[int, list[int]] = {int(g): [] for g in busy}
     for row, g in zip(r.tolist(), group_id.tolist(), strict=True):
         if g in rows_by_group:
             rows_by_group[g].append(row)
     best: dict[int, list[int]] = {}
-    for g, members in rows_by_group.items():
+    for members in rows_by_group.values():
         members.sort(key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
         m = int(rec.msg[members[0]])
         if m not in best or len(members) > len(best[m]):
@@ -283,7 +296,16 @@ def detect_redelivered(ctx: Context, facts: RegionFacts) -> Detection:
 
 
 def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
-    """First-time consumer receipts below the highest seq that consumer already got from that producer."""
+    """First-time consumer receipts below the highest seq that consumer already got from that producer.
+
+    Per consumer process (receipts are already in time order), a stable radix
+    sort by group (producer, or producer and key for Key_Shared) keeps each
+    group's receipts in time order. With ``value = group * (M + 1) + message``
+    the running maximum never crosses from one group into the next, so one
+    ``maximum.accumulate`` serves every group, and a receipt is reordered when
+    its value is below the running maximum just before it (within a producer,
+    a higher message row is a higher seq).
+    """
     rec = facts.receipts
     messages = ctx.history.messages
     n, m = len(rec), len(messages)
@@ -293,41 +315,59 @@ def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
     eligible = ordering != UNORDERED
     if facts.reader is not None:
         eligible &= ~facts.reader
-    outcome = messages.outcome[rec.msg]
-    eligible &= (outcome != Outcome.NEVER_INVOKED) & (outcome != Outcome.FAIL)
+    eligible &= _ORDER_CHECKED[messages.outcome[rec.msg]]
     eligible[facts.not_first] = False
-    rows = np.flatnonzero(eligible)
-    if not len(rows):
+    everything = bool(eligible.all())
+    rows = None if everything else np.flatnonzero(eligible)
+    if rows is not None and not len(rows):
         return Detection(0)
-    n_producers = max(len(ctx.history.producers), 1)
-    producer = messages.producer[rec.msg[rows]].astype(np.int64)
-    is_key = ordering[rows] == KEY_ORDERED
-    group = producer * 2
+    del eligible
+    msg = rec.msg if rows is None else rec.msg[rows]
+    producer = messages.producer[msg]
+    is_key = (ordering if rows is None else ordering[rows]) == KEY_ORDERED
+    del ordering
     if is_key.any():
-        key = messages.key[rec.msg[rows]].astype(np.int64) + 1
-        group = np.where(is_key, (key * n_producers + producer) * 2 + 1, group)
-    process = rec.process[rows]
-    bounds = np.flatnonzero(np.r_[True, process[1:] != process[:-1], True])
+        n_producers = max(len(ctx.history.producers), 1)
+        key = messages.key[msg].astype(np.int64) + 1
+        group = np.where(is_key, (key * n_producers + producer) * 2 + 1, producer.astype(np.int64) * 2)
+        del key
+    else:
+        group = producer * 2
+    del producer, is_key
+    top = int(group.max())
+    small = np.uint8 if top < 256 else np.uint16 if top < 65536 else None
+    if small is not None:
+        group = group.astype(small)  # a radix sort, and a tenth of the memory
+    process = rec.process if rows is None else rec.process[rows]
+    cuts = np.flatnonzero(process[1:] != process[:-1]) + 1
+    bounds = [0, *cuts.tolist(), len(process)]
+    del process, cuts
     flagged_parts, setter_parts = [], []
+    safe = top * (m + 1) + m < np.iinfo(np.int64).max
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         g = group[a:b]
-        order = np.argsort(g.astype(np.uint16), kind="stable") if g.max() < 65536 else np.argsort(
-            g, kind="stable")
-        seg_rows = rows[a:b][order]
+        order = np.argsort(g, kind="stable")
         gs = g[order]
-        new_group = np.r_[True, gs[1:] != gs[:-1]]
-        seg_id = np.cumsum(new_group).astype(np.int64)
-        value = seg_id * (m + 1) + rec.msg[seg_rows]
+        value = msg[a:b][order]
+        if safe:
+            offset = gs.astype(np.int64)
+            offset *= m + 1
+            value += offset
+        else:  # enormous key spaces: number the groups instead
+            starts = np.empty(len(gs), dtype=bool)
+            starts[0] = True
+            np.not_equal(gs[1:], gs[:-1], out=starts[1:])
+            offset = np.cumsum(starts, dtype=np.int64)
+            offset *= m + 1
+            value += offset
+        del gs, offset
         running = np.maximum.accumulate(value)
-        before = np.r_[np.int64(-1), running[:-1]]
-        before[new_group] = -1
-        flagged = value < before
-        if flagged.any():
-            positions = np.arange(len(value))
-            setter = np.maximum.accumulate(np.where(value == running, positions, 0))
-            at = np.flatnonzero(flagged)
-            flagged_parts.append(seg_rows[at])
-            setter_parts.append(seg_rows[setter[at - 1]])
+        at = np.flatnonzero(value[1:] < running[:-1]) + 1
+        if len(at):
+            # the receipt that set the maximum: where the running maximum first reached its value
+            setter = np.searchsorted(running, running[at - 1], side="left")
+            flagged_parts.append((order[at] + a) if rows is None else rows[a:b][order[at]])
+            setter_parts.append((order[setter] + a) if rows is None else rows[a:b][order[setter]])
     if not flagged_parts:
         return Detection(0)
     flagged_rows = np.concatenate(flagged_parts)
@@ -337,11 +377,11 @@ def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
     cases = []
     for i in order[: ctx.max_cases]:
         row, prev = int(flagged_rows[i]), int(setter_rows[i])
-        msg = int(rec.msg[row])
+        message = int(rec.msg[row])
         keyed = ((int(rec.flags[row]) >> ORDERING_SHIFT) & 3) == KEY_ORDERED
         cases.append(ReorderedCase(
-            region=facts.name, process=h.processes[rec.process[row]], producer=h.producers[messages.producer[msg]],
-            seq=int(messages.seq[msg]), key=_name(h.keys, int(messages.key[msg])) if keyed else None,
+            region=facts.name, process=h.processes[rec.process[row]], producer=h.producers[messages.producer[message]],
+            seq=int(messages.seq[message]), key=_name(h.keys, int(messages.key[message])) if keyed else None,
             at=_sighting(ctx, facts, row), after_seq=int(messages.seq[rec.msg[prev]]),
             after=_sighting(ctx, facts, prev)))
     return Detection(len(flagged_rows), tuple(cases))
@@ -351,7 +391,9 @@ def _received_with_outcome(ctx: Context, facts: RegionFacts, outcomes: tuple[Out
                            ) -> tuple[int, np.ndarray, np.ndarray]:
     """(count, first messages, their first rows) of received messages whose send ended in ``outcomes``."""
     messages = ctx.history.messages
-    wanted = facts.received & np.isin(messages.outcome, np.array(outcomes, dtype=np.int8))
+    table = np.zeros(len(Outcome), dtype=bool)
+    table[list(outcomes)] = True
+    wanted = facts.received & table[messages.outcome]
     count = int(wanted.sum())
     if not count:
         return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)

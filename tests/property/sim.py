@@ -225,8 +225,7 @@ def simulate(cfg: SimConfig) -> Sim:
             log[k], log[nxt] = log[nxt], log[k]
             log[k][0], log[nxt][0] = log[nxt][0], log[k][0]  # keep availability times increasing
         plan[region]["phantom"] = cfg.phantoms
-        for i in plan[region]["lost"]:
-            truth[region]["lost"] += 1
+        truth[region]["lost"] += len(plan[region]["lost"])
         for _ in plan[region]["skipped"]:
             truth[region]["stored_not_consumed" if cfg.readers else "lost"] += 1
         truth[region]["duplicates"] += len(plan[region]["dup"])

@@ -96,7 +96,8 @@ def test_counts_match_injected_truth_and_reference(cfg: SimConfig) -> None:
 
 def _without_lines(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_lines(v) for k, v in value.items() if k not in ("line", "ack_line", "fail_line", "input", "explanation")}
+        skip = ("line", "ack_line", "fail_line", "input", "explanation")
+        return {k: _without_lines(v) for k, v in value.items() if k not in skip}
     if isinstance(value, list):
         return [_without_lines(v) for v in value]
     return value

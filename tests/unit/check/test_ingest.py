@@ -44,6 +44,10 @@ lines = st.one_of(
 )
 
 
+def _decode(chunk: ingest.Chunk, kind: str, codes: np.ndarray) -> list[str | None]:
+    return [chunk.names[kind][i] if i >= 0 else None for i in codes.tolist()]
+
+
 def _same(a: ingest.Chunk, b: ingest.Chunk) -> None:
     for name in ("send_kind", "send_time", "send_seq", "send_line", "recv_time", "recv_seq", "recv_hash",
                  "recv_flags", "recv_line"):
@@ -53,8 +57,7 @@ def _same(a: ingest.Chunk, b: ingest.Chunk) -> None:
         column = f"{prefix}{kind}"
         if not hasattr(a, column):
             continue
-        decode = lambda c, codes: [c.names[kind][i] if i >= 0 else None for i in codes]  # noqa: E731
-        assert decode(a, getattr(a, column).tolist()) == decode(b, getattr(b, column).tolist()), column
+        assert _decode(a, kind, getattr(a, column)) == _decode(b, kind, getattr(b, column)), column
     assert a.faults == [(n, {k: v for k, v in e.items() if k != "type"}) for n, e in b.faults]
     assert a.ignored == b.ignored
 

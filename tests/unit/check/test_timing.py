@@ -44,8 +44,8 @@ def test_kth_across_sorted_arrays(parts: list[list[int]], data: st.DataObject) -
     merged = sorted(x for p in parts for x in p)
     if not merged:
         return
-    k = data.draw(st.integers(0, len(merged) - 1))
-    assert kth_across([np.array(sorted(p), dtype=np.int64) for p in parts], k) == merged[k]
+    ks = data.draw(st.lists(st.integers(0, len(merged) - 1), min_size=1, max_size=5))
+    assert kth_across([np.array(sorted(p), dtype=np.int64) for p in parts], ks) == [merged[k] for k in ks]
 
 
 def test_region_lag_overall_per_origin_and_cdf() -> None:
