@@ -109,7 +109,6 @@ def generate(run_dir: Path, *, messages: int, regions: int, producers: int, seed
                 _write_lines(fh, _interleave(inv, comp))
 
     injected: dict[str, dict[str, int]] = {}
-    ok_rows = np.flatnonzero(outcome == 1)
     for ri, region in enumerate(names):
         rows = np.flatnonzero(stored)
         lag = np.where(origin[rows] == ri, rng.lognormal(np.log(3e6), 0.3, size=len(rows)),
@@ -128,7 +127,8 @@ def generate(run_dir: Path, *, messages: int, regions: int, producers: int, seed
         # msg_id "<ledger>:<entry>:-1:0": a ledger per region, the entry is the send's number
         events = {"msg": msg, "at": at, "ledger": np.full(len(msg), 100 + ri, dtype=np.int64), "entry": g[msg]}
         # anomalies, on distinct acked messages away from the ends
-        candidates = np.intersect1d(msg[len(msg) // 10: -len(msg) // 10 or None], ok_rows)
+        middle = msg[len(msg) // 10: -len(msg) // 10 or None]
+        candidates = middle[outcome[middle] == 1]
         pick = rng.choice(candidates, size=min(len(candidates), sum(INJECT.values()) * 2), replace=False)
         cut = np.cumsum([0, INJECT["lost"], INJECT["duplicates"], INJECT["redelivered"], INJECT["reordered"]])
         lost, dups, redeliver, to_swap = (pick[a:b] for a, b in zip(cut[:-1], cut[1:], strict=True))

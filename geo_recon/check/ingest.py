@@ -756,25 +756,32 @@ def split_receipts(*, n_regions: int, msg: np.ndarray, time: np.ndarray, process
                    msg_hash: np.ndarray, flags: np.ndarray, ref: np.ndarray, region: np.ndarray) -> list[Receipts]:
     """Receipts per observing region, each ordered by (process, time, file order)."""
     out = []
-    by_region = (np.argsort(region.astype(np.uint16), kind="stable") if n_regions > 1
-                 else np.arange(len(region)))
-    bounds = np.searchsorted(region[by_region], np.arange(n_regions + 1))
+    grouped = len(region) < 2 or bool((region[1:] >= region[:-1]).all())  # files usually hold one region each
+    by_region = None if grouped else np.argsort(region.astype(np.uint16), kind="stable")
+    bounds = np.searchsorted(region if grouped else region[by_region], np.arange(n_regions + 1))
     for code in range(n_regions):
-        rows = by_region[bounds[code]:bounds[code + 1]]
-        rows = rows[order_receipts(process[rows], time[rows], ref[rows])]
-        out.append(Receipts(msg=msg[rows], time=time[rows], process=process[rows].astype(np.int32),
-                            msg_hash=msg_hash[rows], flags=flags[rows], ref=ref[rows]))
+        a, b = int(bounds[code]), int(bounds[code + 1])
+        if by_region is None:
+            columns = [msg[a:b], time[a:b], process[a:b], msg_hash[a:b], flags[a:b], ref[a:b]]  # views
+        else:
+            rows = by_region[a:b]
+            columns = [msg[rows], time[rows], process[rows], msg_hash[rows], flags[rows], ref[rows]]
+        order = order_receipts(columns[2], columns[1], columns[5])
+        if order is not None:
+            columns = [c[order] for c in columns]
+        r_msg, r_time, r_process, r_hash, r_flags, r_ref = columns
+        out.append(Receipts(msg=r_msg, time=r_time, process=r_process.astype(np.int32, copy=False),
+                            msg_hash=r_hash, flags=r_flags, ref=r_ref))
     return out
 
 
-def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """A permutation ordering rows by (process, time, ref); cheap when they already are."""
-    n = len(process)
-    if n < 2:
-        return np.arange(n)
+def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray | None:
+    """A permutation ordering rows by (process, time, ref), or None when they already are (the usual case)."""
+    if len(process) < 2:
+        return None
     same = process[1:] == process[:-1]
     ordered = (process[1:] >= process[:-1]) & (~same | (time[1:] > time[:-1]) |
                                                 ((time[1:] == time[:-1]) & (ref[1:] > ref[:-1])))
     if ordered.all():
-        return np.arange(n)
+        return None
     return np.lexsort((ref, time, process))
