@@ -75,7 +75,30 @@ class RegionResult:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The verdict and everything behind it. ``to_json()`` gives the DESIGN.md shape."""
+    """The verdict and everything behind it. ``to_json()`` gives the DESIGN.md shape (results.json).
+
+    Times ``*_s`` are seconds since the run's first send or fault line; ``*_ms`` are milliseconds;
+    percentiles are nearest-rank and exact (see :mod:`geo_recon.check.timing`). Fields of ``to_json()``:
+
+    * ``valid``; ``anomaly_types``: the anomalies that made it invalid; ``allowed``.
+    * ``regions``: per run.json region ``expected, lost, stored_not_consumed, duplicates, redelivered,
+      reordered, unexpected, recovered, receipts, lag_ms {p50, p90, p99, max}, lag_ms_by_origin {origin:
+      {...}}`` (definitions in :mod:`geo_recon.check.anomalies`); ``totals``: the same counts summed.
+    * ``cases``: per anomaly, the first ``max_cases`` per region, each with its data and ``explanation``.
+    * ``faults``: windows ``{id, fault, target, start_s, stop_s, region_loss, lost_regions, regions}``;
+      ``convergence``: per stop ``{fault_id, stop_s, converged, ms, still_missing {region: n}}``;
+      ``rpo``: per region-loss fault and lost region ``{fault_id, region, count, first_ok_s, last_ok_s,
+      span_ms, window_ms}``; ``rto``: per fault and region ``{fault_id, region, ms, recovered, failed,
+      first_failure_s, recovered_s}`` (definitions in :mod:`geo_recon.check.recovery`).
+    * ``publish_latency_ms``: per origin region, ok time minus invoke time ``{p50, p90, p99, max}``.
+    * ``lag_series``: ``{origin: {observer: [[t_s, p50_ms, p99_ms, max_ms], ...]}}``, at most 2000 points
+      by the message's ok time; ``lag_cdf``: per observer, 101 quantiles (0..100) in ms.
+    * ``rates``: ``{bucket_s, columns: [t_s, sent, acked, received], regions: {region: [[...], ...]}}``,
+      per-second rates averaged over buckets of ``bucket_s`` seconds, at most 2000 points.
+    * ``run``: regions, start/end (ns), duration, producers, send outcomes, receipts, scheme, seed;
+      ``input``: what was read (source, files, lines, skipped lines with examples, ignored lines);
+      ``warnings``.
+    """
 
     valid: bool
     allowed: frozenset[Anomaly]
@@ -427,7 +450,10 @@ def check_run(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, allow:
     from_run = history.run.get("allowed") or []
     assert isinstance(from_run, list)  # validated with run.json
     allowed |= parse_allowed(from_run, source=f"{Path(run_dir) / 'run.json'}: allowed")
-    result = check_history(history, allowed=allowed, max_cases=max_cases)
+    try:
+        result = check_history(history, allowed=allowed, max_cases=max_cases)
+    except CannotDecide as exc:
+        raise CannotDecide(f"{Path(run_dir) / 'history'}: {exc}") from None
     return fill_msg_ids(result, run_dir=run_dir, history=history)
 
 
