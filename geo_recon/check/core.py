@@ -253,11 +253,12 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
     first = facts.first_consumer
     missing_ok = np.sort(ok_time[ok & (first == NEVER)])
     lagged = np.flatnonzero(ok & (first != NEVER))
+    acked = ok_time[lagged]
     lag = first[lagged]
-    lag -= ok_time[lagged]
+    lag -= acked
     stats = region_lag(lag_ns=lag, origin=messages.origin[lagged], region_names=history.region_names,
-                       ok_time=ok_time[lagged], t0=t0, bucket_s=series_bucket)
-    del lag, lagged
+                       ok_time=acked, t0=t0, bucket_s=series_bucket)
+    del lag, lagged, acked
     consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
     last = int(consumer_times.max()) if len(consumer_times) else t0
     per_sec = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
@@ -279,7 +280,7 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
         raise CannotDecide(f"no acknowledged send (no 'ok' send line) in {history.input.files} history file(s), "
                            f"{history.input.lines} line(s): there is nothing to check")
     t0, end = _time_range(history)
-    ctx = R.Context(history=history, t0=t0, max_cases=max_cases)
+    ctx = R.Context.of(history, t0=t0, max_cases=max_cases)
     names = history.region_names
     listed = [r for r in history.regions]
     codes = {r: names.index(r) for r in listed}  # every run.json region has a code, receipts or not
@@ -402,7 +403,7 @@ def _warnings(history: History, *, listed: list[str], codes: dict[str, int]) -> 
             out.append(f"{history.receipt_counts[code]} receipt(s) in region {name!r}, which run.json does not "
                        "list: not checked")
     m = history.messages
-    origins = np.unique(m.origin[m.origin >= 0]).tolist()
+    origins = np.flatnonzero(np.bincount(m.origin[m.origin >= 0].astype(np.intp))).tolist()
     strays = [history.region_names[o] for o in origins if history.region_names[o] not in listed]
     if strays:
         out.append(f"sends from regions run.json does not list: {', '.join(strays)}")
@@ -416,7 +417,7 @@ def _run_summary(history: History, *, t0: int, end: int, receipts: int) -> dict[
     outcome_counts = np.bincount(m.outcome, minlength=5)
     return {
         "regions": list(history.regions), "start_ns": t0, "end_ns": end, "duration_s": round((end - t0) / 1e9, 3),
-        "producers": int(np.unique(m.producer[m.outcome != Outcome.NEVER_INVOKED]).size),
+        "producers": int(np.count_nonzero(np.bincount(m.producer[m.outcome != Outcome.NEVER_INVOKED].astype(np.intp)))),
         "sends": {"ok": int(outcome_counts[Outcome.OK]), "fail": int(outcome_counts[Outcome.FAIL]),
                   "info": int(outcome_counts[Outcome.INFO]), "pending": int(outcome_counts[Outcome.PENDING]),
                   "never_invoked": int(outcome_counts[Outcome.NEVER_INVOKED])},

@@ -160,13 +160,15 @@ def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Se
         region_names: Sequence[str], t0: int) -> list[dict[str, Any]]:
     """Per fault and region: first failed/unknown send after the fault start to the next ok send."""
     starts = sorted(w.start for w in windows if w.start is not None)
+    if not starts:
+        return []
     per_region = {}
     for region in regions:
         code = region_names.index(region)
         here = completions.region == code
         t = completions.time[here]
-        outcome = completions.outcome[here]
-        per_region[region] = (np.sort(t[outcome != Outcome.OK]), np.sort(t[outcome == Outcome.OK]))
+        ok = completions.outcome[here] == Outcome.OK
+        per_region[region] = (np.sort(t[~ok]), t[ok])
     out = []
     for w in windows:
         if w.start is None:
@@ -179,14 +181,16 @@ def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Se
             entry: dict[str, Any] = {"fault_id": w.id, "region": region}
             if i == len(failed) or (until is not None and failed[i] >= until):
                 entry.update(ms=0.0, recovered=True, failed=False, first_failure_s=None, recovered_s=None)
+                out.append(entry)
+                continue
+            first_failure = int(failed[i])
+            after = oks[oks >= first_failure]  # one pass per fault and region: cheaper than sorting every ok
+            if not len(after):
+                entry.update(ms=None, recovered=False, failed=True, first_failure_s=_s(first_failure, t0),
+                             recovered_s=None)
             else:
-                first_failure = int(failed[i])
-                j = int(np.searchsorted(oks, first_failure, side="left"))
-                if j == len(oks):
-                    entry.update(ms=None, recovered=False, failed=True, first_failure_s=_s(first_failure, t0),
-                                 recovered_s=None)
-                else:
-                    entry.update(ms=ms(int(oks[j]) - first_failure), recovered=True, failed=True,
-                                 first_failure_s=_s(first_failure, t0), recovered_s=_s(int(oks[j]), t0))
+                back = int(after.min())
+                entry.update(ms=ms(back - first_failure), recovered=True, failed=True,
+                             first_failure_s=_s(first_failure, t0), recovered_s=_s(back, t0))
             out.append(entry)
     return out

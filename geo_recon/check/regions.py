@@ -10,7 +10,7 @@ message, differing msg_ids) is done on the small set of rows involved.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +58,16 @@ class Context:
     history: History
     t0: int
     max_cases: int
+    #: rows (messages) whose send never happened (never invoked, or failed), and whose outcome is unknown
+    not_sent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    unknown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @staticmethod
+    def of(history: History, *, t0: int, max_cases: int) -> Context:
+        outcome = history.messages.outcome
+        return Context(history=history, t0=t0, max_cases=max_cases,
+                       not_sent=np.flatnonzero((outcome == Outcome.NEVER_INVOKED) | (outcome == Outcome.FAIL)),
+                       unknown=np.flatnonzero((outcome == Outcome.INFO) | (outcome == Outcome.PENDING)))
 
     def seconds(self, t: int) -> float:
         return round((int(t) - self.t0) / 1e9, 6)
@@ -387,23 +397,21 @@ def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
     return Detection(len(flagged_rows), tuple(cases))
 
 
-def _received_with_outcome(ctx: Context, facts: RegionFacts, outcomes: tuple[Outcome, ...]
-                           ) -> tuple[int, np.ndarray, np.ndarray]:
-    """(count, first messages, their first rows) of received messages whose send ended in ``outcomes``."""
-    messages = ctx.history.messages
-    table = np.zeros(len(Outcome), dtype=bool)
-    table[list(outcomes)] = True
-    wanted = facts.received & table[messages.outcome]
-    count = int(wanted.sum())
-    if not count:
+def _received_among(ctx: Context, facts: RegionFacts, among: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, first messages, their first rows) of the messages ``among`` that this region received."""
+    got = among[facts.received[among]]
+    if not len(got):
         return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    count = len(got)
+    wanted = np.zeros(len(ctx.history.messages), dtype=bool)
+    wanted[got] = True
     msgs, rows = _first_rows(facts, _rows_of(facts, wanted))
     return count, msgs[: ctx.max_cases], rows[: ctx.max_cases]
 
 
 def detect_unexpected(ctx: Context, facts: RegionFacts) -> Detection:
     """Receipts of a (producer, seq) that was never invoked or whose send failed."""
-    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.NEVER_INVOKED, Outcome.FAIL))
+    count, msgs, rows = _received_among(ctx, facts, ctx.not_sent)
     h, messages = ctx.history, ctx.history.messages
     cases = []
     for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):
@@ -418,7 +426,7 @@ def detect_unexpected(ctx: Context, facts: RegionFacts) -> Detection:
 
 def detect_recovered(ctx: Context, facts: RegionFacts) -> Detection:
     """Receipts of a send whose outcome was unknown (info, or invoked and never completed)."""
-    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.INFO, Outcome.PENDING))
+    count, msgs, rows = _received_among(ctx, facts, ctx.unknown)
     h, messages = ctx.history, ctx.history.messages
     cases = []
     for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):

@@ -133,7 +133,9 @@ def lag_series(*, lag_ns: np.ndarray, origin: np.ndarray, codes: np.ndarray, reg
     bucket //= bucket_ns
     np.clip(bucket, 0, SERIES_POINTS - 1, out=bucket)
     n_buckets = int(bucket.max()) + 1
-    slot = np.searchsorted(codes, origin).astype(np.int64)  # origin rank, then bucket
+    rank_of = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+    rank_of[codes] = np.arange(len(codes))
+    slot = rank_of[origin]  # origin rank, then bucket
     slot *= n_buckets
     slot += bucket
     del bucket
