@@ -228,6 +228,14 @@ def history_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in root.rglob(f"*{HISTORY_SUFFIX}") if p.is_file())
 
 
+def other_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Files under ``RUN_DIR/history/`` that are not read (not ``*.jsonl``); the checker warns about them."""
+    root = history_dir(run_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(HISTORY_SUFFIX))
+
+
 def iter_events(run_dir: str | os.PathLike[str], *, skip_bad: bool = False,
                 skipped: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
     """Yield every send, recv and fault event of a run, file by file, in file order.

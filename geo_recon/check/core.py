@@ -143,7 +143,7 @@ class CheckResult:
             "lag_cdf": {name: r.lag.cdf for name, r in self.regions.items()},
             "rates": self.rates,
             "run": self.run,
-            "input": dataclasses.asdict(self.input),
+            "input": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.input).items()},
             "warnings": self.warnings,
         }
 
@@ -409,6 +409,11 @@ def _warnings(history: History, *, listed: list[str], codes: dict[str, int]) -> 
         out.append(f"sends from regions run.json does not list: {', '.join(strays)}")
     if history.input.skipped:
         out.append(f"{history.input.skipped} bad line(s) skipped (--skip-bad)")
+    if history.input.not_read:
+        shown = ", ".join(history.input.not_read[:5]) + (" ..." if len(history.input.not_read) > 5 else "")
+        out.append(f"{len(history.input.not_read)} file(s) under history/ not read (not *.jsonl): {shown}")
+    if history.input.ignored:
+        out.append("lines not used: " + ", ".join(f"{n} {kind!r}" for kind, n in sorted(history.input.ignored.items())))
     return out
 
 

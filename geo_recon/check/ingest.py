@@ -50,6 +50,7 @@ from geo_recon.history import (
     HistoryError,
     history_files,
     normalise_subscription,
+    other_files,
     parse_line,
     read_run_json,
 )
@@ -586,7 +587,8 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
                 names=names)
         next_line[file_index] += chunk.lines
     summary = InputSummary(source="jsonl", files=len(files), lines=parts.lines, skipped=parts.bad_count,
-                           skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored))
+                           skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored),
+                           not_read=tuple(str(p.relative_to(run_dir)) for p in other_files(run_dir)))
     history = build_history(run=run, files=rel, parts=parts, names=names, summary=summary)
     return dataclasses.replace(history, line_index=tuple(tuple(x) for x in line_index))
 

@@ -233,3 +233,13 @@ def test_faults_windows_in_the_result(tmp_path: Path) -> None:
     assert (w["id"], w["fault"], w["target"], w["start_s"], w["stop_s"], w["region_loss"]) == (
         "p1", "partition", "a|b", 0.005, 0.015, False)
     assert got["rpo"] == []
+
+
+def test_unread_files_and_unused_lines_are_warnings(tmp_path: Path) -> None:
+    run = make_run(tmp_path, {"p.jsonl": clean_sends() + [{"type": "log", "time": 1}],
+                              "a.jsonl": deliver("a", [0, 1, 2]), "b.jsonl": deliver("b", [0, 1, 2])})
+    (run / "history" / "notes.txt").write_text("hello")
+    got = check_run(run).to_json()
+    assert got["input"]["not_read"] == ["history/notes.txt"]
+    assert any("not read (not *.jsonl): history/notes.txt" in w for w in got["warnings"])
+    assert any("lines not used: 1 'log'" in w for w in got["warnings"])
