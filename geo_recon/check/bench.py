@@ -216,6 +216,12 @@ def _child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _load() -> list[float]:
     """1, 5 and 15 minute load averages: other work on the machine slows every figure here."""
     try:
@@ -346,9 +352,12 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
 
         progress(f"ingesting {lines:,} JSONL lines ({size / 2**30:.2f} GiB) ...")
         t = time.perf_counter()
+        before = _cpu_seconds()
         history = read_history(run_dir)
         ingest = time.perf_counter() - t
-        report["jsonl"].update(ingest_seconds=round(ingest, 3), lines_per_second=round(lines / ingest))
+        cpu = _cpu_seconds() - before  # this process and its parsing workers
+        report["jsonl"].update(ingest_seconds=round(ingest, 3), lines_per_second=round(lines / ingest),
+                               cpu_seconds=round(cpu, 3), cpu_us_per_line=round(cpu / lines * 1e6, 3))
 
         progress("writing the columnar copy ...")
         t = time.perf_counter()
@@ -391,7 +400,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"{r.get('load_average_after')} after)",
         f"  generated in {r['generate_seconds']:.1f} s: {r['jsonl']['lines']:,} JSONL lines, "
         f"{r['jsonl']['bytes'] / 2**30:.2f} GiB",
-        f"JSONL ingest:   {r['jsonl']['ingest_seconds']:.2f} s = {r['jsonl']['lines_per_second']:,} lines/s",
+        f"JSONL ingest:   {r['jsonl']['ingest_seconds']:.2f} s = {r['jsonl']['lines_per_second']:,} lines/s "
+        f"({r['jsonl']['cpu_seconds']:.1f} CPU-s over all processes, {r['jsonl']['cpu_us_per_line']:.2f} us per line)",
         f"columnar write: {r['columnar_write_seconds']:.2f} s ({r['columnar_bytes'] / 2**30:.2f} GiB)",
         f"check (columnar, fresh process): {check['seconds']:.2f} s wall, {check['cpu_seconds']:.2f} s CPU, "
         f"{check['receipts']:,} receipts = {check['receipts_per_second']:,} receipts/s, "
