@@ -21,6 +21,7 @@ The injected anomalies are printed next to what the checker found.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -37,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo_recon.errors import GeoReconError
+from geo_recon.errors import ConfigError, GeoReconError
 
 T0 = 1_700_000_000_000_000_000
 GAP_NS = 100_000  # one send every 100 us overall
@@ -216,6 +217,13 @@ def _child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _is_bench_run(path: Path) -> bool:
+    try:
+        return json.loads((path / "run.json").read_text()).get("scheme") == "synthetic"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _cpu_seconds() -> float:
     """User and system CPU of this process and its waited-for children."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -334,10 +342,20 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
     from geo_recon.check.ingest import read_history
 
     producers = producers or 4 * regions
+    if baseline and importlib.util.find_spec("duckdb") is None:
+        raise ConfigError("the baseline needs DuckDB: pip install 'geo-recon[bench]', or pass --no-baseline")
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        if not _is_bench_run(keep):
+            raise ConfigError(f"--keep {keep}: the directory is not empty and is not an earlier bench run; "
+                              "refusing to overwrite it")
+        for name in ("history", "columnar", "run.json"):
+            target = keep / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     run_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="geo-recon-bench-"))
-    if keep is not None and (run_dir / "history").exists():
-        shutil.rmtree(run_dir / "history")
-        shutil.rmtree(run_dir / "columnar", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"messages": messages, "regions": regions, "producers": producers,
                               "cpus": os.cpu_count(), "run_dir": str(run_dir), "load_average": _load()}
     try:

@@ -129,3 +129,10 @@ def test_bench_runs_end_to_end_on_a_tiny_history(tmp_path: Path) -> None:
     proc = run_cli("bench", "check", "--messages", "500", "--regions", "1", "--no-baseline")
     assert proc.returncode == 0, proc.stderr
     assert "receipts/s" in proc.stdout and "peak RSS" in proc.stdout and "baseline" not in proc.stdout
+
+
+def test_bench_refuses_to_overwrite_a_directory_that_is_not_a_bench_run(tmp_path: Path) -> None:
+    run = history(tmp_path / "real")
+    code, _, err = invoke("bench", "check", "--messages", "100", "--keep", str(run), "--no-baseline")
+    assert code == 2 and "refusing to overwrite" in err
+    assert (run / "history" / "a-p0.jsonl").exists()
