@@ -9,6 +9,7 @@ to workers and results come back in task order. Messages are pickles with an
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import subprocess
@@ -90,7 +91,10 @@ def _result(proc: subprocess.Popen[bytes]) -> Any:
 
 
 def _serve(function: Callable[[Any], Any]) -> None:
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin = sys.stdin.buffer
+    # the protocol owns the original stdout; anything else printed to fd 1 goes to stderr instead
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     while True:
         try:
             task = _receive(stdin)
