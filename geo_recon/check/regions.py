@@ -163,9 +163,13 @@ def first_lost(ctx: Context, *, received: np.ndarray) -> np.ndarray:
     """The messages whose lost cases are shown: the first ``max_cases`` lost ones by ok time."""
     messages = ctx.history.messages
     idx = np.flatnonzero((messages.outcome == Outcome.OK) & ~received)
-    if len(idx) > ctx.max_cases:
-        idx = idx[np.argpartition(messages.done_time[idx], ctx.max_cases - 1)[: ctx.max_cases]] if ctx.max_cases \
-            else idx[:0]
+    k = ctx.max_cases
+    if len(idx) > k:
+        if not k:
+            return idx[:0]
+        times = messages.done_time[idx]
+        kth = np.partition(times, k - 1)[k - 1]  # ties at the k-th time are broken by row, as everywhere
+        idx = np.concatenate([idx[times < kth], idx[times == kth][: k - int((times < kth).sum())]])
     return idx[np.lexsort((idx, messages.done_time[idx]))]
 
 
@@ -233,40 +237,43 @@ def _hash_groups(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.n
     return r, head
 
 
+def _groups(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by (message, msg_id hash): (sorted rows, group starts, group message, group first time)."""
+    rec = facts.receipts
+    r, head = _hash_groups(facts, rows)
+    starts = np.flatnonzero(head)
+    return r, starts, rec.msg[r[starts]], np.minimum.reduceat(rec.time[r], starts)
+
+
+def _by_time(rows: list[int], rec: Receipts) -> list[int]:
+    return sorted(rows, key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+
+
 def detect_duplicates(ctx: Context, facts: RegionFacts) -> Detection:
     """Distinct msg_ids beyond the first per (producer, seq), over consumer and reader receipts."""
     if not len(facts.multi_rows):
         return Detection(0)
     rec = facts.receipts
-    r, head = _hash_groups(facts, facts.multi_rows)
-    group_msgs = rec.msg[r][head]
-    distinct = np.unique(group_msgs, return_counts=True)
-    dup_msgs = distinct[0][distinct[1] > 1]
-    count = int((distinct[1] - 1).sum())
+    r, starts, group_msg, group_time = _groups(facts, facts.multi_rows)
+    # groups are sorted by message: a message's groups are consecutive
+    msg_starts = np.flatnonzero(np.r_[True, group_msg[1:] != group_msg[:-1]])
+    distinct = np.diff(np.r_[msg_starts, len(group_msg)])
+    count = int((distinct - 1).sum())
     if not count:
         return Detection(0)
-    # the first sighting of each msg_id: earliest row of each (message, hash) group
-    wanted = np.isin(rec.msg[r], dup_msgs)
-    rr, hh = r[wanted], head[wanted]
-    group_id = np.cumsum(hh) - 1
-    t = rec.time[rr]
-    first_in_group = np.full(int(group_id[-1]) + 1, -1, dtype=np.int64)
-    order = np.lexsort((rec.ref[rr], t, group_id))
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = group_id[order][1:] != group_id[order][:-1]
-    first_in_group[group_id[order][starts]] = rr[order][starts]
-    group_msg = rec.msg[first_in_group]
-    msg_first_time: dict[int, int] = {}
-    for g_row, m in zip(first_in_group.tolist(), group_msg.tolist(), strict=True):
-        msg_first_time[m] = min(msg_first_time.get(m, NEVER), int(rec.time[g_row]))
-    pick = sorted(msg_first_time, key=lambda m: (msg_first_time[m], m))[: ctx.max_cases]
+    dup = np.flatnonzero(distinct > 1)
+    first_time = np.minimum.reduceat(group_time, msg_starts)[dup]
+    chosen = dup[np.lexsort((group_msg[msg_starts[dup]], first_time))[: ctx.max_cases]]
+    ends = np.r_[starts[1:], len(r)]
     h, messages = ctx.history, ctx.history.messages
     cases = []
-    for m in pick:
-        rows_m = sorted(first_in_group[group_msg == m].tolist(), key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+    for i in chosen.tolist():
+        g0, g1 = int(msg_starts[i]), int(msg_starts[i] + distinct[i])
+        firsts = [_by_time(r[starts[g]:ends[g]].tolist(), rec)[0] for g in range(g0, g1)]
+        m = int(group_msg[g0])
         cases.append(DuplicateCase(region=facts.name, producer=h.producers[messages.producer[m]],
                                    seq=int(messages.seq[m]),
-                                   copies=tuple(_sighting(ctx, facts, x) for x in rows_m)))
+                                   copies=tuple(_sighting(ctx, facts, x) for x in _by_time(firsts, rec))))
     return Detection(count, tuple(cases))
 
 
@@ -278,31 +285,26 @@ def detect_redelivered(ctx: Context, facts: RegionFacts) -> Detection:
     rows = facts.multi_rows if facts.reader is None else facts.multi_rows[~facts.reader[facts.multi_rows]]
     if not len(rows):
         return Detection(0)
-    r, head = _hash_groups(facts, rows)
-    group_id = np.cumsum(head) - 1
-    sizes = np.bincount(group_id)
+    r, starts, group_msg, group_time = _groups(facts, rows)
+    sizes = np.diff(np.r_[starts, len(r)])
     count = int((sizes - 1).sum())
     if not count:
         return Detection(0)
     busy = np.flatnonzero(sizes > 1)
-    # per message: its most delivered msg_id group; order messages by their first receipt
-    rows_by_group: dict[int, list[int]] = {int(g): [] for g in busy}
-    for row, g in zip(r.tolist(), group_id.tolist(), strict=True):
-        if g in rows_by_group:
-            rows_by_group[g].append(row)
-    best: dict[int, list[int]] = {}
-    for members in rows_by_group.values():
-        members.sort(key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
-        m = int(rec.msg[members[0]])
-        if m not in best or len(members) > len(best[m]):
-            best[m] = members
-    pick = sorted(best, key=lambda m: (int(rec.time[best[m][0]]), m))[: ctx.max_cases]
+    # per message, its most delivered msg_id (then the earliest); messages ordered by that group's first receipt
+    order = np.lexsort((group_time[busy], -sizes[busy], group_msg[busy]))
+    best = busy[order]
+    best = best[np.r_[True, group_msg[best][1:] != group_msg[best][:-1]]]
+    chosen = best[np.lexsort((group_msg[best], group_time[best]))[: ctx.max_cases]]
     h, messages = ctx.history, ctx.history.messages
-    return Detection(count, tuple(
-        RedeliveredCase(region=facts.name, producer=h.producers[messages.producer[m]], seq=int(messages.seq[m]),
-                        deliveries=len(best[m]),
-                        sightings=tuple(_sighting(ctx, facts, x) for x in best[m][:SIGHTINGS_SHOWN]))
-        for m in pick))
+    cases = []
+    for g in chosen.tolist():
+        members = _by_time(r[starts[g]:starts[g] + sizes[g]].tolist(), rec)
+        m = int(group_msg[g])
+        cases.append(RedeliveredCase(region=facts.name, producer=h.producers[messages.producer[m]],
+                                     seq=int(messages.seq[m]), deliveries=len(members),
+                                     sightings=tuple(_sighting(ctx, facts, x) for x in members[:SIGHTINGS_SHOWN])))
+    return Detection(count, tuple(cases))
 
 
 def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
