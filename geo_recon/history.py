@@ -17,7 +17,9 @@ Line types (fields marked ``?`` are optional)::
                          regions? (list), region_loss? (bool), process?
 
 ``info`` means the outcome is unknown; an ``invoke`` with no completion is
-treated the same way. Lines of any other ``type``, and send-type lines whose
+treated the same way. Only the fields the checker uses are validated; others
+(``topic``, ``redelivery``, ``msg_id`` on send lines, anything else) are free.
+Lines of any other ``type``, and send-type lines whose
 ``f`` is not ``"send"``, are counted and otherwise ignored. A line that is not
 a JSON object, or misses a required field, or has a field of the wrong type, is
 *bad*: reading stops with a :class:`HistoryError` naming the file and line,
@@ -150,10 +152,9 @@ def check_event(obj: Any) -> tuple[str, str | None]:
             reason = _need(obj, field, want)
             if reason:
                 return "bad", reason
-        for field in ("key", "msg_id", "topic"):
-            reason = _optional(obj, field, "str")
-            if reason:
-                return "bad", reason
+        reason = _optional(obj, "key", "str")
+        if reason:
+            return "bad", reason
         return "send", None
     if kind == "recv":
         for field, want in (("region", "str"), ("process", "str"), ("producer", "str"), ("seq", "int"),
@@ -171,9 +172,6 @@ def check_event(obj: Any) -> tuple[str, str | None]:
             if normalise_subscription(sub) is None:
                 return "bad", (f"unknown subscription_type {sub!r} "
                                "(Exclusive, Failover, Shared or Key_Shared)")
-        reason = _optional(obj, "redelivery", "int")
-        if reason:
-            return "bad", reason
         return "recv", None
     # fault
     for field in ("fault", "target", "id", "phase"):
@@ -228,6 +226,14 @@ def history_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     if not root.is_dir():
         raise HistoryError("no history directory (expected RUN_DIR/history/ with *.jsonl files)", path=root)
     return sorted(p for p in root.rglob(f"*{HISTORY_SUFFIX}") if p.is_file())
+
+
+def other_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Files under ``RUN_DIR/history/`` that are not read (not ``*.jsonl``); the checker warns about them."""
+    root = history_dir(run_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(HISTORY_SUFFIX))
 
 
 def iter_events(run_dir: str | os.PathLike[str], *, skip_bad: bool = False,

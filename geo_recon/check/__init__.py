@@ -8,8 +8,29 @@ Public API::
     write_columnar(run_dir, *, skip_bad=False) -> Path   # RUN_DIR/columnar/, an optional faster copy
 
 ``CheckResult.valid`` is the verdict; ``CheckResult.to_json()`` is the
-DESIGN.md shape. Definitions: :mod:`geo_recon.check.anomalies` (anomalies) and
+DESIGN.md shape (its fields are listed on :class:`~geo_recon.check.core.CheckResult`).
+Definitions: :mod:`geo_recon.check.anomalies` (anomalies) and
 :mod:`geo_recon.check.recovery` (convergence, RPO, RTO).
+
+How it works (modules in order):
+
+* :mod:`~geo_recon.check.ingest` reads the JSONL into the tables of
+  :mod:`~geo_recon.check.model` (Arrow's JSON parser in worker processes,
+  :mod:`~geo_recon.check.pool`; :func:`geo_recon.history.parse_line` decides
+  every doubtful line); :mod:`~geo_recon.check.columnar` keeps the same tables
+  as Arrow IPC files for large runs.
+* :mod:`~geo_recon.check.core` checks one observing region at a time:
+  :mod:`~geo_recon.check.regions` derives the shared facts and runs one detector
+  per anomaly; :mod:`~geo_recon.check.timing` computes lag, series and rates;
+  :mod:`~geo_recon.check.recovery` faults, convergence, RPO and RTO.
+* :mod:`~geo_recon.check.cases` holds what each case is made of and
+  :mod:`~geo_recon.check.explanations` the words (``explain``).
+
+Memory: the per-message state is a few dense arrays (a bit per message and
+region is the least an unsorted history allows for "lost"); one region's
+receipts are in memory at a time; everything else (ordering state, lag
+percentiles, cases) grows with producers, consumers and anomalies. Checking
+10 million messages in 3 regions from the columnar copy peaks at about 1.4 GB.
 
 Names are imported on first use (PEP 562), so ``import geo_recon.check.cli``
 stays cheap for the command line.

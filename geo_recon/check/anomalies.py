@@ -7,7 +7,8 @@ Definitions are DESIGN.md's, per observing region R:
 * ``stored_not_consumed``: an acknowledged send that the Reader found stored
   in R but no consumer in R ever received. Not lost; reported apart.
 * ``duplicates``: for one (producer, seq), each distinct ``msg_id`` seen in R
-  beyond the first: the message is stored more than once.
+  (by a consumer or the reader) beyond the first: the message is stored more
+  than once.
 * ``redelivered``: consumer receipts in R beyond the first of the same
   (producer, seq, msg_id). Expected after failovers and nacks; never invalid.
 * ``reordered``: a consumer's first receipt of a (producer, seq) whose seq is
@@ -21,6 +22,11 @@ Definitions are DESIGN.md's, per observing region R:
 
 Counts are of distinct (producer, seq), except ``redelivered`` and
 ``reordered``, which count receipts.
+
+Lag (not an anomaly) is the first consumer receipt in R minus the ``ok`` time,
+per origin region; it is negative when the two clocks disagree by more than
+the lag, which ``clock_offsets_ns`` in run.json corrects (the offset of a
+process is added to every time it wrote).
 """
 
 from __future__ import annotations
@@ -56,8 +62,8 @@ def parse_allowed(values: Iterable[str], *, source: str) -> frozenset[Anomaly]:
             if not name:
                 continue
             try:
-                allowed.add(Anomaly(name))
+                allowed.add(Anomaly(name))  # allowing one that never invalidates a run is harmless
             except ValueError:
-                known = ", ".join(a.value for a in VALIDITY)
+                known = ", ".join(a.value for a in ALL)
                 raise ConfigError(f"{source}: unknown anomaly {name!r} to allow (one of {known})") from None
     return frozenset(allowed)

@@ -38,7 +38,9 @@ def check(ctx: click.Context, run_dir: Path, as_json: bool, skip_bad: bool, allo
 
     from geo_recon.check.columnar import write_columnar as build_columnar
     from geo_recon.check.core import check_run, write_results
+    from geo_recon.check.tuning import tune_allocator
 
+    tune_allocator()
     if write_columnar:
         build_columnar(run_dir, skip_bad=skip_bad)
         source = "columnar"
@@ -150,7 +152,9 @@ def bench_check(messages: int, regions: int, producers: int | None, keep: Path |
     import orjson
 
     from geo_recon.check.bench import run_bench
+    from geo_recon.check.tuning import tune_allocator
 
+    tune_allocator()
     report = run_bench(messages=messages, regions=regions, producers=producers, keep=keep, seed=seed,
                        baseline=baseline, progress=lambda text: click.echo(text, err=True))
     if as_json:

@@ -54,6 +54,10 @@ def _write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
 
 
 def _read_table(path: Path) -> dict[str, np.ndarray]:
+    """The columns of an Arrow IPC file as numpy arrays over a read-only memory map (no copy).
+
+    Pages are read only where the checker looks, so columns used for cases alone cost almost nothing.
+    """
     source = pa.memory_map(str(path), "r")
     table = ipc.open_file(source).read_all()
     out = {}
@@ -88,6 +92,7 @@ def write_columnar(run_dir: str | os.PathLike[str], history: History | None = No
         "format": FORMAT, "sources": sources, "skip_bad": skip_bad,
         "skipped": history.input.skipped, "skipped_examples": list(history.input.skipped_examples),
         "lines": history.input.lines, "ignored": dict(history.input.ignored),
+        "not_read": list(history.input.not_read),
         "region_names": list(history.region_names), "processes": list(history.processes),
         "producers": list(history.producers), "keys": list(history.keys), "files": list(history.files),
         "line_index": [list(map(list, x)) for x in history.line_index],
@@ -146,7 +151,7 @@ def open_fresh(run_dir: str | os.PathLike[str], *, skip_bad: bool = False) -> tu
                               region_loss=f["region_loss"], process=f["process"]) for f in meta["faults"])
     summary = InputSummary(source="columnar", files=len(meta["files"]), lines=meta["lines"],
                            skipped=meta["skipped"], skipped_examples=tuple(meta["skipped_examples"]),
-                           ignored=meta["ignored"])
+                           ignored=meta["ignored"], not_read=tuple(meta.get("not_read", ())))
     history = History(
         regions=tuple(run["regions"]), region_names=names, processes=tuple(meta["processes"]),
         producers=tuple(meta["producers"]), keys=tuple(meta["keys"]), files=tuple(meta["files"]),

@@ -10,9 +10,11 @@ the few history lines that cases cite (to show their msg_ids).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from geo_recon.check.cases import Case, Sighting, case_to_json
 from geo_recon.check.explanations import explain
 from geo_recon.check.ingest import read_history
 from geo_recon.check.model import (
+    FLAG_READER,
     NEVER,
     NO_TIME,
     Completions,
@@ -72,7 +75,30 @@ class RegionResult:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The verdict and everything behind it. ``to_json()`` gives the DESIGN.md shape."""
+    """The verdict and everything behind it. ``to_json()`` gives the DESIGN.md shape (results.json).
+
+    Times ``*_s`` are seconds since the run's first send or fault line; ``*_ms`` are milliseconds;
+    percentiles are nearest-rank and exact (see :mod:`geo_recon.check.timing`). Fields of ``to_json()``:
+
+    * ``valid``; ``anomaly_types``: the anomalies that made it invalid; ``allowed``.
+    * ``regions``: per run.json region ``expected, lost, stored_not_consumed, duplicates, redelivered,
+      reordered, unexpected, recovered, receipts, lag_ms {p50, p90, p99, max}, lag_ms_by_origin {origin:
+      {...}}`` (definitions in :mod:`geo_recon.check.anomalies`); ``totals``: the same counts summed.
+    * ``cases``: per anomaly, the first ``max_cases`` per region, each with its data and ``explanation``.
+    * ``faults``: windows ``{id, fault, target, start_s, stop_s, region_loss, lost_regions, regions}``;
+      ``convergence``: per stop ``{fault_id, stop_s, converged, ms, still_missing {region: n}}``;
+      ``rpo``: per region-loss fault and lost region ``{fault_id, region, count, first_ok_s, last_ok_s,
+      span_ms, window_ms}``; ``rto``: per fault and region ``{fault_id, region, ms, recovered, failed,
+      first_failure_s, recovered_s}`` (definitions in :mod:`geo_recon.check.recovery`).
+    * ``publish_latency_ms``: per origin region, ok time minus invoke time ``{p50, p90, p99, max}``.
+    * ``lag_series``: ``{origin: {observer: [[t_s, p50_ms, p99_ms, max_ms], ...]}}``, at most 2000 points
+      by the message's ok time; ``lag_cdf``: per observer, 101 quantiles (0..100) in ms.
+    * ``rates``: ``{bucket_s, columns: [t_s, sent, acked, received], regions: {region: [[...], ...]}}``,
+      per-second rates averaged over buckets of ``bucket_s`` seconds, at most 2000 points.
+    * ``run``: regions, start/end (ns), duration, producers, send outcomes, receipts, scheme, seed;
+      ``input``: what was read (source, files, lines, skipped lines with examples, ignored lines);
+      ``warnings``.
+    """
 
     valid: bool
     allowed: frozenset[Anomaly]
@@ -117,7 +143,7 @@ class CheckResult:
             "lag_cdf": {name: r.lag.cdf for name, r in self.regions.items()},
             "rates": self.rates,
             "run": self.run,
-            "input": dataclasses.asdict(self.input),
+            "input": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.input).items()},
             "warnings": self.warnings,
         }
 
@@ -187,8 +213,65 @@ def apply_offsets(history: History) -> tuple[History, list[str]]:
 # --------------------------------------------------------------------------- the check
 
 
-def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_cases: int = 10) -> CheckResult:
-    """Check a normalised history against DESIGN.md's definitions. Pure: no I/O besides loading receipts."""
+@dataclass(slots=True)
+class _RegionPass:
+    """What one observing region contributes; everything else about it is dropped after its pass."""
+
+    counts: dict[str, int]
+    cases: dict[str, tuple[Case, ...]]
+    received: np.ndarray
+    first: np.ndarray | None
+    missing_ok: np.ndarray
+    lag: LagStats
+    per_second: np.ndarray
+    receipts: int
+    end: int
+
+
+def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: int,
+                 series_bucket: int) -> _RegionPass:
+    """Facts, the detectors and lag for one region (its receipts are in memory only during this call)."""
+    history, messages = ctx.history, ctx.history.messages
+    counts = {k.value: 0 for k in COUNTED}
+    ok_time = messages.done_time
+    if history.receipt_counts[code] == 0:
+        return _RegionPass(counts=counts, cases={}, received=np.zeros(len(messages), dtype=bool), first=None,
+                           missing_ok=np.sort(ok_time[ok]), lag=LagStats(None, {}, None),
+                           per_second=np.zeros(0, dtype=np.int64), receipts=0, end=t0)
+    receipts = history.region_receipts(code)
+    facts = R.region_facts(messages, receipts, code=code, name=region)
+    cases: dict[str, tuple[Case, ...]] = {}
+    for kind, detector in ((Anomaly.STORED_NOT_CONSUMED, R.detect_stored_not_consumed),
+                           (Anomaly.DUPLICATES, R.detect_duplicates),
+                           (Anomaly.REDELIVERED, R.detect_redelivered),
+                           (Anomaly.REORDERED, R.detect_reordered),
+                           (Anomaly.UNEXPECTED, R.detect_unexpected),
+                           (Anomaly.RECOVERED, R.detect_recovered)):
+        found = detector(ctx, facts)
+        counts[kind.value] = found.count
+        cases[kind.value] = found.cases  # type: ignore[assignment]
+    first = facts.first_consumer
+    missing_ok = np.sort(ok_time[ok & (first == NEVER)])
+    lagged = np.flatnonzero(ok & (first != NEVER))
+    acked = ok_time[lagged]
+    lag = first[lagged]
+    lag -= acked
+    stats = region_lag(lag_ns=lag, origin=messages.origin[lagged], region_names=history.region_names,
+                       ok_time=acked, t0=t0, bucket_s=series_bucket)
+    del lag, lagged, acked
+    consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
+    last = int(consumer_times.max()) if len(consumer_times) else t0
+    per_sec = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
+    return _RegionPass(counts=counts, cases=cases, received=facts.received, first=first, missing_ok=missing_ok,
+                       lag=stats, per_second=per_sec, receipts=len(receipts), end=int(receipts.time.max()))
+
+
+def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_cases: int = 10,
+                  threads: int = 1) -> CheckResult:
+    """Check a normalised history against DESIGN.md's definitions. Pure: no I/O besides loading receipts.
+
+    ``threads``: regions checked at the same time (each holds its receipts and a few per-message arrays).
+    """
     history, warnings = apply_offsets(history)
     messages = history.messages
     ok = messages.outcome == Outcome.OK
@@ -197,7 +280,7 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
         raise CannotDecide(f"no acknowledged send (no 'ok' send line) in {history.input.files} history file(s), "
                            f"{history.input.lines} line(s): there is nothing to check")
     t0, end = _time_range(history)
-    ctx = R.Context(history=history, t0=t0, max_cases=max_cases)
+    ctx = R.Context.of(history, t0=t0, max_cases=max_cases)
     names = history.region_names
     listed = [r for r in history.regions]
     codes = {r: names.index(r) for r in listed}  # every run.json region has a code, receipts or not
@@ -205,56 +288,53 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     span = int(ok_time[ok].max()) - t0
     series_bucket = bucket_seconds(span)
 
-    first_by_code: list[np.ndarray | None] = [None] * len(names)
+    # kept across regions: who received what (bool per message and region), the latest first receipt over
+    # the regions (for convergence) and the ok times of what each region's consumers never got
     received_by_code: list[np.ndarray | None] = [None] * len(names)
+    latest = np.full(len(messages), np.iinfo(np.int64).min, dtype=np.int64)
+    missing_ok: dict[str, np.ndarray] = {}
     region_counts: dict[str, dict[str, int]] = {}
     region_lags: dict[str, LagStats] = {}
     cases: dict[str, list[Case]] = {k.value: [] for k in ALL}
     received_per_second: dict[str, np.ndarray] = {}
     receipts_total = 0
-    for region in listed:
-        counts = {k.value: 0 for k in COUNTED}
-        code = codes[region]
-        if history.receipt_counts[code] == 0:
-            first_by_code[code] = np.full(len(messages), NEVER, dtype=np.int64)
-            received_by_code[code] = np.zeros(len(messages), dtype=bool)
-            region_counts[region] = counts
-            region_lags[region] = LagStats(None, {}, None)
-            received_per_second[region] = np.zeros(0, dtype=np.int64)
-            continue
-        receipts = history.region_receipts(code)
-        receipts_total += len(receipts)
-        end = max(end, int(receipts.time.max()))
-        facts = R.region_facts(messages, receipts, code=code, name=region)
-        for kind, detector in ((Anomaly.STORED_NOT_CONSUMED, R.detect_stored_not_consumed),
-                               (Anomaly.DUPLICATES, R.detect_duplicates),
-                               (Anomaly.REDELIVERED, R.detect_redelivered),
-                               (Anomaly.REORDERED, R.detect_reordered),
-                               (Anomaly.UNEXPECTED, R.detect_unexpected),
-                               (Anomaly.RECOVERED, R.detect_recovered)):
-            found = detector(ctx, facts)
-            counts[kind.value] = found.count
-            cases[kind.value].extend(found.cases)  # type: ignore[arg-type]
-        first_by_code[code], received_by_code[code] = facts.first_consumer, facts.received
-        lagged = ok & (facts.first_consumer != NEVER)
-        region_lags[region] = region_lag(
-            lag_ns=facts.first_consumer[lagged] - ok_time[lagged], origin=messages.origin[lagged],
-            region_names=names, ok_time=ok_time[lagged], t0=t0, bucket_s=series_bucket)
-        consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
-        last = int(consumer_times.max()) if len(consumer_times) else t0
-        received_per_second[region] = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
-        region_counts[region] = counts
-        del facts, receipts
 
+    def one(region: str) -> _RegionPass:
+        return _region_pass(ctx, code=codes[region], region=region, ok=ok, t0=t0, series_bucket=series_bucket)
+
+    # regions one at a time by default: two at a time is faster on an idle machine but needs about 60% more memory
+    # (and worker threads allocate from their own malloc arenas, which page-fault much more)
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(listed))) if threads > 1 and len(listed) > 1 else None
+    with pool or contextlib.nullcontext():
+        for region, done in zip(listed, pool.map(one, listed) if pool else map(one, listed), strict=True):
+            region_counts[region] = done.counts
+            for kind, kind_cases in done.cases.items():
+                cases[kind].extend(kind_cases)
+            received_by_code[codes[region]] = done.received
+            if done.first is None:
+                latest[:] = NEVER
+            else:
+                np.maximum(latest, done.first, out=latest)
+            missing_ok[region] = done.missing_ok
+            region_lags[region] = done.lag
+            received_per_second[region] = done.per_second
+            receipts_total += done.receipts
+            end = max(end, done.end)
+            del done
+
+    picked = {codes[r]: R.first_lost(ctx, received=received_by_code[codes[r]]) for r in listed}  # type: ignore[arg-type]
+    wanted = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *picked.values()]))
+    first_seen = {codes[r]: _first_consumer_times(history, codes[r], wanted) for r in listed} if len(wanted) else {}
     for region in listed:
-        found = R.detect_lost(ctx, code=codes[region], received=received_by_code, first_consumer=first_by_code)
-        region_counts[region][Anomaly.LOST.value] = found.count
-        cases[Anomaly.LOST.value].extend(found.cases)  # type: ignore[arg-type]
+        lost = R.detect_lost(ctx, code=codes[region], received=received_by_code, picked=picked[codes[region]],
+                             first_seen=first_seen)
+        region_counts[region][Anomaly.LOST.value] = lost.count
+        cases[Anomaly.LOST.value].extend(lost.cases)  # type: ignore[arg-type]
 
     windows = fault_windows(history.faults, regions=listed)
-    first_listed = {r: first_by_code[codes[r]] for r in listed}
     received_listed = {r: received_by_code[codes[r]] for r in listed}
-    conv = convergence(windows, messages=messages, first_consumer=first_listed, t0=t0)  # type: ignore[arg-type]
+    conv = convergence(windows, messages=messages, latest=latest, missing_ok=missing_ok, t0=t0)
+    del latest
     rpo_rows = rpo(windows, messages=messages, received=received_listed, region_names=names,  # type: ignore[arg-type]
                    t0=t0)
     rto_rows = rto(windows, completions=history.completions, regions=listed, region_names=names, t0=t0)
@@ -274,6 +354,19 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
         valid=valid, allowed=allowed_set, regions=results, cases={k: tuple(v) for k, v in cases.items()},
         faults=[window_json(w, t0) for w in windows], convergence=conv, rpo=rpo_rows, rto=rto_rows,
         publish_latency_ms=publish, rates=rates, run=run, input=history.input, warnings=warnings)
+
+
+def _first_consumer_times(history: History, code: int, wanted: np.ndarray) -> dict[int, int]:
+    """First consumer receipt time in region ``code`` of each wanted message that has one (for case words)."""
+    if not history.receipt_counts[code]:
+        return {}
+    rec = history.region_receipts(code)
+    mark = np.zeros(len(history.messages), dtype=bool)
+    mark[wanted] = True
+    rows = np.flatnonzero(mark[rec.msg] & ((rec.flags & FLAG_READER) == 0))
+    first = np.full(len(wanted), NEVER, dtype=np.int64)
+    np.minimum.at(first, np.searchsorted(wanted, rec.msg[rows]), rec.time[rows])
+    return {int(m): int(t) for m, t in zip(wanted.tolist(), first.tolist(), strict=True) if t != NEVER}
 
 
 def _time_range(history: History) -> tuple[int, int]:
@@ -310,12 +403,17 @@ def _warnings(history: History, *, listed: list[str], codes: dict[str, int]) -> 
             out.append(f"{history.receipt_counts[code]} receipt(s) in region {name!r}, which run.json does not "
                        "list: not checked")
     m = history.messages
-    origins = np.unique(m.origin[m.origin >= 0]).tolist()
+    origins = np.flatnonzero(np.bincount(m.origin[m.origin >= 0].astype(np.intp))).tolist()
     strays = [history.region_names[o] for o in origins if history.region_names[o] not in listed]
     if strays:
         out.append(f"sends from regions run.json does not list: {', '.join(strays)}")
     if history.input.skipped:
         out.append(f"{history.input.skipped} bad line(s) skipped (--skip-bad)")
+    if history.input.not_read:
+        shown = ", ".join(history.input.not_read[:5]) + (" ..." if len(history.input.not_read) > 5 else "")
+        out.append(f"{len(history.input.not_read)} file(s) under history/ not read (not *.jsonl): {shown}")
+    if history.input.ignored:
+        out.append("lines not used: " + ", ".join(f"{n} {kind!r}" for kind, n in sorted(history.input.ignored.items())))
     return out
 
 
@@ -324,7 +422,7 @@ def _run_summary(history: History, *, t0: int, end: int, receipts: int) -> dict[
     outcome_counts = np.bincount(m.outcome, minlength=5)
     return {
         "regions": list(history.regions), "start_ns": t0, "end_ns": end, "duration_s": round((end - t0) / 1e9, 3),
-        "producers": len(history.producers),
+        "producers": int(np.count_nonzero(np.bincount(m.producer[m.outcome != Outcome.NEVER_INVOKED].astype(np.intp)))),
         "sends": {"ok": int(outcome_counts[Outcome.OK]), "fail": int(outcome_counts[Outcome.FAIL]),
                   "info": int(outcome_counts[Outcome.INFO]), "pending": int(outcome_counts[Outcome.PENDING]),
                   "never_invoked": int(outcome_counts[Outcome.NEVER_INVOKED])},
@@ -355,8 +453,13 @@ def check_run(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, allow:
     """Check ``RUN_DIR``: read run.json and the history, apply the definitions, explain the first cases."""
     allowed = parse_allowed(allow, source="--allow")
     history = load_history(run_dir, skip_bad=skip_bad, source=source, workers=workers)
-    allowed |= parse_allowed(history.run.get("allowed", []) or [], source=f"{Path(run_dir) / 'run.json'}: allowed")
-    result = check_history(history, allowed=allowed, max_cases=max_cases)
+    from_run = history.run.get("allowed") or []
+    assert isinstance(from_run, list)  # validated with run.json
+    allowed |= parse_allowed(from_run, source=f"{Path(run_dir) / 'run.json'}: allowed")
+    try:
+        result = check_history(history, allowed=allowed, max_cases=max_cases)
+    except CannotDecide as exc:
+        raise CannotDecide(f"{Path(run_dir) / 'history'}: {exc}") from None
     return fill_msg_ids(result, run_dir=run_dir, history=history)
 
 
@@ -400,27 +503,29 @@ def _sightings(case: Any) -> list[Sighting]:
 
 
 def read_lines(run_dir: str | os.PathLike[str], history: History, refs: list[int]) -> dict[int, bytes]:
-    """The raw history lines for line references, seeking from the nearest chunk start."""
+    """The raw history lines for line references, reading only the chunks (of the line index) they are in."""
     out: dict[int, bytes] = {}
-    by_file: dict[int, list[tuple[int, int]]] = {}
+    by_chunk: dict[tuple[int, int, int, int], list[tuple[int, int]]] = {}
     for ref in refs:
         file_index, line = split_ref(ref)
-        by_file.setdefault(file_index, []).append((line, ref))
-    for file_index, wanted in by_file.items():
         index = history.line_index[file_index] if history.line_index else ((1, 0),)
-        path = Path(run_dir) / history.files[file_index]
+        k = max(i for i, (first, _) in enumerate(index) if first <= line) if index[0][0] <= line else 0
+        first_line, offset = index[k]
+        end = index[k + 1][1] if k + 1 < len(index) else -1
+        by_chunk.setdefault((file_index, first_line, offset, end), []).append((line, ref))
+    for (file_index, first_line, offset, end), wanted in by_chunk.items():
         try:
-            fh = open(path, "rb")
+            with open(Path(run_dir) / history.files[file_index], "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(end - offset if end >= 0 else -1)
         except OSError:
             continue
-        with fh:
-            for line, ref in sorted(wanted):
-                start_line, offset = max((s for s in index if s[0] <= line), default=(1, 0))
-                fh.seek(offset)
-                for number, raw in enumerate(fh, start=start_line):
-                    if number == line:
-                        out[ref] = raw
-                        break
+        starts = np.r_[0, np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1]
+        for line, ref in wanted:
+            i = line - first_line
+            if 0 <= i < len(starts) and starts[i] < len(data):
+                stop = starts[i + 1] if i + 1 < len(starts) else len(data)
+                out[ref] = data[starts[i]:stop]
     return out
 
 

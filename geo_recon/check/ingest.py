@@ -1,28 +1,26 @@
 """Read a run's JSONL history into the checker's columns (:class:`~geo_recon.check.model.History`).
 
-Files are read in chunks of whole lines. Each chunk goes through a fast path
-(Arrow's multi-threaded JSON parser with a fixed schema, then vectorised
-validation); if anything in the chunk looks wrong (a parse error, a missing
-field, a blank line, a row count that does not match the line count) the chunk
-is re-read line by line with :func:`geo_recon.history.parse_line`, which is the
-single authority on what a valid line is, and which names the file and line of
-the first bad one (or, with ``skip_bad``, skips and counts bad lines). So the
-fast path only ever accepts what the slow path would accept, with the same
-values.
+Files are cut into chunks of whole lines. Each chunk goes through a fast path
+(Arrow's JSON parser with a fixed schema of the fields the checker uses, then
+vectorised validation). If anything in the chunk looks wrong (a parse error, a
+missing or mistyped field, a line that does not start with ``{``, a row count
+that differs from the line count) the chunk is re-read line by line with
+:func:`geo_recon.history.parse_line`, the single authority on what a valid line
+is, which names the file and line of the first bad one (or, with ``skip_bad``,
+skips and counts bad lines). So the fast path accepts only what the exact path
+accepts, with the same values.
 
-Chunks are parsed in worker processes when there are several (``workers``),
-each returning compact arrays with chunk-local name tables that the parent maps
-to global codes.
+Chunks are parsed in worker processes (``workers``); each reads its own byte
+range and returns compact arrays with chunk-local name tables and chunk-relative
+line numbers, which the parent maps to global codes and absolute lines, in order.
 """
 
 from __future__ import annotations
 
-import os
-from collections import Counter, deque
-from collections.abc import Iterator
 import dataclasses
-import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor
+import os
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from geo_recon.check import pool
 from geo_recon.check.model import (
     FLAG_READER,
     NO_TIME,
@@ -51,29 +50,32 @@ from geo_recon.history import (
     HistoryError,
     history_files,
     normalise_subscription,
+    other_files,
     parse_line,
     read_run_json,
 )
 
 CHUNK_BYTES = 16 << 20
-PARALLEL_MIN_BYTES = 64 << 20  # below this, worker start-up costs more than it saves
-ARROW_BLOCK_BYTES = 1 << 20
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+ARROW_BLOCK_BYTES = 4 << 20
 EXAMPLES = 20  # skipped lines quoted in the result
 
 SEND_KIND = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 KIND_TO_OUTCOME = np.array([Outcome.PENDING, Outcome.OK, Outcome.FAIL, Outcome.INFO], dtype=np.int8)
 
-_SCHEMA = pa.schema([
-    ("type", pa.string()), ("f", pa.string()), ("time", pa.int64()), ("region", pa.string()),
-    ("process", pa.string()), ("producer", pa.string()), ("seq", pa.int64()), ("key", pa.string()),
-    ("topic", pa.string()), ("msg_id", pa.string()), ("via", pa.string()),
-    ("subscription_type", pa.string()), ("redelivery", pa.int64()), ("phase", pa.string()),
-    ("fault", pa.string()), ("target", pa.string()), ("id", pa.string()),
-    ("regions", pa.list_(pa.string())), ("region_loss", pa.bool_()),
-])
+_LEAN = [("type", pa.string()), ("f", pa.string()), ("time", pa.int64()), ("region", pa.string()),
+         ("process", pa.string()), ("producer", pa.string()), ("seq", pa.int64()), ("key", pa.string()),
+         ("msg_id", pa.string()), ("via", pa.string()), ("subscription_type", pa.string())]
+#: the fields of send and recv lines (the schema's size costs parse time, so fault fields are apart)
+LEAN_SCHEMA = pa.schema(_LEAN)
+#: plus the fault fields, for the rare chunk that holds fault lines
+FULL_SCHEMA = pa.schema(_LEAN + [("phase", pa.string()), ("fault", pa.string()), ("target", pa.string()),
+                                 ("id", pa.string()), ("regions", pa.list_(pa.string())),
+                                 ("region_loss", pa.bool_())])
 _TYPE_CODE = {"invoke": 0, "ok": 1, "fail": 2, "info": 3, "recv": 4, "fault": 5}
 _IGNORED_CODE = 6
 _VIA_READER = {"consumer": False, "reader": True}
+_OTHER_F = "send-type lines with f other than 'send'"
 
 # --------------------------------------------------------------------------- msg_id hashing
 
@@ -110,7 +112,7 @@ def hash_msg_id(text: str) -> int:
     return h - (1 << 64) if h >= 1 << 63 else h
 
 
-def hash_msg_ids(arr: pa.Array) -> np.ndarray:
+def hash_msg_ids(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Vectorised :func:`hash_msg_id` over an Arrow string array (nulls hash as "")."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -128,17 +130,18 @@ def hash_msg_ids(arr: pa.Array) -> np.ndarray:
     starts, lengths = offsets[:-1], np.diff(offsets)
     if arr.null_count:
         lengths = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, lengths)
-    end = int(offsets[-1])
-    padded = np.zeros(end + 8, dtype=np.uint8)
-    if buffers[2] is not None and end:
-        padded[:end] = np.frombuffer(buffers[2], dtype=np.uint8)[:end]
+    begin, end = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(end - begin + 8, dtype=np.uint8)
+    if buffers[2] is not None and end > begin:
+        padded[:end - begin] = np.frombuffer(buffers[2], dtype=np.uint8)[begin:end]
+    starts = starts - begin
     # element i of `words` is the little-endian 8 bytes starting at byte i
-    words = np.ndarray((end + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    words = np.ndarray((end - begin + 1,), dtype="<u8", buffer=padded, strides=(1,))
     h = lengths.astype(np.uint64) * _GOLDEN
     n_words = (lengths + 7) // 8
     for k in range(int(n_words.max())):
         keep = np.clip(lengths - 8 * k, 0, 8)
-        word = words[np.minimum(starts + 8 * k, end)] & _MASKS[keep]
+        word = words[np.minimum(starts + 8 * k, end - begin)] & _MASKS[keep]
         h = np.where(n_words > k, _mix(h ^ word), h)
     return _mix(h).view(np.int64)
 
@@ -148,17 +151,17 @@ def hash_msg_ids(arr: pa.Array) -> np.ndarray:
 
 @dataclass(slots=True)
 class Chunk:
-    """The lines of one chunk as compact columns, with chunk-local name tables."""
+    """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines."""
 
     names: dict[str, list[str]]  # "region", "process", "producer", "key" -> local names
     send_kind: np.ndarray  # int8 SEND_KIND
     send_time: np.ndarray
-    send_region: np.ndarray  # local codes
+    send_region: np.ndarray  # int32 local codes
     send_process: np.ndarray
     send_producer: np.ndarray
     send_seq: np.ndarray
     send_key: np.ndarray  # -1 none
-    send_line: np.ndarray  # int64 line numbers
+    send_line: np.ndarray  # int64 line within the chunk, from 1
     recv_time: np.ndarray
     recv_region: np.ndarray
     recv_process: np.ndarray
@@ -167,15 +170,16 @@ class Chunk:
     recv_hash: np.ndarray
     recv_flags: np.ndarray
     recv_line: np.ndarray
-    faults: list[tuple[int, dict[str, Any]]]  # (line, event)
+    faults: list[tuple[int, dict[str, Any]]]  # (line within the chunk, event)
     lines: int = 0
     ignored: Counter[str] = field(default_factory=Counter)
-    bad: list[BadLine] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line within the chunk, reason)
     bad_count: int = 0
+    error: tuple[int, str] | None = None  # the first bad line, when not skipping
 
 
 class _Names:
-    """Chunk-local name table builder."""
+    """A name table builder: name -> code in first-seen order."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
@@ -191,7 +195,7 @@ class _Names:
         return code
 
     def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        """Local codes for a string column (-1 for nulls)."""
+        """Codes (int32) for a string column (-1 for nulls)."""
         encoded = pc.dictionary_encode(column)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
@@ -202,113 +206,144 @@ class _Names:
         return lut[indices.to_numpy(zero_copy_only=False)]
 
 
-def _is_null(column: pa.ChunkedArray) -> np.ndarray:
+def _nulls(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """Null mask, or None when there are no nulls."""
     if column.null_count == 0:
-        return np.zeros(len(column), dtype=bool)
+        return None
     return column.is_null().to_numpy(zero_copy_only=False)
 
 
-def _ints(column: pa.ChunkedArray) -> np.ndarray:
+def _any_null(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> bool:
+    mask = _nulls(column)
+    return mask is not None and bool((mask & rows).any())
+
+
+def _ints(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     if column.null_count:
         column = pc.fill_null(column, 0)
-    return column.to_numpy().astype(np.int64, copy=False)
+    return column.to_numpy(zero_copy_only=False)
 
 
-def _looks_blank_somewhere(chunk: bytes) -> bool:
-    """True when the chunk may hold a blank (whitespace-only) line; then the exact path reads it."""
-    if chunk[:1] in (b"\n", b" ", b"\t", b"\r"):
-        return True
-    return any(probe in chunk for probe in (b"\n\n", b"\n ", b"\n\t", b"\n\r"))
+def count_lines(data: bytes) -> tuple[int, bool]:
+    """(number of lines, every line starts with '{'): a blank or indented line needs the exact path."""
+    if not data:
+        return 0, True
+    arr = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    ends_with_newline = data[-1:] == b"\n"
+    n = len(newlines) + (0 if ends_with_newline else 1)
+    starts = newlines[:-1] + 1 if ends_with_newline else newlines + 1
+    clean = arr[0] == 123 and bool((arr[starts] == 123).all())
+    return n, clean
 
 
-def _fast_chunk(data: bytes, first_line: int, n_lines: int, *, use_threads: bool = True) -> Chunk | None:
-    """Parse a chunk with Arrow; None when anything needs the exact line-by-line path."""
-    if _looks_blank_somewhere(data):
-        return None
+def _parse(data: bytes, schema: pa.Schema, use_threads: bool) -> pa.Table | None:
     try:
-        table = pj.read_json(
+        return pj.read_json(
             pa.BufferReader(data),
             read_options=pj.ReadOptions(use_threads=use_threads, block_size=ARROW_BLOCK_BYTES),
-            parse_options=pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"),
-        )
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if table.num_rows != n_lines:
+
+
+def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chunk | None:
+    """Parse a chunk with Arrow; None when anything needs the exact line-by-line path."""
+    table = _parse(data, LEAN_SCHEMA, use_threads)
+    if table is None or table.num_rows != n_lines:
         return None
-    col = table.column
-    types = col("type")
+    types = table.column("type")
     if types.null_count:
         return None
     type_enc = pc.dictionary_encode(types).combine_chunks()
-    type_lut = np.array([_TYPE_CODE.get(t, _IGNORED_CODE) for t in type_enc.dictionary.to_pylist()], dtype=np.int8)
-    tcode = type_lut[type_enc.indices.to_numpy()]
-    is_send_type = tcode < 4
-    ignored = tcode == _IGNORED_CODE
-    ignored_names: Counter[str] = Counter()
-    if ignored.any():
-        ignored_names.update({t: int(c) for t, c in zip(type_enc.dictionary.to_pylist(),
-                                                          np.bincount(type_enc.indices.to_numpy(),
-                                                                      minlength=len(type_lut)), strict=True)
-                              if _TYPE_CODE.get(t) is None and c})
-    send = np.zeros(len(tcode), dtype=bool)
-    if is_send_type.any():
-        f_null = _is_null(col("f"))
-        if (is_send_type & f_null).any():
+    type_names = type_enc.dictionary.to_pylist()
+    type_lut = np.array([_TYPE_CODE.get(t, _IGNORED_CODE) for t in type_names], dtype=np.int8)
+    type_idx = type_enc.indices.to_numpy()
+    tcode = type_lut[type_idx]
+    present = set(tcode.tolist()) if len(type_names) > 1 else {int(type_lut[0])}
+    if 5 in present:
+        table = _parse(data, FULL_SCHEMA, use_threads)  # fault lines: read their fields too
+        if table is None or table.num_rows != n_lines:
             return None
-        f_send = (pc.equal(col("f"), "send").to_numpy(zero_copy_only=False) if not f_null.all()
-                  else np.zeros(len(tcode), dtype=bool))
-        f_send = np.where(f_null, False, f_send).astype(bool)
-        send = is_send_type & f_send
-        other_f = is_send_type & ~f_send
+    col = table.column
+    ignored_names: Counter[str] = Counter()
+    if _IGNORED_CODE in present:
+        counts = np.bincount(type_idx, minlength=len(type_names))
+        ignored_names.update({t: int(c) for t, c in zip(type_names, counts.tolist(), strict=True)
+                              if t not in _TYPE_CODE and c})
+    is_send_type = tcode < 4
+    send = is_send_type
+    if present & {0, 1, 2, 3}:
+        f = col("f")
+        if _any_null(f, is_send_type):
+            return None
+        f_enc = pc.dictionary_encode(f).combine_chunks()
+        f_lut = np.array([v == "send" for v in f_enc.dictionary.to_pylist()] + [False], dtype=bool)
+        f_idx = f_enc.indices
+        if f_idx.null_count:
+            f_idx = pc.fill_null(f_idx, len(f_lut) - 1)
+        send = is_send_type & f_lut[f_idx.to_numpy(zero_copy_only=False)]
+        other_f = is_send_type & ~send
         if other_f.any():
-            ignored_names.update({"send-type lines with f other than 'send'": int(other_f.sum())})
-            ignored = ignored | other_f
+            ignored_names[_OTHER_F] += int(other_f.sum())
     recv = tcode == 4
     fault = tcode == 5
-    used = ~ignored
-    if (_is_null(col("time")) & used).any():
+    used = send | recv
+    if _any_null(col("time"), used | fault):
         return None
     for name in ("region", "process", "producer", "seq"):
-        if (_is_null(col(name)) & (send | recv)).any():
+        if _any_null(col(name), used):
             return None
-    if (_is_null(col("msg_id")) & recv).any():
+    if _any_null(col("msg_id"), recv):
         return None
     if fault.any():
         for name in ("phase", "fault", "target", "id"):
-            if (_is_null(col(name)) & fault).any():
+            if _any_null(col(name), fault):
                 return None
-        phases = col("phase").take(pa.array(np.flatnonzero(fault))).to_pylist()
-        if any(p not in ("start", "stop") for p in phases):
-            return None
 
+    all_used = bool(used.all())
+    u_idx = None if all_used else np.flatnonzero(used)
+    u_table = table.select(["time", "region", "process", "producer", "seq"])
+    if u_idx is not None:
+        u_table = u_table.take(pa.array(u_idx))
     names = {k: _Names() for k in ("region", "process", "producer", "key")}
-    s_idx = np.flatnonzero(send)
-    r_idx = np.flatnonzero(recv)
-    u_idx = np.flatnonzero(send | recv)  # only lines the checker uses contribute names
-    used_table = table.select(["time", "region", "process", "producer", "seq"]).take(pa.array(u_idx))
-    ucol = used_table.column
-    time = _ints(ucol("time"))
-    region = names["region"].encode(ucol("region"))
-    process = names["process"].encode(ucol("process"))
-    producer = names["producer"].encode(ucol("producer"))
-    seq = _ints(ucol("seq"))
-    s_pos = np.flatnonzero(send[u_idx])
-    r_pos = np.flatnonzero(recv[u_idx])
-    key = names["key"].encode(col("key").take(pa.array(s_idx))) if len(s_idx) else np.zeros(0, np.int32)
-    lines = np.int64(first_line) + u_idx.astype(np.int64)
+    time = _ints(u_table.column("time"))
+    region = names["region"].encode(u_table.column("region"))
+    process = names["process"].encode(u_table.column("process"))
+    producer = names["producer"].encode(u_table.column("producer"))
+    seq = _ints(u_table.column("seq"))
+    lines = (np.arange(1, n_lines + 1, dtype=np.int64) if u_idx is None else u_idx.astype(np.int64) + 1)
+    used_send = send if u_idx is None else send[u_idx]
+    all_send = bool(used_send.all())
+    s_pos = None if all_send else np.flatnonzero(used_send)
+    r_pos = None if not len(used_send) or not used_send.any() else np.flatnonzero(~used_send)
+    if all_send:
+        r_pos = np.zeros(0, dtype=np.int64)
 
-    flags = np.zeros(len(r_idx), dtype=np.int8)
-    if len(r_idx):
-        via = col("via").take(pa.array(r_idx))
+    def pick(values: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+        return values if where is None else values[where]
+
+    def rows_of(column: pa.ChunkedArray, mask: np.ndarray, everything: bool) -> pa.ChunkedArray | pa.Array:
+        return column if everything else column.take(pa.array(np.flatnonzero(mask)))
+
+    n_send = int(send.sum())
+    key = (names["key"].encode(rows_of(col("key"), send, n_send == n_lines)) if n_send
+           else np.zeros(0, dtype=np.int32))
+    n_recv = int(recv.sum())
+    flags = np.zeros(n_recv, dtype=np.int8)
+    if n_recv:
+        everything = n_recv == n_lines
+        via = rows_of(col("via"), recv, everything)
         if via.null_count < len(via):
             via_enc = pc.dictionary_encode(via).combine_chunks()
             via_values = via_enc.dictionary.to_pylist()
             if any(v not in _VIA_READER for v in via_values):
                 return None
             via_lut = np.array([_VIA_READER[v] for v in via_values] + [False], dtype=bool)
-            idx = pc.fill_null(via_enc.indices, len(via_values)).to_numpy()
-            flags |= via_lut[idx].astype(np.int8) * FLAG_READER
-        sub = col("subscription_type").take(pa.array(r_idx))
+            flags |= via_lut[pc.fill_null(via_enc.indices, len(via_values)).to_numpy()].astype(np.int8) * FLAG_READER
+        sub = rows_of(col("subscription_type"), recv, everything)
         if sub.null_count < len(sub):
             sub_enc = pc.dictionary_encode(sub).combine_chunks()
             orderings = [normalise_subscription(v) for v in sub_enc.dictionary.to_pylist()]
@@ -317,7 +352,7 @@ def _fast_chunk(data: bytes, first_line: int, n_lines: int, *, use_threads: bool
             sub_lut = np.array([ORDERING_CODES[o] for o in orderings] + [0], dtype=np.int8)  # type: ignore[index]
             idx = pc.fill_null(sub_enc.indices, len(orderings)).to_numpy()
             flags |= (sub_lut[idx] << ORDERING_SHIFT).astype(np.int8)
-        recv_hash = hash_msg_ids(col("msg_id").take(pa.array(r_idx)))
+        recv_hash = hash_msg_ids(rows_of(col("msg_id"), recv, everything))
     else:
         recv_hash = np.zeros(0, dtype=np.int64)
 
@@ -326,48 +361,52 @@ def _fast_chunk(data: bytes, first_line: int, n_lines: int, *, use_threads: bool
         f_idx = np.flatnonzero(fault)
         sub_table = table.select(["time", "phase", "fault", "target", "id", "regions", "region_loss",
                                   "process"]).take(pa.array(f_idx))
-        for row, event in zip(f_idx, sub_table.to_pylist(), strict=True):
-            fault_rows.append((first_line + int(row), {k: v for k, v in event.items() if v is not None}))
+        for row, event in zip(f_idx.tolist(), sub_table.to_pylist(), strict=True):
+            if event["phase"] not in ("start", "stop"):
+                return None
+            fault_rows.append((row + 1, {k: v for k, v in event.items() if v is not None}))
 
+    send_kind = tcode[send].astype(np.int8)
     return Chunk(
         names={k: v.names for k, v in names.items()},
-        send_kind=tcode[s_idx].astype(np.int8), send_time=time[s_pos], send_region=region[s_pos],
-        send_process=process[s_pos], send_producer=producer[s_pos], send_seq=seq[s_pos], send_key=key,
-        send_line=lines[s_pos],
-        recv_time=time[r_pos], recv_region=region[r_pos], recv_process=process[r_pos],
-        recv_producer=producer[r_pos], recv_seq=seq[r_pos], recv_hash=recv_hash, recv_flags=flags,
-        recv_line=lines[r_pos], faults=fault_rows, lines=n_lines, ignored=ignored_names,
+        send_kind=send_kind, send_time=pick(time, s_pos), send_region=pick(region, s_pos),
+        send_process=pick(process, s_pos), send_producer=pick(producer, s_pos), send_seq=pick(seq, s_pos),
+        send_key=key, send_line=pick(lines, s_pos),
+        recv_time=pick(time, r_pos), recv_region=pick(region, r_pos), recv_process=pick(process, r_pos),
+        recv_producer=pick(producer, r_pos), recv_seq=pick(seq, r_pos), recv_hash=recv_hash, recv_flags=flags,
+        recv_line=pick(lines, r_pos), faults=fault_rows, lines=n_lines, ignored=ignored_names,
     )
 
 
-def _exact_chunk(data: bytes, first_line: int, path: str, skip_bad: bool) -> Chunk:
+def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
     """Parse a chunk line by line with the schema's authority, :func:`parse_line`."""
     names = {k: _Names() for k in ("region", "process", "producer", "key")}
     sends: list[tuple[int, ...]] = []
     recvs: list[tuple[int, ...]] = []
     faults: list[tuple[int, dict[str, Any]]] = []
     ignored: Counter[str] = Counter()
-    bad: list[BadLine] = []
+    bad: list[tuple[int, str]] = []
     bad_count = 0
     lines = data.split(b"\n")
     if data.endswith(b"\n"):
         lines.pop()
-    for offset, raw in enumerate(lines):
-        number = first_line + offset
+    error = None
+    for number, raw in enumerate(lines, start=1):
         kind, event, reason = parse_line(raw)
         if kind == "blank":
             continue
         if kind == "bad":
             if not skip_bad:
-                raise HistoryError(reason or "bad line", path=path, line=number)
+                error = (number, reason or "bad line")
+                break
             bad_count += 1
             if len(bad) < EXAMPLES:
-                bad.append(BadLine(path, number, reason or "bad line"))
+                bad.append((number, reason or "bad line"))
             continue
         assert event is not None
         if kind == "ignored":
             t = event.get("type")
-            ignored["send-type lines with f other than 'send'" if t in SEND_KIND else str(t)] += 1
+            ignored[_OTHER_F if t in SEND_KIND else str(t)] += 1
         elif kind == "send":
             sends.append((SEND_KIND[event["type"]], event["time"], names["region"].code(event["region"]),
                           names["process"].code(event["process"]), names["producer"].code(event["producer"]),
@@ -392,60 +431,58 @@ def _exact_chunk(data: bytes, first_line: int, path: str, skip_bad: bool) -> Chu
         recv_time=r[:, 0], recv_region=r[:, 1].astype(np.int32), recv_process=r[:, 2].astype(np.int32),
         recv_producer=r[:, 3].astype(np.int32), recv_seq=r[:, 4], recv_hash=r[:, 5],
         recv_flags=r[:, 6].astype(np.int8), recv_line=r[:, 7], faults=faults, lines=len(lines),
-        ignored=ignored, bad=bad, bad_count=bad_count,
+        ignored=ignored, bad=bad, bad_count=bad_count, error=error,
     )
 
 
-def parse_chunk(data: bytes, first_line: int, path: str, skip_bad: bool, *, use_threads: bool = True) -> Chunk:
-    """One chunk of whole lines starting at line ``first_line`` of ``path``."""
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    chunk = _fast_chunk(data, first_line, n_lines, use_threads=use_threads)
+def parse_chunk(data: bytes, *, skip_bad: bool = False, use_threads: bool = False) -> Chunk:
+    """One chunk of whole lines; line numbers in the result count from 1 at the chunk's start."""
+    n_lines, clean = count_lines(data)
+    chunk = _fast_chunk(data, n_lines, use_threads=use_threads) if clean else None
     if chunk is None:
-        chunk = _exact_chunk(data, first_line, path, skip_bad)
+        chunk = _exact_chunk(data, skip_bad)
     chunk.lines = n_lines
     return chunk
 
 
-def _parse_task(task: tuple[bytes, int, str, bool]) -> Chunk:
-    data, first_line, path, skip_bad = task
-    return parse_chunk(data, first_line, path, skip_bad, use_threads=False)
-
-
-def iter_chunks(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int, bytes]]:
-    """(first line number, byte offset, bytes) of consecutive chunks of whole lines (the last may lack its newline)."""
+def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
+    path, start, end, skip_bad, use_threads = task
     with open(path, "rb") as fh:
-        rest, line, offset = b"", 1, 0
-        while True:
-            block = fh.read(chunk_bytes)
-            if not block:
-                if rest:
-                    yield line, offset, rest
-                return
-            buf = rest + block if rest else block
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                rest = buf  # a line longer than a chunk: keep reading
-                continue
-            data, rest = buf[:cut + 1], buf[cut + 1:]
-            yield line, offset, data
-            line += data.count(b"\n")
-            offset += len(data)
+        fh.seek(start)
+        data = fh.read(end - start)
+    return parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads)
 
 
-def _parallel(tasks: Iterator[tuple[int, tuple[bytes, int, str, bool]]], workers: int
-              ) -> Iterator[tuple[int, Chunk]]:
-    """Parse chunks in ``workers`` processes, in order, with a bounded number in flight."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold Arrow threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[tuple[int, Future[Chunk]]] = deque()
-        for file_index, task in tasks:
-            pending.append((file_index, pool.submit(_parse_task, task)))
-            if len(pending) >= 2 * workers:
-                index, future = pending.popleft()
-                yield index, future.result()
-        while pending:
-            index, future = pending.popleft()
-            yield index, future.result()
+def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> list[int]:
+    """Byte offsets cutting a file into chunks of whole lines (about ``chunk_bytes`` each)."""
+    size = path.stat().st_size
+    bounds = [0]
+    with open(path, "rb") as fh:
+        while size - bounds[-1] > chunk_bytes:
+            fh.seek(bounds[-1] + chunk_bytes)
+            pos = bounds[-1] + chunk_bytes
+            while True:
+                block = fh.read(1 << 16)
+                if not block:
+                    bounds.append(size)
+                    return bounds
+                cut = block.find(b"\n")
+                if cut >= 0:
+                    bounds.append(pos + cut + 1)
+                    break
+                pos += len(block)
+    if bounds[-1] != size:
+        bounds.append(size)
+    return bounds
+
+
+def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> Iterator[Chunk]:
+    """Parse chunks here, or in ``workers`` processes; results in task order."""
+    if workers <= 1:
+        for task in tasks:
+            yield _parse_task(task)
+        return
+    yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers)
 
 
 # --------------------------------------------------------------------------- whole run
@@ -488,71 +525,70 @@ class _Parts:
     bad_count: int = 0
 
 
-def lut_take(codes: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Map local codes (-1 = none) through a lut whose last entry is -1."""
-    return lut[codes]
-
-
-def _absorb(parts: _Parts, chunk: Chunk, file_index: int, names: _Global) -> None:
+def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_line: int, names: _Global) -> None:
+    """Add a chunk: map its names to global codes and its lines to absolute line references."""
+    if chunk.error is not None:
+        line, reason = chunk.error
+        raise HistoryError(reason, path=path, line=first_line + line - 1)
     luts = {k: names.lut(k, chunk.names[k]) for k in chunk.names}
-    base = np.int64(file_index) << np.int64(REF_LINE_BITS)
+    base = (np.int64(file_index) << np.int64(REF_LINE_BITS)) + np.int64(first_line - 1)
     s = parts.send
     s["kind"].append(chunk.send_kind)
     s["time"].append(chunk.send_time)
-    s["region"].append(lut_take(chunk.send_region, luts["region"]))
-    s["process"].append(lut_take(chunk.send_process, luts["process"]))
-    s["producer"].append(lut_take(chunk.send_producer, luts["producer"]))
+    s["region"].append(luts["region"][chunk.send_region])
+    s["process"].append(luts["process"][chunk.send_process])
+    s["producer"].append(luts["producer"][chunk.send_producer])
     s["seq"].append(chunk.send_seq)
-    s["key"].append(lut_take(chunk.send_key, luts["key"]))
+    s["key"].append(luts["key"][chunk.send_key])
     s["ref"].append(chunk.send_line + base)
     r = parts.recv
     r["time"].append(chunk.recv_time)
-    r["region"].append(lut_take(chunk.recv_region, luts["region"]))
-    r["process"].append(lut_take(chunk.recv_process, luts["process"]))
-    r["producer"].append(lut_take(chunk.recv_producer, luts["producer"]))
+    r["region"].append(luts["region"][chunk.recv_region])
+    r["process"].append(luts["process"][chunk.recv_process])
+    r["producer"].append(luts["producer"][chunk.recv_producer])
     r["seq"].append(chunk.recv_seq)
     r["hash"].append(chunk.recv_hash)
     r["flags"].append(chunk.recv_flags)
     r["ref"].append(chunk.recv_line + base)
-    parts.faults.extend((file_index, line, event) for line, event in chunk.faults)
+    parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
     parts.lines += chunk.lines
     parts.ignored.update(chunk.ignored)
     parts.bad_count += chunk.bad_count
-    parts.bad.extend(chunk.bad[: max(0, EXAMPLES - len(parts.bad))])
+    for line, reason in chunk.bad[: max(0, EXAMPLES - len(parts.bad))]:
+        parts.bad.append(BadLine(path, first_line + line - 1, reason))
 
 
 def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, workers: int | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> History:
     """Read ``RUN_DIR/run.json`` and every ``RUN_DIR/history/*.jsonl`` into a :class:`History`.
 
-    ``workers``: processes parsing chunks in parallel (default: one per CPU,
-    at most 4; 1 parses in this process).
+    ``workers``: processes parsing chunks (default: one per CPU, at most 4,
+    when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
     """
     run_dir = Path(run_dir)
     run = read_run_json(run_dir)
     files = history_files(run_dir)
     rel = tuple(str(p.relative_to(run_dir)) for p in files)
+    bounds = [chunk_bounds(p, chunk_bytes=chunk_bytes) for p in files]
+    total = sum(b[-1] for b in bounds)
     if workers is None:
-        workers = min(4, os.cpu_count() or 1)
-    total = sum(p.stat().st_size for p in files)
+        workers = min(4, os.cpu_count() or 1) if total > PARALLEL_MIN_BYTES else 1
+    tasks = [(str(path), a, b, skip_bad, workers <= 1)
+             for path, cuts in zip(files, bounds, strict=True) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    where = [(index, a) for index, cuts in enumerate(bounds) for a in cuts[:-1]]
     names = _Global()
     parts = _Parts()
     line_index: list[list[tuple[int, int]]] = [[] for _ in files]
-
-    def tasks() -> Iterator[tuple[int, tuple[bytes, int, str, bool]]]:
-        for index, path in enumerate(files):
-            for line, offset, data in iter_chunks(path, chunk_bytes=chunk_bytes):
-                line_index[index].append((line, offset))
-                yield index, (data, line, str(path), skip_bad)
-
-    if workers > 1 and total > PARALLEL_MIN_BYTES:
-        for file_index, chunk in _parallel(tasks(), workers):
-            _absorb(parts, chunk, file_index, names)
-    else:
-        for file_index, (data, line, path, _) in tasks():
-            _absorb(parts, parse_chunk(data, line, path, skip_bad), file_index, names)
+    next_line = [1] * len(files)
+    for (file_index, offset), chunk in zip(where, _in_order(tasks, workers), strict=True):
+        first_line = next_line[file_index]
+        line_index[file_index].append((first_line, offset))
+        _absorb(parts, chunk, file_index=file_index, path=str(files[file_index]), first_line=first_line,
+                names=names)
+        next_line[file_index] += chunk.lines
     summary = InputSummary(source="jsonl", files=len(files), lines=parts.lines, skipped=parts.bad_count,
-                           skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored))
+                           skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored),
+                           not_read=tuple(str(p.relative_to(run_dir)) for p in other_files(run_dir)))
     history = build_history(run=run, files=rel, parts=parts, names=names, summary=summary)
     return dataclasses.replace(history, line_index=tuple(tuple(x) for x in line_index))
 
@@ -560,7 +596,12 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
 def _cat(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
     if not pieces:
         return np.zeros(0, dtype=dtype)
-    return np.concatenate(pieces).astype(dtype, copy=False)
+    out = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    return out.astype(dtype, copy=False)
+
+
+_DTYPES = {"kind": np.int8, "time": np.int64, "region": np.int32, "process": np.int32, "producer": np.int32,
+           "seq": np.int64, "key": np.int32, "ref": np.int64, "hash": np.int64, "flags": np.int8}
 
 
 def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts, names: _Global,
@@ -568,28 +609,29 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     """Normalise the parsed lines into the checker's tables."""
     listed = list(run["regions"])
     luts, tables = names.sorted_luts(listed)
-    s = {k: _cat(v, np.int64) for k, v in parts.send.items()}
-    r = {k: _cat(v, np.int64) for k, v in parts.recv.items()}
+    s = {k: _cat(v, _DTYPES[k]) for k, v in parts.send.items()}
+    parts.send.clear()
+    r = {k: _cat(v, _DTYPES[k]) for k, v in parts.recv.items()}
+    parts.recv.clear()
     for table in (s, r):
         for kind in ("region", "process", "producer"):
             table[kind] = luts[kind][table[kind]]
     s["key"] = luts["key"][s["key"]]
 
     n_producers = len(tables["producer"])
-    messages, send_msg, recv_msg = index_messages(
+    identity, send_msg, recv_msg = index_messages(
         n_producers=n_producers, send_producer=s["producer"], send_seq=s["seq"],
         recv_producer=r["producer"], recv_seq=r["seq"])
-    messages = aggregate_sends(messages=messages, send_msg=send_msg, s=s)
+    messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
 
     completed = s["kind"] > 0
     completions = Completions(
         time=s["time"][completed], region=s["region"][completed].astype(np.int16),
-        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed].astype(np.int32))
+        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed])
+    del s, send_msg
 
-    n_regions = len(tables["region"])
-    receipts = split_receipts(n_regions=n_regions, msg=recv_msg, time=r["time"], process=r["process"],
-                              msg_hash=r["hash"], flags=r["flags"].astype(np.int8), ref=r["ref"],
-                              region=r["region"])
+    receipts = split_receipts(n_regions=len(tables["region"]), msg=recv_msg, time=r["time"], process=r["process"],
+                              msg_hash=r["hash"], flags=r["flags"], ref=r["ref"], region=r["region"])
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
@@ -716,25 +758,32 @@ def split_receipts(*, n_regions: int, msg: np.ndarray, time: np.ndarray, process
                    msg_hash: np.ndarray, flags: np.ndarray, ref: np.ndarray, region: np.ndarray) -> list[Receipts]:
     """Receipts per observing region, each ordered by (process, time, file order)."""
     out = []
-    by_region = (np.argsort(region.astype(np.uint16), kind="stable") if n_regions > 1
-                 else np.arange(len(region)))
-    bounds = np.searchsorted(region[by_region], np.arange(n_regions + 1))
+    grouped = len(region) < 2 or bool((region[1:] >= region[:-1]).all())  # files usually hold one region each
+    by_region = None if grouped else np.argsort(region.astype(np.uint16), kind="stable")
+    bounds = np.searchsorted(region if grouped else region[by_region], np.arange(n_regions + 1))
     for code in range(n_regions):
-        rows = by_region[bounds[code]:bounds[code + 1]]
-        rows = rows[order_receipts(process[rows], time[rows], ref[rows])]
-        out.append(Receipts(msg=msg[rows], time=time[rows], process=process[rows].astype(np.int32),
-                            msg_hash=msg_hash[rows], flags=flags[rows], ref=ref[rows]))
+        a, b = int(bounds[code]), int(bounds[code + 1])
+        if by_region is None:
+            columns = [msg[a:b], time[a:b], process[a:b], msg_hash[a:b], flags[a:b], ref[a:b]]  # views
+        else:
+            rows = by_region[a:b]
+            columns = [msg[rows], time[rows], process[rows], msg_hash[rows], flags[rows], ref[rows]]
+        order = order_receipts(columns[2], columns[1], columns[5])
+        if order is not None:
+            columns = [c[order] for c in columns]
+        r_msg, r_time, r_process, r_hash, r_flags, r_ref = columns
+        out.append(Receipts(msg=r_msg, time=r_time, process=r_process.astype(np.int32, copy=False),
+                            msg_hash=r_hash, flags=r_flags, ref=r_ref))
     return out
 
 
-def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """A permutation ordering rows by (process, time, ref); cheap when they already are."""
-    n = len(process)
-    if n < 2:
-        return np.arange(n)
+def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray | None:
+    """A permutation ordering rows by (process, time, ref), or None when they already are (the usual case)."""
+    if len(process) < 2:
+        return None
     same = process[1:] == process[:-1]
     ordered = (process[1:] >= process[:-1]) & (~same | (time[1:] > time[:-1]) |
                                                 ((time[1:] == time[:-1]) & (ref[1:] > ref[:-1])))
     if ordered.all():
-        return np.arange(n)
+        return None
     return np.lexsort((ref, time, process))

@@ -119,6 +119,7 @@ class InputSummary:
     skipped: int = 0
     skipped_examples: tuple[str, ...] = ()
     ignored: Mapping[str, int] = field(default_factory=dict)
+    not_read: tuple[str, ...] = ()  #: files under history/ that are not *.jsonl
 
 
 ReceiptSource = Callable[[], Receipts]

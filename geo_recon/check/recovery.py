@@ -58,14 +58,14 @@ def fault_windows(events: Sequence[FaultEvent], *, regions: Sequence[str]) -> li
         else:
             waiting = open_by_id.get(event.id)
             if waiting:
-                start = waiting.pop(0)
-                index = next(i for i, (s, _) in enumerate(pairs) if s is start)
-                pairs[index] = (start, event)
+                opened = waiting.pop(0)
+                index = next(i for i, (s, _) in enumerate(pairs) if s is opened)
+                pairs[index] = (opened, event)
             else:
                 pairs.append((None, event))
     out = []
     for start, stop in pairs:
-        head = start or stop
+        head = start if start is not None else stop
         assert head is not None
         declared = bool(start is not None and start.region_loss)
         bare = head.target in regions
@@ -97,35 +97,34 @@ def window_json(w: FaultWindow, t0: int) -> dict[str, Any]:
             "regions": None if w.regions is None else list(w.regions)}
 
 
-def convergence(windows: Sequence[FaultWindow], *, messages: Messages, first_consumer: dict[str, np.ndarray],
-                t0: int) -> list[dict[str, Any]]:
-    """Per fault stop: how long until everything acked before it was received everywhere."""
+def convergence(windows: Sequence[FaultWindow], *, messages: Messages, latest: np.ndarray,
+                missing_ok: dict[str, np.ndarray], t0: int) -> list[dict[str, Any]]:
+    """Per fault stop: how long until everything acked before it was received everywhere.
+
+    ``latest``: per message, the latest of its first consumer receipts over the run.json regions (NEVER if
+    some region's consumers never got it); ``missing_ok``: per region, the sorted ok times of the acked
+    messages its consumers never got.
+    """
     stops = sorted({w.stop for w in windows if w.stop is not None})
     if not stops:
         return []
     ok = messages.outcome == Outcome.OK
     done = messages.done_time[ok]
-    latest = np.full(int(ok.sum()), np.iinfo(np.int64).min, dtype=np.int64)
-    missing_times: dict[str, np.ndarray] = {}
-    for region, first in first_consumer.items():
-        f = first[ok]
-        np.maximum(latest, f, out=latest)
-        missing_times[region] = np.sort(done[f == NEVER])
     stop_arr = np.array(stops, dtype=np.int64)
     # acked before stop j  <=>  done < stops[j]  <=>  j >= number of stops <= done
     bucket = np.searchsorted(stop_arr, done, side="right")
     worst = np.full(len(stops) + 1, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(worst, bucket, latest)
+    np.maximum.at(worst, bucket, latest[ok])
     worst = np.maximum.accumulate(worst)
-    by_stop = {}
+    by_stop: dict[int, dict[str, Any]] = {}
     for j, stop in enumerate(stops):
-        still = {r: int(np.searchsorted(t, stop, side="left")) for r, t in missing_times.items()}
+        still = {r: int(np.searchsorted(t, stop, side="left")) for r, t in missing_ok.items()}
         if worst[j] == NEVER:
             by_stop[stop] = {"converged": False, "ms": None, "still_missing": still}
         else:
             reached = int(worst[j])
-            by_stop[stop] = {"converged": True, "ms": ms(max(0, reached - stop)) if reached > np.iinfo(
-                np.int64).min else 0.0, "still_missing": still}
+            waited = 0.0 if reached == np.iinfo(np.int64).min else ms(max(0, reached - stop))
+            by_stop[stop] = {"converged": True, "ms": waited, "still_missing": still}
     return [{"fault_id": w.id, "stop_s": _s(w.stop, t0), **by_stop[w.stop]} for w in windows if w.stop is not None]
 
 
@@ -161,13 +160,15 @@ def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Se
         region_names: Sequence[str], t0: int) -> list[dict[str, Any]]:
     """Per fault and region: first failed/unknown send after the fault start to the next ok send."""
     starts = sorted(w.start for w in windows if w.start is not None)
+    if not starts:
+        return []
     per_region = {}
     for region in regions:
         code = region_names.index(region)
         here = completions.region == code
         t = completions.time[here]
-        outcome = completions.outcome[here]
-        per_region[region] = (np.sort(t[outcome != Outcome.OK]), np.sort(t[outcome == Outcome.OK]))
+        ok = completions.outcome[here] == Outcome.OK
+        per_region[region] = (np.sort(t[~ok]), t[ok])
     out = []
     for w in windows:
         if w.start is None:
@@ -180,14 +181,16 @@ def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Se
             entry: dict[str, Any] = {"fault_id": w.id, "region": region}
             if i == len(failed) or (until is not None and failed[i] >= until):
                 entry.update(ms=0.0, recovered=True, failed=False, first_failure_s=None, recovered_s=None)
+                out.append(entry)
+                continue
+            first_failure = int(failed[i])
+            after = oks[oks >= first_failure]  # one pass per fault and region: cheaper than sorting every ok
+            if not len(after):
+                entry.update(ms=None, recovered=False, failed=True, first_failure_s=_s(first_failure, t0),
+                             recovered_s=None)
             else:
-                first_failure = int(failed[i])
-                j = int(np.searchsorted(oks, first_failure, side="left"))
-                if j == len(oks):
-                    entry.update(ms=None, recovered=False, failed=True, first_failure_s=_s(first_failure, t0),
-                                 recovered_s=None)
-                else:
-                    entry.update(ms=ms(int(oks[j]) - first_failure), recovered=True, failed=True,
-                                 first_failure_s=_s(first_failure, t0), recovered_s=_s(int(oks[j]), t0))
+                back = int(after.min())
+                entry.update(ms=ms(back - first_failure), recovered=True, failed=True,
+                             first_failure_s=_s(first_failure, t0), recovered_s=_s(back, t0))
             out.append(entry)
     return out

@@ -10,7 +10,7 @@ message, differing msg_ids) is done on the small set of rows involved.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from geo_recon.check.model import (
 
 SIGHTINGS_SHOWN = 5
 
+#: per Outcome code: is a receipt of this send part of the ordering check? (not when it never happened)
+_ORDER_CHECKED = np.array([o not in (Outcome.NEVER_INVOKED, Outcome.FAIL) for o in sorted(Outcome)], dtype=bool)
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:
@@ -55,6 +58,16 @@ class Context:
     history: History
     t0: int
     max_cases: int
+    #: rows (messages) whose send never happened (never invoked, or failed), and whose outcome is unknown
+    not_sent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    unknown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @staticmethod
+    def of(history: History, *, t0: int, max_cases: int) -> Context:
+        outcome = history.messages.outcome
+        return Context(history=history, t0=t0, max_cases=max_cases,
+                       not_sent=np.flatnonzero((outcome == Outcome.NEVER_INVOKED) | (outcome == Outcome.FAIL)),
+                       unknown=np.flatnonzero((outcome == Outcome.INFO) | (outcome == Outcome.PENDING)))
 
     def seconds(self, t: int) -> float:
         return round((int(t) - self.t0) / 1e9, 6)
@@ -146,28 +159,42 @@ def _name(names: Sequence[str], code: int) -> str | None:
 # --------------------------------------------------------------------------- detectors
 
 
-def detect_lost(ctx: Context, *, code: int, received: Sequence[np.ndarray | None],
-                first_consumer: Sequence[np.ndarray | None]) -> Detection:
-    """Acknowledged messages never received in region ``code`` (consumer or reader)."""
+def first_lost(ctx: Context, *, received: np.ndarray) -> np.ndarray:
+    """The messages whose lost cases are shown: the first ``max_cases`` lost ones by ok time."""
     messages = ctx.history.messages
-    rec_here = received[code]
-    assert rec_here is not None
-    lost = (messages.outcome == Outcome.OK) & ~rec_here
-    count = int(lost.sum())
+    idx = np.flatnonzero((messages.outcome == Outcome.OK) & ~received)
+    k = ctx.max_cases
+    if len(idx) > k:
+        if not k:
+            return idx[:0]
+        times = messages.done_time[idx]
+        kth = np.partition(times, k - 1)[k - 1]  # ties at the k-th time are broken by row, as everywhere
+        idx = np.concatenate([idx[times < kth], idx[times == kth][: k - int((times < kth).sum())]])
+    return idx[np.lexsort((idx, messages.done_time[idx]))]
+
+
+def detect_lost(ctx: Context, *, code: int, received: Sequence[np.ndarray | None], picked: np.ndarray,
+                first_seen: dict[int, dict[int, int]]) -> Detection:
+    """Acknowledged messages never received in region ``code`` (consumer or reader).
+
+    ``picked`` are the messages to explain (:func:`first_lost`); ``first_seen`` gives, per region code, the
+    first consumer receipt time of those messages where there is one.
+    """
+    messages = ctx.history.messages
+    here = received[code]
+    assert here is not None
+    count = int(np.count_nonzero((messages.outcome == Outcome.OK) & ~here))
     if not count:
         return Detection(0)
-    idx = np.flatnonzero(lost)
-    pick = idx[np.lexsort((idx, messages.done_time[idx]))[: ctx.max_cases]]
     names = ctx.history
     cases = []
-    for m in pick:
+    for m in picked.tolist():
         seen = []
         for other, flags in enumerate(received):
             if other == code or flags is None or not flags[m]:
                 continue
-            first = first_consumer[other]
-            t = None if first is None or first[m] == NEVER else ctx.seconds(first[m])
-            seen.append((names.region_names[other], t))
+            t = first_seen.get(other, {}).get(m)
+            seen.append((names.region_names[other], None if t is None else ctx.seconds(t)))
         cases.append(LostCase(
             region=names.region_names[code], producer=names.producers[messages.producer[m]],
             seq=int(messages.seq[m]), key=_name(names.keys, int(messages.key[m])),
@@ -210,40 +237,43 @@ def _hash_groups(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.n
     return r, head
 
 
+def _groups(facts: RegionFacts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by (message, msg_id hash): (sorted rows, group starts, group message, group first time)."""
+    rec = facts.receipts
+    r, head = _hash_groups(facts, rows)
+    starts = np.flatnonzero(head)
+    return r, starts, rec.msg[r[starts]], np.minimum.reduceat(rec.time[r], starts)
+
+
+def _by_time(rows: list[int], rec: Receipts) -> list[int]:
+    return sorted(rows, key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+
+
 def detect_duplicates(ctx: Context, facts: RegionFacts) -> Detection:
     """Distinct msg_ids beyond the first per (producer, seq), over consumer and reader receipts."""
     if not len(facts.multi_rows):
         return Detection(0)
     rec = facts.receipts
-    r, head = _hash_groups(facts, facts.multi_rows)
-    group_msgs = rec.msg[r][head]
-    distinct = np.unique(group_msgs, return_counts=True)
-    dup_msgs = distinct[0][distinct[1] > 1]
-    count = int((distinct[1] - 1).sum())
+    r, starts, group_msg, group_time = _groups(facts, facts.multi_rows)
+    # groups are sorted by message: a message's groups are consecutive
+    msg_starts = np.flatnonzero(np.r_[True, group_msg[1:] != group_msg[:-1]])
+    distinct = np.diff(np.r_[msg_starts, len(group_msg)])
+    count = int((distinct - 1).sum())
     if not count:
         return Detection(0)
-    # the first sighting of each msg_id: earliest row of each (message, hash) group
-    wanted = np.isin(rec.msg[r], dup_msgs)
-    rr, hh = r[wanted], head[wanted]
-    group_id = np.cumsum(hh) - 1
-    t = rec.time[rr]
-    first_in_group = np.full(int(group_id[-1]) + 1, -1, dtype=np.int64)
-    order = np.lexsort((rec.ref[rr], t, group_id))
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = group_id[order][1:] != group_id[order][:-1]
-    first_in_group[group_id[order][starts]] = rr[order][starts]
-    group_msg = rec.msg[first_in_group]
-    msg_first_time = {}
-    for g_row, m in zip(first_in_group.tolist(), group_msg.tolist(), strict=True):
-        msg_first_time[m] = min(msg_first_time.get(m, NEVER), int(rec.time[g_row]))
-    pick = sorted(msg_first_time, key=lambda m: (msg_first_time[m], m))[: ctx.max_cases]
+    dup = np.flatnonzero(distinct > 1)
+    first_time = np.minimum.reduceat(group_time, msg_starts)[dup]
+    chosen = dup[np.lexsort((group_msg[msg_starts[dup]], first_time))[: ctx.max_cases]]
+    ends = np.r_[starts[1:], len(r)]
     h, messages = ctx.history, ctx.history.messages
     cases = []
-    for m in pick:
-        rows_m = sorted(first_in_group[group_msg == m].tolist(), key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
+    for i in chosen.tolist():
+        g0, g1 = int(msg_starts[i]), int(msg_starts[i] + distinct[i])
+        firsts = [_by_time(r[starts[g]:ends[g]].tolist(), rec)[0] for g in range(g0, g1)]
+        m = int(group_msg[g0])
         cases.append(DuplicateCase(region=facts.name, producer=h.producers[messages.producer[m]],
                                    seq=int(messages.seq[m]),
-                                   copies=tuple(_sighting(ctx, facts, x) for x in rows_m)))
+                                   copies=tuple(_sighting(ctx, facts, x) for x in _by_time(firsts, rec))))
     return Detection(count, tuple(cases))
 
 
@@ -255,35 +285,39 @@ def detect_redelivered(ctx: Context, facts: RegionFacts) -> Detection:
     rows = facts.multi_rows if facts.reader is None else facts.multi_rows[~facts.reader[facts.multi_rows]]
     if not len(rows):
         return Detection(0)
-    r, head = _hash_groups(facts, rows)
-    group_id = np.cumsum(head) - 1
-    sizes = np.bincount(group_id)
+    r, starts, group_msg, group_time = _groups(facts, rows)
+    sizes = np.diff(np.r_[starts, len(r)])
     count = int((sizes - 1).sum())
     if not count:
         return Detection(0)
     busy = np.flatnonzero(sizes > 1)
-    # per message: its most delivered msg_id group; order messages by their first receipt
-    rows_by_group = {int(g): [] for g in busy}
-    for row, g in zip(r.tolist(), group_id.tolist(), strict=True):
-        if g in rows_by_group:
-            rows_by_group[g].append(row)
-    best: dict[int, list[int]] = {}
-    for g, members in rows_by_group.items():
-        members.sort(key=lambda x: (int(rec.time[x]), int(rec.ref[x])))
-        m = int(rec.msg[members[0]])
-        if m not in best or len(members) > len(best[m]):
-            best[m] = members
-    pick = sorted(best, key=lambda m: (int(rec.time[best[m][0]]), m))[: ctx.max_cases]
+    # per message, its most delivered msg_id (then the earliest); messages ordered by that group's first receipt
+    order = np.lexsort((group_time[busy], -sizes[busy], group_msg[busy]))
+    best = busy[order]
+    best = best[np.r_[True, group_msg[best][1:] != group_msg[best][:-1]]]
+    chosen = best[np.lexsort((group_msg[best], group_time[best]))[: ctx.max_cases]]
     h, messages = ctx.history, ctx.history.messages
-    return Detection(count, tuple(
-        RedeliveredCase(region=facts.name, producer=h.producers[messages.producer[m]], seq=int(messages.seq[m]),
-                        deliveries=len(best[m]),
-                        sightings=tuple(_sighting(ctx, facts, x) for x in best[m][:SIGHTINGS_SHOWN]))
-        for m in pick))
+    cases = []
+    for g in chosen.tolist():
+        members = _by_time(r[starts[g]:starts[g] + sizes[g]].tolist(), rec)
+        m = int(group_msg[g])
+        cases.append(RedeliveredCase(region=facts.name, producer=h.producers[messages.producer[m]],
+                                     seq=int(messages.seq[m]), deliveries=len(members),
+                                     sightings=tuple(_sighting(ctx, facts, x) for x in members[:SIGHTINGS_SHOWN])))
+    return Detection(count, tuple(cases))
 
 
 def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
-    """First-time consumer receipts below the highest seq that consumer already got from that producer."""
+    """First-time consumer receipts below the highest seq that consumer already got from that producer.
+
+    Per consumer process (receipts are already in time order), a stable radix
+    sort by group (producer, or producer and key for Key_Shared) keeps each
+    group's receipts in time order. With ``value = group * (M + 1) + message``
+    the running maximum never crosses from one group into the next, so one
+    ``maximum.accumulate`` serves every group, and a receipt is reordered when
+    its value is below the running maximum just before it (within a producer,
+    a higher message row is a higher seq).
+    """
     rec = facts.receipts
     messages = ctx.history.messages
     n, m = len(rec), len(messages)
@@ -293,41 +327,59 @@ def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
     eligible = ordering != UNORDERED
     if facts.reader is not None:
         eligible &= ~facts.reader
-    outcome = messages.outcome[rec.msg]
-    eligible &= (outcome != Outcome.NEVER_INVOKED) & (outcome != Outcome.FAIL)
+    eligible &= _ORDER_CHECKED[messages.outcome[rec.msg]]
     eligible[facts.not_first] = False
-    rows = np.flatnonzero(eligible)
-    if not len(rows):
+    everything = bool(eligible.all())
+    rows = None if everything else np.flatnonzero(eligible)
+    if rows is not None and not len(rows):
         return Detection(0)
-    n_producers = max(len(ctx.history.producers), 1)
-    producer = messages.producer[rec.msg[rows]].astype(np.int64)
-    is_key = ordering[rows] == KEY_ORDERED
-    group = producer * 2
+    del eligible
+    msg = rec.msg if rows is None else rec.msg[rows]
+    producer = messages.producer[msg]
+    is_key = (ordering if rows is None else ordering[rows]) == KEY_ORDERED
+    del ordering
     if is_key.any():
-        key = messages.key[rec.msg[rows]].astype(np.int64) + 1
-        group = np.where(is_key, (key * n_producers + producer) * 2 + 1, group)
-    process = rec.process[rows]
-    bounds = np.flatnonzero(np.r_[True, process[1:] != process[:-1], True])
+        n_producers = max(len(ctx.history.producers), 1)
+        key = messages.key[msg].astype(np.int64) + 1
+        group = np.where(is_key, (key * n_producers + producer) * 2 + 1, producer.astype(np.int64) * 2)
+        del key
+    else:
+        group = producer * 2
+    del producer, is_key
+    top = int(group.max())
+    small = np.uint8 if top < 256 else np.uint16 if top < 65536 else None
+    if small is not None:
+        group = group.astype(small)  # a radix sort, and a tenth of the memory
+    process = rec.process if rows is None else rec.process[rows]
+    cuts = np.flatnonzero(process[1:] != process[:-1]) + 1
+    bounds = [0, *cuts.tolist(), len(process)]
+    del process, cuts
     flagged_parts, setter_parts = [], []
+    safe = top * (m + 1) + m < np.iinfo(np.int64).max
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         g = group[a:b]
-        order = np.argsort(g.astype(np.uint16), kind="stable") if g.max() < 65536 else np.argsort(
-            g, kind="stable")
-        seg_rows = rows[a:b][order]
+        order = np.argsort(g, kind="stable")
         gs = g[order]
-        new_group = np.r_[True, gs[1:] != gs[:-1]]
-        seg_id = np.cumsum(new_group).astype(np.int64)
-        value = seg_id * (m + 1) + rec.msg[seg_rows]
+        value = msg[a:b][order]
+        if safe:
+            offset = gs.astype(np.int64)
+            offset *= m + 1
+            value += offset
+        else:  # enormous key spaces: number the groups instead
+            starts = np.empty(len(gs), dtype=bool)
+            starts[0] = True
+            np.not_equal(gs[1:], gs[:-1], out=starts[1:])
+            offset = np.cumsum(starts, dtype=np.int64)
+            offset *= m + 1
+            value += offset
+        del gs, offset
         running = np.maximum.accumulate(value)
-        before = np.r_[np.int64(-1), running[:-1]]
-        before[new_group] = -1
-        flagged = value < before
-        if flagged.any():
-            positions = np.arange(len(value))
-            setter = np.maximum.accumulate(np.where(value == running, positions, 0))
-            at = np.flatnonzero(flagged)
-            flagged_parts.append(seg_rows[at])
-            setter_parts.append(seg_rows[setter[at - 1]])
+        at = np.flatnonzero(value[1:] < running[:-1]) + 1
+        if len(at):
+            # the receipt that set the maximum: where the running maximum first reached its value
+            setter = np.searchsorted(running, running[at - 1], side="left")
+            flagged_parts.append((order[at] + a) if rows is None else rows[a:b][order[at]])
+            setter_parts.append((order[setter] + a) if rows is None else rows[a:b][order[setter]])
     if not flagged_parts:
         return Detection(0)
     flagged_rows = np.concatenate(flagged_parts)
@@ -337,31 +389,31 @@ def detect_reordered(ctx: Context, facts: RegionFacts) -> Detection:
     cases = []
     for i in order[: ctx.max_cases]:
         row, prev = int(flagged_rows[i]), int(setter_rows[i])
-        msg = int(rec.msg[row])
+        message = int(rec.msg[row])
         keyed = ((int(rec.flags[row]) >> ORDERING_SHIFT) & 3) == KEY_ORDERED
         cases.append(ReorderedCase(
-            region=facts.name, process=h.processes[rec.process[row]], producer=h.producers[messages.producer[msg]],
-            seq=int(messages.seq[msg]), key=_name(h.keys, int(messages.key[msg])) if keyed else None,
+            region=facts.name, process=h.processes[rec.process[row]], producer=h.producers[messages.producer[message]],
+            seq=int(messages.seq[message]), key=_name(h.keys, int(messages.key[message])) if keyed else None,
             at=_sighting(ctx, facts, row), after_seq=int(messages.seq[rec.msg[prev]]),
             after=_sighting(ctx, facts, prev)))
     return Detection(len(flagged_rows), tuple(cases))
 
 
-def _received_with_outcome(ctx: Context, facts: RegionFacts, outcomes: tuple[Outcome, ...]
-                           ) -> tuple[int, np.ndarray, np.ndarray]:
-    """(count, first messages, their first rows) of received messages whose send ended in ``outcomes``."""
-    messages = ctx.history.messages
-    wanted = facts.received & np.isin(messages.outcome, np.array(outcomes, dtype=np.int8))
-    count = int(wanted.sum())
-    if not count:
+def _received_among(ctx: Context, facts: RegionFacts, among: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, first messages, their first rows) of the messages ``among`` that this region received."""
+    got = among[facts.received[among]]
+    if not len(got):
         return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    count = len(got)
+    wanted = np.zeros(len(ctx.history.messages), dtype=bool)
+    wanted[got] = True
     msgs, rows = _first_rows(facts, _rows_of(facts, wanted))
     return count, msgs[: ctx.max_cases], rows[: ctx.max_cases]
 
 
 def detect_unexpected(ctx: Context, facts: RegionFacts) -> Detection:
     """Receipts of a (producer, seq) that was never invoked or whose send failed."""
-    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.NEVER_INVOKED, Outcome.FAIL))
+    count, msgs, rows = _received_among(ctx, facts, ctx.not_sent)
     h, messages = ctx.history, ctx.history.messages
     cases = []
     for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):
@@ -376,7 +428,7 @@ def detect_unexpected(ctx: Context, facts: RegionFacts) -> Detection:
 
 def detect_recovered(ctx: Context, facts: RegionFacts) -> Detection:
     """Receipts of a send whose outcome was unknown (info, or invoked and never completed)."""
-    count, msgs, rows = _received_with_outcome(ctx, facts, (Outcome.INFO, Outcome.PENDING))
+    count, msgs, rows = _received_among(ctx, facts, ctx.unknown)
     h, messages = ctx.history, ctx.history.messages
     cases = []
     for msg, row in zip(msgs.tolist(), rows.tolist(), strict=True):

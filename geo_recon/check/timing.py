@@ -55,27 +55,31 @@ def percentiles_by_group(values_ns: np.ndarray, group: np.ndarray, names: Sequen
                          ) -> dict[str, dict[str, float]]:
     """:func:`percentiles_ms` per group code (codes index ``names``); empty groups are left out."""
     out = {}
-    for code in np.unique(group).tolist():
-        if code < 0:
-            continue
+    present: list[int] = (np.flatnonzero(np.bincount(group[group >= 0].astype(np.int64))).tolist()
+                          if len(group) else [])
+    for code in present:
         stats = percentiles_ms(values_ns[group == code])
         if stats is not None:
             out[names[code]] = stats
     return out
 
 
-def kth_across(segments: Sequence[np.ndarray], k: int) -> int:
-    """The k-th smallest (0-based) value across sorted int64 arrays, by binary search on the value."""
+def kth_across(segments: Sequence[np.ndarray], ks: Sequence[int]) -> list[int]:
+    """The k-th smallest (0-based) values across sorted int64 arrays, for each k, by binary search on the value.
+
+    All ranks are searched together: each step costs one vectorised searchsorted per array.
+    """
     present = [s for s in segments if len(s)]
-    lo = min(int(s[0]) for s in present)
-    hi = max(int(s[-1]) for s in present)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if sum(int(np.searchsorted(s, mid, side="right")) for s in present) >= k + 1:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    lo = np.full(len(ks), min(int(s[0]) for s in present), dtype=np.int64)
+    hi = np.full(len(ks), max(int(s[-1]) for s in present), dtype=np.int64)
+    want = np.asarray(ks, dtype=np.int64) + 1
+    while (lo < hi).any():
+        mid = lo + (hi - lo) // 2
+        count = sum(np.searchsorted(s, mid, side="right") for s in present)
+        enough = count >= want
+        hi = np.where(enough, mid, hi)
+        lo = np.where(enough, lo, mid + 1)
+    return lo.tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +98,29 @@ def region_lag(*, lag_ns: np.ndarray, origin: np.ndarray, region_names: Sequence
     n = len(lag_ns)
     if not n:
         return LagStats(None, {}, None)
-    origin64 = origin.astype(np.int64)
-    key = (origin64 << _ORIGIN_SHIFT) | (np.clip(lag_ns, -_LAG_LIMIT, _LAG_LIMIT - 1) + _LAG_LIMIT)
+    codes = np.flatnonzero(np.bincount(origin.astype(np.intp)))
+    # one int64 sort key per lag, origin above the lag (in place: these arrays are as long as the run)
+    key = np.clip(lag_ns, -_LAG_LIMIT, _LAG_LIMIT - 1)
+    key += _LAG_LIMIT
+    high = origin.astype(np.int64)
+    np.left_shift(high, _ORIGIN_SHIFT, out=high)
+    key |= high
+    del high
     key.sort()
-    codes = np.unique(origin64)
     bounds = np.searchsorted(key, np.r_[codes, codes[-1] + 1] << _ORIGIN_SHIFT)
-    lags = (key & _LAG_MASK) - _LAG_LIMIT
-    del key
+    key &= _LAG_MASK
+    key -= _LAG_LIMIT
+    lags = key
     segments = [lags[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     by_origin = {region_names[c]: summary_ms(s) for c, s in zip(codes.tolist(), segments, strict=True)}
-    top = max(int(s[-1]) for s in segments if len(s))
-    overall = {"p50": ms(kth_across(segments, rank(50, n))), "p90": ms(kth_across(segments, rank(90, n))),
-               "p99": ms(kth_across(segments, rank(99, n))), "max": ms(top)}
-    cdf = [ms(kth_across(segments, rank(p, n))) for p in range(101)]
-    series = lag_series(lag_ns=lag_ns, origin=origin64, codes=codes, region_names=region_names,
+    if len(segments) == 1:
+        picked = segments[0][[rank(p, n) for p in range(101)]].tolist()
+    else:
+        picked = kth_across(segments, [rank(p, n) for p in range(101)])
+    overall = {"p50": ms(picked[50]), "p90": ms(picked[90]), "p99": ms(picked[99]), "max": ms(picked[100])}
+    cdf = [ms(v) for v in picked]
+    del segments, lags, key
+    series = lag_series(lag_ns=lag_ns, origin=origin, codes=codes, region_names=region_names,
                         ok_time=ok_time, t0=t0, bucket_s=bucket_s)
     return LagStats(overall, {k: v for k, v in by_origin.items() if v is not None}, cdf, series)
 
@@ -116,23 +129,38 @@ def lag_series(*, lag_ns: np.ndarray, origin: np.ndarray, codes: np.ndarray, reg
                ok_time: np.ndarray, t0: int, bucket_s: int) -> dict[str, list[list[float]]]:
     """Per origin: [[bucket start (s since t0), p50 ms, p99 ms, max ms], ...] by the message's ok time."""
     bucket_ns = bucket_s * NS
-    bucket = np.clip((ok_time - t0) // bucket_ns, 0, SERIES_POINTS - 1)
+    bucket = ok_time - t0
+    bucket //= bucket_ns
+    np.clip(bucket, 0, SERIES_POINTS - 1, out=bucket)
     n_buckets = int(bucket.max()) + 1
-    slot = origin * n_buckets + bucket
-    top = np.full(int(codes.max() + 1) * n_buckets, np.iinfo(np.int64).min, dtype=np.int64)
+    rank_of = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+    rank_of[codes] = np.arange(len(codes))
+    slot = rank_of[origin]  # origin rank, then bucket
+    slot *= n_buckets
+    slot += bucket
+    del bucket
+    top = np.full(len(codes) * n_buckets, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(top, slot, lag_ns)
     step = max(1, -(-len(lag_ns) // SERIES_SAMPLE))
-    s_slot, s_lag = slot[::step], lag_ns[::step]
-    order = np.lexsort((s_lag, s_slot))
-    s_slot, s_lag = s_slot[order], s_lag[order]
+    if len(codes) * n_buckets < 1 << 16:
+        # one int64 sort key: slot (< 2**16) above the lag clipped to +-2**46 ns (+-19.5 h; the max stays exact)
+        key = (slot[::step] << 47) | (np.clip(lag_ns[::step], -(1 << 46), (1 << 46) - 1) + (1 << 46))
+        key.sort()
+        s_slot, s_lag = key >> 47, (key & ((1 << 47) - 1)) - (1 << 46)
+    else:
+        order = np.lexsort((lag_ns[::step], slot[::step]))
+        s_slot, s_lag = slot[::step][order], lag_ns[::step][order]
     starts = np.flatnonzero(np.r_[True, s_slot[1:] != s_slot[:-1]])
-    ends = np.r_[starts[1:], len(s_slot)]
+    sizes = np.diff(np.r_[starts, len(s_slot)])
+    p50 = s_lag[starts + np.maximum((50 * sizes + 99) // 100 - 1, 0)] / 1e6
+    p99 = s_lag[starts + np.maximum((99 * sizes + 99) // 100 - 1, 0)] / 1e6
+    slots = s_slot[starts]
+    peak = top[slots] / 1e6
     out: dict[str, list[list[float]]] = {region_names[c]: [] for c in codes.tolist()}
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        o, bk = divmod(int(s_slot[a]), n_buckets)
-        values = s_lag[a:b]
-        out[region_names[o]].append([float(bk * bucket_s), ms(values[rank(50, len(values))]),
-                                     ms(values[rank(99, len(values))]), ms(top[o * n_buckets + bk])])
+    for sl, a, b, c in zip(slots.tolist(), p50.round(3).tolist(), p99.round(3).tolist(), peak.round(3).tolist(),
+                           strict=True):
+        o, bk = divmod(sl, n_buckets)
+        out[region_names[int(codes[o])]].append([float(bk * bucket_s), a, b, c])
     return out
 
 

@@ -225,13 +225,14 @@ def simulate(cfg: SimConfig) -> Sim:
             log[k], log[nxt] = log[nxt], log[k]
             log[k][0], log[nxt][0] = log[nxt][0], log[k][0]  # keep availability times increasing
         plan[region]["phantom"] = cfg.phantoms
-        for i in plan[region]["lost"]:
-            truth[region]["lost"] += 1
+        truth[region]["lost"] += len(plan[region]["lost"])
         for _ in plan[region]["skipped"]:
             truth[region]["stored_not_consumed" if cfg.readers else "lost"] += 1
         truth[region]["duplicates"] += len(plan[region]["dup"])
         truth[region]["redelivered"] += len(plan[region]["redeliver"])
         truth[region]["unexpected"] += cfg.phantoms
+        for k, e in enumerate(log):  # the consumer is fixed by the position before lost entries go
+            e.append(f"{region}/c1" if split is not None and k >= split else f"{region}/c0")
         logs[region] = [e for e in log if e[1] not in plan[region]["lost"]]
         # stored sends that did not end ok
         for e in logs[region]:
@@ -246,17 +247,15 @@ def simulate(cfg: SimConfig) -> Sim:
     for region in regions:
         log = logs[region]
         sub = subscription[region]
-        split = consumer_split[region]
         stream: list[tuple[str, list[Any], bool]] = []  # (process, entry, redelivery?)
         extra: list[tuple[int, tuple[str, list[Any], bool]]] = []  # copies and redeliveries, placed later
-        for k, entry in enumerate(log):
-            i = entry[1]
-            process = f"{region}/c1" if split is not None and k >= split else f"{region}/c0"
+        for entry in log:
+            i, process = entry[1], entry[3]
             if i in plan[region]["skipped"]:
                 continue
             stream.append((process, entry, False))
             if i in plan[region]["dup"]:
-                extra.append((len(stream), (process, [entry[0], i, f"{entry[2]}-copy"], False)))
+                extra.append((len(stream), (process, [entry[0], i, f"{entry[2]}-copy", process], False)))
             if i in plan[region]["redeliver"]:
                 extra.append((len(stream), (process, entry, True)))
         for after, item in sorted(extra, key=lambda x: -x[0]):
@@ -267,10 +266,10 @@ def simulate(cfg: SimConfig) -> Sim:
             msgs.append(fake)
             at = rng.randrange(0, len(stream) + 1)
             stream.insert(at, (f"{region}/c0", [stream[at - 1][1][0] if at else T0, len(msgs) - 1,
-                                               f"{region}-ghost-{n}"], False))
+                                               f"{region}-ghost-{n}", f"{region}/c0"], False))
         clock: dict[str, int] = {}
         for process, entry, _ in stream:
-            ready, i, msg_id = entry
+            ready, i, msg_id = entry[:3]
             at = max(clock.get(process, 0) + 1000, ready + rng.randrange(100_000, 2 * MS))
             clock[process] = at
             m = msgs[i]

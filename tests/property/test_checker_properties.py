@@ -4,14 +4,17 @@ injected ground truth, and everything it reports equals the reference implementa
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_recon.check import check_run, write_columnar
+from geo_recon.check import CannotDecide, check_run, write_columnar
+from geo_recon.history import HistoryError
 from tests.property import reference
 from tests.property.sim import SimConfig, simulate
 
@@ -41,7 +44,7 @@ configs = st.builds(
     shuffle=st.booleans(),
 )
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _has_ok(sim: Any) -> bool:
@@ -96,13 +99,14 @@ def test_counts_match_injected_truth_and_reference(cfg: SimConfig) -> None:
 
 def _without_lines(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_lines(v) for k, v in value.items() if k not in ("line", "ack_line", "fail_line", "input", "explanation")}
+        skip = ("line", "ack_line", "fail_line", "input", "explanation")
+        return {k: _without_lines(v) for k, v in value.items() if k not in skip}
     if isinstance(value, list):
         return [_without_lines(v) for v in value]
     return value
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs)
 def test_file_layout_and_line_order_do_not_matter(cfg: SimConfig) -> None:
     plain = dataclasses.replace(cfg, files_per_process=1, shuffle=False)
@@ -116,7 +120,7 @@ def test_file_layout_and_line_order_do_not_matter(cfg: SimConfig) -> None:
         assert _without_lines(check_run(tmp1).to_json()) == _without_lines(check_run(tmp2).to_json())
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs)
 def test_columnar_copy_gives_the_same_result(cfg: SimConfig) -> None:
     sim = simulate(cfg)
@@ -131,3 +135,53 @@ def test_columnar_copy_gives_the_same_result(cfg: SimConfig) -> None:
     from_jsonl.pop("input")
     from_columnar.pop("input")
     assert from_columnar == from_jsonl
+
+
+corruptions = st.sampled_from([
+    lambda line: line[: len(line) // 2],  # cut short
+    lambda line: line.replace('"seq": ', '"seq": "', 1).replace(", ", '", ', 1) if '"seq": ' in line else "{",
+    lambda line: line.replace('"time": ', '"time": 1.5e', 1),
+    lambda line: "[" + line + "]",
+    lambda line: line.replace('"type": "', '"type": 7, "x": "', 1),
+    lambda line: "not json at all",
+])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs, st.data())
+def test_bad_lines_are_named_or_skipped_exactly(cfg: SimConfig, data: st.DataObject) -> None:
+    """Corrupt some lines: without --skip-bad the first one is named; with it, exactly those are skipped
+    and the check equals the check of the history without them."""
+    sim = simulate(dataclasses.replace(cfg, shuffle=False))
+    if not _has_ok(sim):
+        return
+    name = data.draw(st.sampled_from(sorted(sim.written)))
+    lines = [json.dumps(e) for e in sim.written[name]]
+    bad = sorted(data.draw(st.sets(st.integers(0, len(lines) - 1), min_size=1, max_size=3)))
+    broken = list(lines)
+    for i in bad:
+        broken[i] = data.draw(corruptions)(lines[i])
+    with tempfile.TemporaryDirectory() as tmp1, tempfile.TemporaryDirectory() as tmp2:
+        sim.write(Path(tmp1))
+        (Path(tmp1) / "history" / name).write_text("".join(x + "\n" for x in broken))
+        with pytest.raises(HistoryError) as err:
+            check_run(tmp1)
+        assert err.value.line == bad[0] + 1 and err.value.path is not None and err.value.path.endswith(name)
+        kept = dataclasses.replace(sim, written={**sim.written, name: [e for i, e in enumerate(sim.written[name])
+                                                                        if i not in bad]})
+        kept.write(Path(tmp2))
+        if not kept_has_ok(kept):
+            with pytest.raises(CannotDecide):
+                check_run(tmp1, skip_bad=True)
+            return
+        skipped = check_run(tmp1, skip_bad=True)
+        clean = check_run(tmp2)
+    assert skipped.input.skipped == len(bad)
+    assert [int(x.split(": ", 1)[0].rsplit(":", 1)[1]) for x in skipped.input.skipped_examples] == [i + 1 for i in bad]
+    a, b = _without_lines(skipped.to_json()), _without_lines(clean.to_json())
+    a.pop("warnings"), b.pop("warnings")
+    assert a == b
+
+
+def kept_has_ok(sim: Any) -> bool:
+    return any(e.get("type") == "ok" for lines in sim.written.values() for e in lines)

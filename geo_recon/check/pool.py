@@ -1,0 +1,120 @@
+"""A minimal process pool for parsing history chunks: ``python -m geo_recon.check.pool`` workers on pipes.
+
+Unlike multiprocessing's spawn it never re-imports the caller's ``__main__``
+(so library callers need no ``if __name__ == "__main__"`` guard), and unlike
+fork it never copies a parent that may hold Arrow threads. Tasks go round-robin
+to workers and results come back in task order. Messages are pickles with an
+8-byte length prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+from geo_recon.errors import GeoReconError
+
+_HEADER = struct.Struct("<Q")
+
+
+def _send(stream: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class WorkerError(GeoReconError):
+    """A worker process failed (a bug, or the machine ran out of something)."""
+
+
+def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight: int = 2) -> Iterator[Any]:
+    """``function(task)`` for each task in ``workers`` processes; results in task order.
+
+    ``function`` is "module:name", imported by each worker.
+    """
+    procs = [subprocess.Popen([sys.executable, "-m", "geo_recon.check.pool", function], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for _ in range(workers)]
+    try:
+        pending: deque[int] = deque()  # worker of each task sent and not yet received, in task order
+        for sent, task in enumerate(tasks):
+            worker = sent % workers
+            stdin = procs[worker].stdin
+            assert stdin is not None
+            _send(stdin, task)
+            pending.append(worker)
+            if len(pending) >= in_flight * workers:
+                yield _result(procs[pending.popleft()])
+        while pending:
+            yield _result(procs[pending.popleft()])
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _result(proc: subprocess.Popen[bytes]) -> Any:
+    assert proc.stdout is not None
+    try:
+        ok, value = _receive(proc.stdout)
+    except EOFError:
+        raise WorkerError(f"a parsing worker (pid {proc.pid}) died; exit code {proc.poll()}") from None
+    if not ok:
+        raise WorkerError(f"a parsing worker failed:\n{value}")
+    return value
+
+
+def _serve(function: Callable[[Any], Any]) -> None:
+    stdin = sys.stdin.buffer
+    # the protocol owns the original stdout; anything else printed to fd 1 goes to stderr instead
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    while True:
+        try:
+            task = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            reply = (True, function(task))
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises
+            reply = (False, traceback.format_exc())
+        _send(stdout, reply)
+
+
+def main(argv: list[str]) -> None:
+    from geo_recon.check.tuning import tune_allocator
+
+    tune_allocator()
+    module_name, _, name = argv[0].partition(":")
+    module = __import__(module_name, fromlist=[name])
+    _serve(getattr(module, name))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
