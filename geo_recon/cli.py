@@ -409,13 +409,15 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
 @click.option("--run-id", default=None, help="The same in every region, so all workers use the same topics.")
 @click.option("--start-at", type=float, default=None, help="Unix time to start sending (same in every region).")
+@click.option("--clock-ref", default=None, help="udp://HOST:PORT of `geo-recon clock serve` on the controller "
+                                                 "machine: the worker records its clock offset against it.")
 @click.option("--role", type=click.Choice(["all", "produce", "consume"]), default="all", show_default=True,
               help="Internal: the controller runs producers and consumers as separate processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tenant", default="geo", show_default=True)
 @click.option("--namespace", default="recon", show_default=True)
 @_workload_options
-def worker(config_file, region, clusters_file, out_dir, run_id, start_at, role, seed, tenant, namespace,
+def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_ref, role, seed, tenant, namespace,
            **options) -> None:
     """Run one region's load. With --region/--clusters/--out an SRE runs one in each real region;
     merge the history directories and run `geo-recon check` on them."""
@@ -441,7 +443,7 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, role, 
             admin_url=ep.admin_url, tls_ca=ep.tls_ca, workload=workload, seed=seed,
             topics=[f"persistent://{settings_ns}/{run_id}-t{i}" for i in range(workload.topics)],
             start_at_ns=int((start_at or time.time() + 5) * 1e9), run_dir=str(Path(out_dir)),
-            coordinated_drain=False,
+            coordinated_drain=False, clock_ref=clock_ref,
         )
         summary = worker_mod.Worker(cfg, token=ep.token).run()
     click.echo(json.dumps({k: summary[k] for k in ("region", "sent", "acked", "failed", "unknown", "received")}))
@@ -769,6 +771,45 @@ from geo_recon.check.cli import bench as _bench_group, check as _check_command  
 cli.add_command(_check_command)
 cli.add_command(_bench_group)
 _bench_group.add_command(bench_load)
+
+
+@cli.command("merge")
+@click.argument("worker_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The merged run directory.")
+def merge_command(worker_dirs, out_dir) -> None:
+    """Bring the output directories of `geo-recon worker` (one per region) into one run
+    directory for `geo-recon check`: histories side by side, one run.json with every
+    region and each worker's measured clock offset."""
+    from pathlib import Path
+
+    from geo_recon.workload.merge import merge_worker_dirs
+
+    run = merge_worker_dirs([Path(d) for d in worker_dirs], Path(out_dir))
+    click.echo(f"merged {len(worker_dirs)} worker director{'y' if len(worker_dirs) == 1 else 'ies'} into {out_dir}: "
+               f"regions {', '.join(run['regions'])} (check it with: geo-recon check {out_dir})")
+
+
+@cli.group()
+def clock() -> None:
+    """The reference clock workers measure their offsets against."""
+
+
+@clock.command("serve")
+@click.option("--bind", default="0.0.0.0", show_default=True)
+@click.option("--port", default=7123, show_default=True, type=int)
+def clock_serve(bind, port) -> None:
+    """Answer clock probes (UDP) until interrupted; give workers --clock-ref udp://THIS_HOST:PORT."""
+    import time
+
+    from geo_recon.workload.runner import ClockServer
+
+    server = ClockServer(bind, port)
+    click.echo(f"serving the clock on {server.url} (Ctrl-C to stop)", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.close()
 
 
 def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001

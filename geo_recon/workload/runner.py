@@ -61,9 +61,13 @@ class ClockServer:
     so the round trip is symmetric and the midpoint estimate is not biased by
     connection setup."""
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        try:
+            self.sock.bind((host, port))
+        except OSError as exc:
+            self.sock.close()
+            raise GeoReconError(f"cannot serve the clock on {host}:{port}: {exc.strerror}") from None
         self.sock.settimeout(0.5)
         self.url = f"udp://{host}:{self.sock.getsockname()[1]}"
         self._stop = threading.Event()

@@ -110,3 +110,45 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
     # Sends in flight when the worker died have no completion: unknown, never counted as lost.
     assert result["run"]["sends"]["pending"] + result["run"]["sends"]["info"] > 0
     assert result["regions"]["b"]["lost"] == 0
+
+
+def test_workers_run_by_hand_in_each_region_merge_into_a_checkable_run(lab, tmp_path):
+    """The SRE's path for real regions: a clusters file, one `geo-recon worker` per region with the
+    same run id and start time, a reference clock, then `merge` and `check`."""
+    from geo_recon import deployment
+
+    from geo_recon.deploy import state
+
+    clusters = tmp_path / "clusters.yaml"
+    deployment.write_clusters_file(deployment.from_lab(NAME), clusters)
+    bridge = state.load(NAME).bridge_address
+    clock = subprocess.Popen([sys.executable, "-m", "geo_recon", "clock", "serve", "--bind", bridge, "--port", "34999"],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    start_at = str(time.time() + 8)
+    workers = []
+    try:
+        for region in ("a", "b"):
+            workers.append(subprocess.Popen(
+                ["ip", "netns", "exec", f"gr-{NAME}-{region}", sys.executable, "-m", "geo_recon", "worker",
+                 "--region", region, "--clusters", str(clusters), "--out", str(tmp_path / region),
+                 "--run-id", "byhand", "--start-at", start_at, "--clock-ref", f"udp://{bridge}:34999",
+                 "--rate", "50", "--duration", "6"],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outputs = [w.communicate(timeout=180) for w in workers]
+    finally:
+        for proc in [clock, *workers]:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert all(w.returncode == 0 for w in workers), outputs
+    merged = tmp_path / "merged"
+    proc = run_cli("merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(merged))
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((merged / "run.json").read_text())
+    assert run["regions"] == ["a", "b"] and run["run_id"] == "byhand"
+    assert set(run["clock_offsets_ns"]) >= {"a/p0", "b/p0"}
+    assert all(abs(v) < 5_000_000 for v in run["clock_offsets_ns"].values())  # measured against one clock
+    check = run_cli("check", str(merged), "--json")
+    assert check.returncode == 0, check.stdout[-2000:]
+    result = json.loads(check.stdout)
+    assert result["regions"]["a"]["expected"] == result["regions"]["b"]["expected"] == 600
