@@ -411,7 +411,7 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--start-at", type=float, default=None, help="Unix time to start sending (same in every region).")
 @click.option("--clock-ref", default=None, help="udp://HOST:PORT of `geo-recon clock serve` on the controller "
                                                  "machine: the worker records its clock offset against it.")
-@click.option("--role", type=click.Choice(["all", "produce", "consume"]), default="all", show_default=True,
+@click.option("--role", type=click.Choice(["all", "produce", "consume", "reconcile"]), default="all", show_default=True,
               help="Internal: the controller runs producers and consumers as separate processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tenant", default="geo", show_default=True)

@@ -172,7 +172,9 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                         sampler.close()
                 for region, fate in result["fates"].items():
                     if fate != "finished":
-                        progress(f"  worker {region} {fate}: {_tail(workers.logs[region])}")
+                        tails = "; ".join(f"{key}: {_tail(log)}" for key, log in workers.logs.items()
+                                          if key.startswith(f"{region}/"))
+                        progress(f"  region {region}: {fate}; {tails}")
                 if fault_thread:
                     fault_thread.join(timeout=300)
             finally:
@@ -379,7 +381,20 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
             return
         check.write_results(result, run_dir)
         results = json.loads((run_dir / "results.json").read_text())
-    met, judgements = verdict.judge(results, scenario.expectations.for_scheme(scheme))
+    billing = None
+    if scenario.workload.billing is not None:
+        from geo_recon.workload.billing_facts import billing_report
+
+        try:
+            billing = billing_report(run_dir)
+        except (GeoReconError, OSError, ValueError) as exc:
+            outcome.error = f"billing: {exc}"
+            progress(f"could not decide the billing reconciliation: {exc}")
+            return
+        progress(f"  billing: {billing['transactions']} transactions reconciled in {billing['reconciling_region']}, "
+                 f"{billing['found']}/{billing['injected']} injected errors found, "
+                 f"{billing['false_exceptions']} false exception(s) {billing['exceptions']}")
+    met, judgements = verdict.judge(results, scenario.expectations.for_scheme(scheme), billing)
     outcome.met = None if outcome.interrupted else met
     (run_dir / "verdict.json").write_text(json.dumps(
         {"scenario": scenario.name, "scheme": scheme, **verdict.to_json(met, judgements)}, indent=2))

@@ -87,6 +87,7 @@ class Limits(BaseModel):
     max_rpo_s: float | None = None
     max_rto_s: float | None = None
     min_delivered_fraction: float | None = Field(None, ge=0, le=1)
+    max_false_exceptions: int | None = Field(None, description="billing: exceptions not caused by injected errors")
     allow: list[str] = Field([], description="anomaly kinds the checker should not count against validity, "
                                              "e.g. duplicates when deduplication is off")
 

@@ -23,10 +23,13 @@ class Judgement:
     words: str
 
 
-def judge(results: dict[str, Any] | None, limits: Limits) -> tuple[bool | None, list[Judgement]]:
+def judge(results: dict[str, Any] | None, limits: Limits,
+          billing: dict[str, Any] | None = None) -> tuple[bool | None, list[Judgement]]:
     if not results:
         return None, []
     out: list[Judgement] = []
+    if billing is not None:
+        out += _judge_billing(billing, limits)
     regions = results.get("regions", {})
 
     def per_region(limit_name: str, field: str, noun: str) -> None:
@@ -87,6 +90,29 @@ def judge(results: dict[str, Any] | None, limits: Limits) -> tuple[bool | None, 
             out.append(Judgement("max_rto_s", limits.max_rto_s, seconds, met, f"{r['fault_id']}/{r['region']}",
                                  f"{words} (at most {limits.max_rto_s:g} s)"))
     return all(j.met for j in out), out
+
+
+def _judge_billing(b: dict[str, Any], limits: Limits) -> list[Judgement]:
+    """The reconciler must find every injected business error, and no exception may lack a cause."""
+    masked = b["missed"] - b["missed_unexplained"]
+    found_all = b["missed_unexplained"] == 0 and b["found_more_than_once"] == 0
+    out = [
+        Judgement("billing_errors_found", 0, b["missed_unexplained"], found_all, b["reconciling_region"],
+                  f"billing in {b['reconciling_region']}: found {b['found']} of {b['injected']} injected business "
+                  f"errors" + (f" ({masked} hidden by replication faults)" if masked else "")
+                  + (f"; {b['found_more_than_once']} found twice" if b["found_more_than_once"] else "")),
+        Judgement("billing_unexplained", 0, b["unexplained"], b["unexplained"] == 0, b["reconciling_region"],
+                  f"billing in {b['reconciling_region']}: {b['unexplained']} exception(s) with no cause "
+                  "(neither injected nor explained by replication)"),
+    ]
+    if limits.max_false_exceptions is not None:
+        out.append(Judgement(
+            "max_false_exceptions", limits.max_false_exceptions, b["false_exceptions"],
+            b["false_exceptions"] <= limits.max_false_exceptions, b["reconciling_region"],
+            f"billing in {b['reconciling_region']}: {b['false_exceptions']} false exception(s) caused by replication "
+            f"loss or lag (at most {limits.max_false_exceptions}; {b['source_unavailable']} more from sources "
+            "that could not publish)"))
+    return out
 
 
 def to_json(met: bool | None, judgements: list[Judgement]) -> dict[str, Any]:

@@ -41,6 +41,8 @@ def new_run_id() -> str:
 def prepare_topics(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_id: str,
                    settings: SchemeSettings = SchemeSettings()) -> list[str]:
     """Fresh topics for this run; partitioned ones are created in every cluster that needs them."""
+    if workload.billing is not None:  # one topic per billing system
+        return [f"persistent://{settings.ns_path}/{run_id}-billing-{system}" for system in workload.billing.systems]
     topics = [f"persistent://{settings.ns_path}/{run_id}-t{i}" for i in range(workload.topics)]
     if workload.partitions:
         targets = deployment.regions if scheme == "async" else deployment.regions[:1]
@@ -120,7 +122,10 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
         env = {"GEO_RECON_TOKEN": ep.token} if ep.token else {}
         if lab_marker:
             env["GEO_RECON_LAB"] = lab_marker  # `lab down` finds a stray worker by it
-        for role in ROLES:
+        roles = list(ROLES)
+        if workload.billing is not None and workload.billing.reconcile_in == ep.region:
+            roles.append("reconcile")
+        for role in roles:
             log = run_dir / "logs" / f"worker-{ep.region}-{role}.log"
             argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
             workers.refs[f"{ep.region}/{role}"] = procs.start(argv, cwd=run_dir, log_path=log,
@@ -214,7 +219,8 @@ def supervise(workers: WorkerSet, workload: WorkloadSpec, *, on_progress: Progre
     summaries, fates, by_role = {}, {}, {}
     for region in regions:
         parts, missing = [], []
-        for role in ROLES:
+        roles = [key.split("/")[1] for key in workers.refs if key.startswith(f"{region}/")]
+        for role in roles:
             path = run_dir / "workers" / f"{region}.{role}.summary.json"
             if path.exists():
                 parts.append(json.loads(path.read_text()))

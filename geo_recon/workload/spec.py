@@ -10,6 +10,40 @@ SubscriptionType = Literal["exclusive", "failover", "key_shared", "shared"]
 ORDERED = {"exclusive", "failover", "key_shared"}
 
 
+class BillingSystem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str
+    delay_ms: float = Field(0.0, ge=0, description="from the transaction to this system's event")
+    jitter_ms: float = Field(0.0, ge=0)
+
+
+class BillingWorkload(BaseModel):
+    """The billing reconciliation workload (replaces the generic producers when set)."""
+
+    model_config = ConfigDict(extra="forbid")
+    systems: dict[str, BillingSystem] = Field(
+        default_factory=lambda: {"order": BillingSystem(region="a", delay_ms=0, jitter_ms=20),
+                                 "payment": BillingSystem(region="b", delay_ms=50, jitter_ms=40),
+                                 "ledger": BillingSystem(region="a", delay_ms=120, jitter_ms=60)})
+    rate: float = Field(50.0, gt=0, description="transactions per second")
+    error_rate: float = Field(0.02, ge=0, le=1, description="share of transactions with an injected business error")
+    error_kinds: list[Literal["amount_mismatch", "missing_payment", "duplicate_charge"]] = [
+        "amount_mismatch", "missing_payment", "duplicate_charge"]
+    error_system: str = "payment"
+    reconcile_in: str = Field("b", description="the region whose reconciler is judged")
+    lateness_ms: float = Field(2000.0, ge=0, description="how long the reconciler waits for a late system")
+    idle_ms: float = Field(5000.0, gt=0, description="a system silent this long stops holding verdicts back")
+    max_skew_ms: float = Field(1000.0, ge=0, description="read pacing: how far one system may run ahead")
+
+    @model_validator(mode="after")
+    def _known(self) -> "BillingWorkload":
+        if len(self.systems) < 2:
+            raise ValueError(f"billing needs at least 2 systems, got {list(self.systems)}")
+        if self.error_rate > 0 and self.error_system not in self.systems:
+            raise ValueError(f"billing error_system {self.error_system!r} is not one of {list(self.systems)}")
+        return self
+
+
 class WorkloadSpec(BaseModel):
     """Per region: ``producers`` producers together send ``rate`` messages a second."""
 
@@ -32,9 +66,12 @@ class WorkloadSpec(BaseModel):
     drain_idle_s: float = Field(3.0, ge=0, description="quiet period that ends the drain early")
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
     warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
+    billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
 
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
+        if self.billing is not None:
+            return self
         if self.producers < self.topics:
             raise ValueError(f"producers ({self.producers}) must be at least topics ({self.topics}): "
                              "each producer writes one topic")

@@ -102,7 +102,7 @@ class _Counters:
             }
 
 
-ROLES = ("all", "produce", "consume")
+ROLES = ("all", "produce", "consume", "reconcile")
 
 
 class Worker:
@@ -134,7 +134,8 @@ class Worker:
         self.sibling_progress = workers_dir / f"{self.region}.produce.progress.json"
         self.drained_flag = workers_dir / "drained"
         history_name = f"{self.region}-recv.jsonl" if role == "consume" else f"{self.region}.jsonl"
-        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
+        # The reconciler writes verdicts, not history lines (billing/verdicts.jsonl).
+        self.writer = None if role == "reconcile" else history.HistoryWriter(self.run_dir / "history" / history_name)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -156,6 +157,12 @@ class Worker:
         progress.start()
         try:
             self.clock_offset_ns, self.clock_rtt_ns = probe_clock(self.cfg.clock_ref)
+            if self.role == "reconcile":
+                from geo_recon.workload import billing_load
+
+                self.reconciler_summary = billing_load.reconcile(self, client)
+                self.phase = "done"
+                return self._finish_summary()
             consumers = self._start_consumers(client) if self.role != "produce" else []
             self.phase = "producing"
             if self.role != "consume":
@@ -175,11 +182,15 @@ class Worker:
                     self._read_everything(client)
             self.phase = "done"
         finally:
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
             client.close()
             self._write_progress()
+        return self._finish_summary()
+
+    def _finish_summary(self) -> dict[str, Any]:
         summary = {
-            "region": self.region, "run_id": self.cfg.run_id, **self.counters.snapshot(),
+            "region": self.region, "run_id": self.cfg.run_id, "role": self.role, **self.counters.snapshot(),
             "clock_offset_ns": self.clock_offset_ns, "clock_rtt_ns": self.clock_rtt_ns,
             "achieved_rates": self.achieved_rates, "errors": self.errors,
             "processes": sorted(self._process_names()),
@@ -200,8 +211,13 @@ class Worker:
     def _process_names(self) -> set[str]:
         w = self.cfg.workload
         names = set()
+        if self.role == "reconcile":
+            return names
         if self.role != "consume":
-            names |= {f"{self.region}/p{i}" for i in range(w.producers)}
+            if w.billing is not None:
+                names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
+            else:
+                names |= {f"{self.region}/p{i}" for i in range(w.producers)}
         if self.role != "produce":
             names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
             names.add(f"{self.region}/reader")
@@ -224,6 +240,10 @@ class Worker:
 
     def _start_producers(self, client) -> list[threading.Thread]:
         w = self.cfg.workload
+        if w.billing is not None:
+            from geo_recon.workload import billing_load
+
+            return billing_load.start_producers(self, client)
         threads = []
         for index, rate in enumerate(schedule.producer_rates(w.rate, w.producers)):
             topic = self.cfg.topics[schedule.topic_of(index, w.topics)]

@@ -1,0 +1,115 @@
+"""After a billing run: what replication did to each billing message, and why each exception happened.
+
+The facts come from the history alone (the same lines the checker reads), per
+``(system, txn_id)`` and for the reconciling region R:
+
+- ``lost``: acked in its origin, never received in R (not even by the final reader);
+- ``late`` or ``unacked`` when it reached R more than ``lateness_ms`` after the
+  system recorded it (its event time): ``late`` when replicating took longer
+  than publishing did, ``unacked`` (the source could not publish in time, e.g.
+  a stretched cluster stalling writes) when publishing took longer;
+- ``unacked`` too when it was never published or never acknowledged.
+
+``billing_report`` labels every reconciler verdict with them
+(geo_recon.billing.classify) and writes ``billing/report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from geo_recon import history
+from geo_recon.workload import billing_load
+from geo_recon.workload.spec import WorkloadSpec
+
+REPORT = "report.json"
+
+
+def replication_facts(run_dir: Path, region: str, lateness_ms: float,
+                      event_times: dict[tuple[str, str], int]):
+    """``event_times``: (system, txn_id) -> when the generator says the system recorded it (the
+    earliest, for a duplicate charge). A key never published at all, or acked more than
+    ``lateness_ms`` after its event time, is ``unacked``: the source could not publish in time."""
+    from geo_recon.billing.classify import ReplicationFacts
+
+    key_of: dict[tuple[str, int], tuple[str, str]] = {}
+    acked: dict[tuple[str, int], int] = {}
+    first_recv: dict[tuple[str, int], int] = {}
+    seen: set[tuple[str, int]] = set()
+    for event in history.iter_events(run_dir):
+        kind = event.get("type")
+        if kind == "invoke" and "/" in event.get("producer", ""):
+            key_of[(event["producer"], event["seq"])] = (event["producer"].split("/", 1)[1], event.get("key", ""))
+        elif kind == "ok":
+            acked[(event["producer"], event["seq"])] = event["time"]
+        elif kind == "recv" and event.get("region") == region:
+            ident = (event["producer"], event["seq"])
+            seen.add(ident)
+            if event.get("via") != "reader":
+                first_recv[ident] = min(first_recv.get(ident, event["time"]), event["time"])
+    bound = lateness_ms * 1e6
+    lost, late, unacked = set(), set(), set()
+    published = set(key_of.values())
+    unacked.update(key for key in event_times if key not in published)
+    for ident, key in key_of.items():
+        ok = acked.get(ident)
+        born = event_times.get(key, ok)
+        if ok is None:
+            unacked.add(key)
+        elif ident not in seen:
+            lost.add(key)
+        elif ident in first_recv and first_recv[ident] - born > bound:
+            # Late end to end: blame the stage that took longer, publishing or replicating.
+            (unacked if ok - born >= first_recv[ident] - ok else late).add(key)
+        elif ok - born > bound:
+            unacked.add(key)
+    return ReplicationFacts(lost=frozenset(lost), late=frozenset(late), unacked=frozenset(unacked))
+
+
+def billing_report(run_dir: Path) -> dict[str, Any]:
+    """Label the reconciler's verdicts and write billing/report.json; returns the report."""
+    from geo_recon.billing.classify import classify, explain, explain_missed
+    from geo_recon.billing.events import injected_errors, transactions
+
+    run = history.read_run_json(run_dir)
+    workload = WorkloadSpec.model_validate(run["workload"])
+    b = workload.billing
+    if b is None:
+        raise ValueError(f"{run_dir}: not a billing run")
+    cfg = SimpleNamespace(workload=workload, seed=run.get("seed", 0), start_at_ns=run["start_at_ns"])
+    spec = billing_load.billing_spec(cfg)
+    verdicts = billing_load.read_verdicts(run_dir)
+    event_times: dict[tuple[str, str], int] = {}
+    for txn in transactions(spec):
+        for event in txn.events:
+            event_times[event.key] = min(event_times.get(event.key, event.event_time_ns), event.event_time_ns)
+    facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times)
+    summary = classify(verdicts, injected_errors(spec), facts)
+    replication = ("replication_loss", "replication_lag")
+    false_exceptions = sum(summary.exceptions.get(label, 0) + summary.late_events.get(label, 0) for label in replication)
+    unavailable = summary.exceptions.get("source_unavailable", 0) + summary.late_events.get("source_unavailable", 0)
+    stats_path = run_dir / billing_load.BILLING_DIR / "reconciler.json"
+    report = {
+        "reconciling_region": b.reconcile_in, "lateness_ms": b.lateness_ms,
+        "transactions": summary.transactions, "matched": summary.matched,
+        "injected": summary.injected, "found": summary.found,
+        "found_more_than_once": len(summary.found_more_than_once),
+        "missed": len(summary.missed), "missed_unexplained": sum(1 for m in summary.missed if not m.masked_by),
+        "exceptions": summary.exceptions, "exceptions_by_kind": summary.exceptions_by_kind,
+        "late_events": summary.late_events, "false_exceptions": false_exceptions,
+        "source_unavailable": unavailable,
+        "unexplained": summary.unexplained, "valid": summary.valid,
+        "facts": {"lost": len(facts.lost), "late": len(facts.late), "unacked": len(facts.unacked)},
+        "reconciler": json.loads(stats_path.read_text()) if stats_path.exists() else None,
+        "cases": {label: [explain(c) for c in cases] for label, cases in summary.cases.items()},
+        "missed_cases": [explain_missed(m) for m in summary.missed[:5]],
+    }
+    path = run_dir / billing_load.BILLING_DIR / REPORT
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, path)
+    return report
