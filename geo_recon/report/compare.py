@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class RunMetrics:
     convergence_s: float | None = None  #: worst over fault stops
     never_converged: dict[str, int] | None = None  #: still missing per region, when some stop never converged
     throughput: float | None = None  #: acknowledged sends per second of workload
+    billing: Mapping[str, Any] | None = None  #: billing/report.json, for billing runs
 
 
 def metrics(data: RunData, label: str) -> RunMetrics:
@@ -114,7 +115,7 @@ def metrics(data: RunData, label: str) -> RunMetrics:
         duplicates=int(totals.get("duplicates", 0)), lost=int(totals.get("lost", 0)),
         lost_by_region={g: int(v.get("lost", 0)) for g, v in regions.items() if v.get("lost")},
         faults=len(r.get("faults") or []), convergence_s=convergence_s, never_converged=never,
-        throughput=None if ok is None or not seconds else round(ok / seconds, 3))
+        throughput=None if ok is None or not seconds else round(ok / seconds, 3), billing=data.billing)
 
 
 # --------------------------------------------------------------------------- rows
@@ -341,9 +342,35 @@ def build_rows(runs: Sequence[RunMetrics]) -> list[Row]:
         [m.throughput for m in runs],
         _compare_lower("acknowledged sends per second of workload", [(m.label, m.throughput) for m in runs],
                        F.fmt_rate, higher_is_better=True))
+    if any(m.billing for m in runs):
+        _billing_rows(runs, add)
     assert len({r.key for r in rows}) == len(rows), [r.key for r in rows]
     assert all(len(r.cells) == len(labels) for r in rows)
     return rows
+
+
+def _billing_rows(runs: Sequence[RunMetrics], add: Callable[..., None]) -> None:
+    """The billing reconciliation: what it found, and the false exceptions replication caused."""
+    def cell(m: RunMetrics, key: str) -> str:
+        return "-" if not m.billing else f"{m.billing.get(key, 0):,}"
+
+    add("billing_false", "billing: false exceptions from replication (loss, lag)",
+        [cell(m, "false_exceptions") for m in runs], [(m.billing or {}).get("false_exceptions") for m in runs],
+        "; ".join(f"{m.label}: {m.billing['false_exceptions']:,} exception(s) the reconciler raised only because "
+                  f"replication lost or delayed a message" if m.billing else f"{m.label}: not a billing run"
+                  for m in runs) + ".")
+    add("billing_unavailable", "billing: exceptions from sources that could not publish",
+        [cell(m, "source_unavailable") for m in runs], [(m.billing or {}).get("source_unavailable") for m in runs],
+        "; ".join(f"{m.label}: {m.billing.get('source_unavailable', 0):,}" for m in runs if m.billing)
+        + " (a system whose region was down, or whose writes stalled, published late or not at all).")
+    add("billing_found", "billing: injected business errors found",
+        [("-" if not m.billing else f"{m.billing['found']:,}/{m.billing['injected']:,}") for m in runs],
+        [(m.billing or {}).get("found") for m in runs],
+        "; ".join(f"{m.label} found {m.billing['found']:,} of {m.billing['injected']:,}"
+                  + (f" ({m.billing['missed'] - m.billing['missed_unexplained']:,} hidden by the outage)"
+                     if m.billing.get("missed") else "")
+                  + (f", {m.billing['unexplained']:,} exception(s) without a cause" if m.billing.get("unexplained")
+                     else "") for m in runs if m.billing) + ".")
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -45,6 +45,11 @@ def render(data: RunData) -> str:
                            [[s.get("id"), s.get("fault"), s.get("start_s"), s.get("stop_s")] for s in schedule])
             lines.append("")
     else:
+        from geo_recon.report.text import billing_lines
+
+        billing = billing_lines(data, cases=5)
+        if billing:
+            lines += ["## Billing reconciliation", "", "```", *[line for line in billing if line], "```", ""]
         lines += ["## Results", "", F.checker_line(results) + ".", ""]
         lines += table(["region", "expected", *F.ANOMALY_KINDS, "receipts", "lag p50", "lag p99", "lag max"],
                        [[r.region, F.fmt_count(r.expected), *(F.fmt_count(r.counts[k]) for k in F.ANOMALY_KINDS),

@@ -77,6 +77,7 @@ class RunData:
     outcome: Outcome | None
     resolved: Mapping[str, Any] | None
     problems: tuple[str, ...] = ()  #: files that exist but could not be read
+    billing: Mapping[str, Any] | None = None  #: billing/report.json of a billing run
 
     # ---------------------------------------------------------------- identity
 
@@ -210,9 +211,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         raw[name] = value
     if not raw and not problems:
         raise ReportError(f"{path}: not a run directory (none of {', '.join(RUN_FILES)} is there)")
+    billing = None
+    billing_file = path / "billing" / "report.json"
+    if billing_file.exists():
+        try:
+            billing = json.loads(billing_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"billing/report.json could not be read ({exc}); it is treated as missing.")
     return RunData(run_dir=path, run=raw.get("run.json"), results=raw.get("results.json"),
                    verdict=_verdict(raw.get("verdict.json"), problems), outcome=_outcome(raw.get("outcome.json")),
-                   resolved=raw.get("resolved.json"), problems=tuple(problems))
+                   resolved=raw.get("resolved.json"), problems=tuple(problems), billing=billing)
 
 
 def _number(value: Any) -> float | None:

@@ -70,8 +70,30 @@ def summary(data: RunData, *, cases_per_kind: int = 3) -> str:
         lines.extend(f"  - {e}" for e in group.explanations)
     for warning in results.get("warnings") or []:
         lines.append(f"warning: {warning}")
+    lines += billing_lines(data)
     lines += _workers(data)
     return "\n".join(lines)
+
+
+def billing_lines(data: RunData, cases: int = 3) -> list[str]:
+    """The billing reconciliation in words: business errors found apart from what replication caused."""
+    b = data.billing
+    if not b:
+        return []
+    masked = b.get("missed", 0) - b.get("missed_unexplained", 0)
+    out = ["", f"billing reconciliation in {b.get('reconciling_region')} (lateness {b.get('lateness_ms')} ms): "
+               f"{b.get('transactions', 0):,} transactions, {b.get('matched', 0):,} matched",
+           f"  injected business errors: {b.get('found', 0):,} of {b.get('injected', 0):,} found"
+           + (f", {masked:,} hidden by the outage" if masked else ""),
+           f"  exceptions by cause: " + ", ".join(f"{k} {v:,}" for k, v in (b.get("exceptions") or {}).items()),
+           f"  late events by cause: " + (", ".join(f"{k} {v:,}" for k, v in (b.get("late_events") or {}).items())
+                                          or "none"),
+           f"  false exceptions from replication: {b.get('false_exceptions', 0):,}; without any cause: "
+           f"{b.get('unexplained', 0):,}"]
+    for label, explained in (b.get("cases") or {}).items():
+        if label != "business":
+            out.extend(f"  - {label}: {e}" for e in explained[:cases])
+    return out
 
 
 def _workers(data: RunData) -> list[str]:
