@@ -114,9 +114,9 @@ class Verdict(NamedTuple):
     """missing/duplicate/late: that system; mismatched: the first system disagreeing with the
     most common amount; matched: None."""
     event_ids: tuple[int, ...]
-    """duplicate: the system's distinct event ids in arrival order; late: the late event's id; else ()."""
+    """duplicate: the system's distinct event ids by event time; late: the late event's id; else ()."""
     amounts: tuple[int | None, ...]
-    """mismatched/missing/duplicate: each system's (first) amount, None where missing;
+    """mismatched/missing/duplicate: each system's amount (of its earliest event), None where missing;
     late: (the late event's amount,); matched: ()."""
     event_time_ns: int
     """The transaction's first received event time; late: the late event's time."""
@@ -127,6 +127,10 @@ class Verdict(NamedTuple):
 
 
 _new = tuple.__new__
+
+
+def _by_time(r: Record) -> tuple[int, int]:
+    return (r[4], r[3])
 
 
 def _lowest(eff: list[int]) -> tuple[int, int, int]:
@@ -182,7 +186,7 @@ class Reconciler:
     __slots__ = (
         "systems", "emit_matched", "lateness_ns", "idle_ns", "granularity_ns", "_index", "_k",
         "_live", "_buckets", "_next_bucket", "_tombq", "_tombstones",
-        "_eff", "_idle_wm", "_mark_wm", "_mark_t", "_idle", "_paused", "_slow", "_floor2", "_close_at", "_W",
+        "_eff", "_idle_wm", "_mark_wm", "_mark_t", "_idle", "_paused", "_slow", "_floor2", "_close_at", "_open_from", "_W",
         "_now", "_check_at", "_period", "_started", "_events", "_matched", "_out", "_counts",
         "_redeliveries", "_late", "_peak_open", "_peak_tomb", "_nones",
     )
@@ -223,6 +227,7 @@ class Reconciler:
         self._slow = 0  # the system with the lowest effective watermark
         self._floor2 = _NEG  # a lower bound of the second lowest effective watermark
         self._close_at = _NEG  # the W at which the next bucket can be finalised
+        self._open_from = _NEG  # the start of the first bucket that is not final
         self._W = _NEG
         self._now = _NEG
         self._check_at = _NEG  # the first clock reading runs _refresh, which starts the clock
@@ -282,6 +287,7 @@ class Reconciler:
         slow = self._slow
         floor2 = self._floor2
         close_at = self._close_at
+        open_from = self._open_from
         now = self._now
         check_at = self._check_at
         for r in records:
@@ -303,7 +309,7 @@ class Reconciler:
                 else:  # a redelivery, a duplicate, or an event for a final transaction
                     self._now = now
                     self._again(st, s, r, W)
-            elif t <= W:
+            elif t < open_from:  # its bucket is final already
                 self._now = now
                 self._late_event(r, W)
             else:
@@ -329,11 +335,12 @@ class Reconciler:
                         if W >= close_at:
                             self._W, self._now = W, now
                             self._close_through(W)
-                            close_at = self._close_at
+                            close_at, open_from = self._close_at, self._open_from
             if now >= check_at:
                 self._W, self._now = W, now
                 self._refresh(now)
                 W, slow, floor2, close_at, check_at = self._W, self._slow, self._floor2, self._close_at, self._check_at
+                open_from = self._open_from
         self._W, self._slow, self._floor2, self._now = W, slow, floor2, now
 
     def tick(self, now_ns: int) -> None:
@@ -370,6 +377,7 @@ class Reconciler:
                                 watermark=max(self._W, 0))
         self._W = _INF
         self._close_at = _INF
+        self._open_from = _INF
         self._live.clear()
         self._tombq.clear()
         self._tombstones = 0
@@ -389,7 +397,7 @@ class Reconciler:
 
     def next_deadline_ns(self) -> int | None:
         """The processing time at which the idle rule may next change something: tick then."""
-        return None if self._check_at >= _INF else self._check_at
+        return None if not self._started or self._check_at >= _INF else self._check_at
 
     def watermarks(self) -> tuple[int | None, ...]:
         """W_s per system (None before its first event)."""
@@ -499,12 +507,15 @@ class Reconciler:
             b += 1
         self._next_bucket = max(b, upto)
         self._close_at = self._next_bucket * gran + gran - 1
+        self._open_from = self._next_bucket * gran
         self._matched += matched
         self._tombstones += closed
         if self._tombstones > self._peak_tomb:
             self._peak_tomb = self._tombstones
-        horizon = W - self.lateness_ns
-        while tombq and tombq[0][0] <= horizon:
+        # A tombstone goes once every event time its transaction may still have (up to the end of its
+        # bucket + L) lies in a final bucket, where rule 5 calls any event late anyway.
+        horizon = self._open_from - self.lateness_ns
+        while tombq and tombq[0][0] < horizon:
             lst = tombq.popleft()[1]
             for txn in lst:
                 del live[txn]
@@ -520,7 +531,7 @@ class Reconciler:
                 st[s] = _GONE
                 recs: tuple[Record, ...] = ()
             else:
-                recs = tuple(slot) if type(slot) is list else (slot,)
+                recs = tuple(sorted(slot, key=_by_time)) if type(slot) is list else (slot,)
             per_system.append(recs)
         amounts = tuple(recs[0][2] if recs else None for recs in per_system)
         t_first = st[self._k]
