@@ -12,6 +12,9 @@ gets exactly one label:
 - ``replication_lag``: a ``missing`` or ``late`` event that was acked in its
   origin and received in the reconciling region, but later than the
   reconciler's window allowed;
+- ``replication_duplicate``: a ``late`` event that had already been joined on
+  time: the replicator delivered it to the reconciling region a second time
+  (as a new message) after the transaction was final and forgotten;
 - ``source_unavailable``: a ``missing`` or ``late`` event whose publish was
   never acked in its origin (failed or unknown outcome): the source system
   could not publish, replication is not to blame;
@@ -47,6 +50,7 @@ class Label(StrEnum):
     BUSINESS = "business"
     REPLICATION_LOSS = "replication_loss"
     REPLICATION_LAG = "replication_lag"
+    REPLICATION_DUPLICATE = "replication_duplicate"
     SOURCE_UNAVAILABLE = "source_unavailable"
     UNEXPLAINED = "unexplained"
 
@@ -65,6 +69,8 @@ class ReplicationFacts:
     lost: frozenset[Key] = frozenset()
     late: frozenset[Key] = frozenset()
     unacked: frozenset[Key] = frozenset()
+    duplicated: frozenset[Key] = frozenset()
+    """Stored more than once in the reconciling region (distinct message ids): re-sent by replication."""
 
     def cause(self, key: Key) -> Label | None:
         if key in self.lost:
@@ -162,8 +168,10 @@ def label_verdicts(verdicts: Iterable[Verdict], injected: Iterable[InjectedError
         elif kind == VerdictKind.LATE:
             key = (v.system or "", v.txn_id)
             cause = facts.cause(key)
-            # A late event was received, so "lost" cannot explain it.
-            yield LabelledException(v, cause if cause not in (None, Label.REPLICATION_LOSS) else Label.UNEXPLAINED)
+            # A late event was received, so "lost" cannot explain it; a second copy can.
+            if cause in (None, Label.REPLICATION_LOSS):
+                cause = Label.REPLICATION_DUPLICATE if key in facts.duplicated else Label.UNEXPLAINED
+            yield LabelledException(v, cause)
         else:  # pragma: no cover - VerdictKind is closed
             raise ValueError(f"unknown verdict kind {kind!r}")
 
@@ -246,7 +254,10 @@ def explain(case: LabelledException) -> str:
         Label.BUSINESS: f"the injected {case.injected.kind if case.injected else 'business'} error, found",
         Label.REPLICATION_LOSS: "acked in its origin region but never received here: replication loss",
         Label.REPLICATION_LAG: "acked in its origin region and received here too late: replication lag",
-        Label.SOURCE_UNAVAILABLE: "its publish was never acked in the origin region: the source was unavailable",
+        Label.REPLICATION_DUPLICATE: ("it had already been joined on time; replication delivered it here a second "
+                                      "time (stored twice): a replication duplicate"),
+        Label.SOURCE_UNAVAILABLE: ("its publish was never acked in the origin region, or acked too late: "
+                               "the source was unavailable"),
         Label.UNEXPLAINED: ("no injected error and no replication fact explains it: "
                             "a reconciler bug or an anomaly to investigate"),
     }[case.label]

@@ -8,7 +8,8 @@ The facts come from the history alone (the same lines the checker reads), per
   system recorded it (its event time): ``late`` when replicating took longer
   than publishing did, ``unacked`` (the source could not publish in time, e.g.
   a stretched cluster stalling writes) when publishing took longer;
-- ``unacked`` too when it was never published or never acknowledged.
+- ``unacked`` too when it was never published or never acknowledged;
+- ``duplicated`` when R stored it more than once (distinct message ids).
 
 ``billing_report`` labels every reconciler verdict with them
 (geo_recon.billing.classify) and writes ``billing/report.json``.
@@ -40,6 +41,7 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
     acked: dict[tuple[str, int], int] = {}
     first_recv: dict[tuple[str, int], int] = {}
     seen: set[tuple[str, int]] = set()
+    stored_as: dict[tuple[str, int], set[str]] = {}
     for event in history.iter_events(run_dir):
         kind = event.get("type")
         if kind == "invoke" and "/" in event.get("producer", ""):
@@ -49,6 +51,7 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
         elif kind == "recv" and event.get("region") == region:
             ident = (event["producer"], event["seq"])
             seen.add(ident)
+            stored_as.setdefault(ident, set()).add(event.get("msg_id", ""))
             if event.get("via") != "reader":
                 first_recv[ident] = min(first_recv.get(ident, event["time"]), event["time"])
     bound = lateness_ms * 1e6
@@ -67,7 +70,9 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
             (unacked if ok - born >= first_recv[ident] - ok else late).add(key)
         elif ok - born > bound:
             unacked.add(key)
-    return ReplicationFacts(lost=frozenset(lost), late=frozenset(late), unacked=frozenset(unacked))
+    duplicated = {key_of[ident] for ident, ids in stored_as.items() if len(ids) > 1 and ident in key_of}
+    return ReplicationFacts(lost=frozenset(lost), late=frozenset(late), unacked=frozenset(unacked),
+                            duplicated=frozenset(duplicated))
 
 
 def billing_report(run_dir: Path) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
             event_times[event.key] = min(event_times.get(event.key, event.event_time_ns), event.event_time_ns)
     facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times)
     summary = classify(verdicts, injected_errors(spec), facts)
-    replication = ("replication_loss", "replication_lag")
+    replication = ("replication_loss", "replication_lag", "replication_duplicate")
     false_exceptions = sum(summary.exceptions.get(label, 0) + summary.late_events.get(label, 0) for label in replication)
     unavailable = summary.exceptions.get("source_unavailable", 0) + summary.late_events.get("source_unavailable", 0)
     stats_path = run_dir / billing_load.BILLING_DIR / "reconciler.json"
@@ -103,7 +108,8 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
         "late_events": summary.late_events, "false_exceptions": false_exceptions,
         "source_unavailable": unavailable,
         "unexplained": summary.unexplained, "valid": summary.valid,
-        "facts": {"lost": len(facts.lost), "late": len(facts.late), "unacked": len(facts.unacked)},
+        "facts": {"lost": len(facts.lost), "late": len(facts.late), "unacked": len(facts.unacked),
+                  "duplicated": len(facts.duplicated)},
         "reconciler": json.loads(stats_path.read_text()) if stats_path.exists() else None,
         "cases": {label: [explain(c) for c in cases] for label, cases in summary.cases.items()},
         "missed_cases": [explain_missed(m) for m in summary.missed[:5]],

@@ -1,0 +1,52 @@
+"""The billing reconciliation on real labs, both schemes, a region killed in the middle."""
+
+import json
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+SCENARIO = REPO / "tests" / "integration" / "scenarios" / "billing.yaml"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("billing")
+    run_cli("lab", "down", "--name", "tbill", "--force")
+    proc = run_cli("run", str(SCENARIO), "--schemes", "strong,async", "--runs", str(root), timeout=1500)
+    dirs = {d.name.split("-")[2]: d for d in root.iterdir() if d.is_dir() and d.name.startswith("t-billing-")}
+    return proc, dirs, root
+
+
+def _report(run_dir):
+    return json.loads((run_dir / "billing" / "report.json").read_text())
+
+
+def test_every_injected_business_error_is_found_or_hidden_by_the_outage(runs):
+    proc, dirs, _ = runs
+    assert set(dirs) == {"strong", "async"}, proc.stdout + proc.stderr[-3000:]
+    for scheme, run_dir in dirs.items():
+        b = _report(run_dir)
+        assert b["injected"] > 0 and b["found"] > 0, scheme
+        assert b["missed_unexplained"] == 0 and b["found_more_than_once"] == 0, (scheme, b["missed_cases"])
+
+
+def test_no_exception_is_left_without_a_cause(runs):
+    _, dirs, _ = runs
+    for scheme, run_dir in dirs.items():
+        b = _report(run_dir)
+        assert b["unexplained"] == 0, (scheme, b["cases"].get("unexplained"))
+        verdict = json.loads((run_dir / "verdict.json").read_text())
+        assert any(j["name"] == "billing_errors_found" and j["met"] for j in verdict["judgements"])
+
+
+def test_the_stretched_cluster_loses_no_billing_event_and_the_comparison_shows_the_false_exceptions(runs):
+    proc, dirs, root = runs
+    assert _report(dirs["strong"])["exceptions"].get("replication_loss", 0) == 0
+    assert _report(dirs["strong"])["late_events"].get("replication_loss", 0) == 0
+    comparison = json.loads((root / "comparison.json").read_text())
+    rows = {r["key"]: r for r in comparison["rows"]}
+    assert rows["billing_false"]["values"] == [_report(dirs["strong"])["false_exceptions"],
+                                              _report(dirs["async"])["false_exceptions"]]
+    assert "billing: false exceptions from replication" in proc.stdout
