@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from geo_recon.workload.worker import Worker
 
 BILLING_DIR = "billing"
+SEEN_WINDOW = 500_000  # message ids remembered to drop broker redeliveries (bounded memory)
 
 
 def billing_spec(worker_cfg) -> Any:
@@ -135,6 +137,12 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
     }
     pending: dict[str, list] = {s: [] for s in systems}
     bad = 0
+    # An idempotent consumer: after a broker failover the subscription re-delivers what was not yet
+    # acknowledged, as the same message (same id). Those copies are dropped here, by message id, in a
+    # bounded window; a message stored twice (a new id, e.g. re-sent by the replicator) still goes on.
+    seen_ids: set[tuple[str, str]] = set()
+    seen_order: deque[tuple[str, str]] = deque()
+    redelivered = 0
     last_flush = time.monotonic()
 
     def write(out: list) -> None:
@@ -165,11 +173,19 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
                 except pulsar.Timeout:
                     break
                 now = time.time_ns()
+                pending[system].append(msg)
+                ident = (system, str(msg.message_id()))
+                if ident in seen_ids:
+                    redelivered += 1
+                    continue
+                seen_ids.add(ident)
+                seen_order.append(ident)
+                if len(seen_order) > SEEN_WINDOW:
+                    seen_ids.discard(seen_order.popleft())
                 try:
                     engine.offer_many([engine.record_from_payload(msg.data(), now)])
                 except ValueError:
                     bad += 1
-                pending[system].append(msg)
                 got += 1
         engine.tick(time.time_ns())
         write(engine.drain())
@@ -191,7 +207,8 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
     stats = engine.stats()
     summary = {"events": stats.events, "redeliveries": stats.redeliveries, "late": stats.late,
                "peak_open": stats.peak_open, "peak_tombstones": stats.peak_tombstones, "verdicts": stats.verdicts,
-               "undecodable": bad, "systems": systems, "region": worker.region,
+               "undecodable": bad, "redeliveries_dropped": redelivered, "systems": systems,
+               "region": worker.region,
                "lateness_ms": b.lateness_ms, "idle_ms": b.idle_ms}
     tmp = out_dir / "reconciler.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
