@@ -43,19 +43,20 @@ expected in non-decreasing order). ``L`` is ``lateness_ms``.
    each system with two or more distinct events, one ``mismatched`` if the
    amounts differ, and ``matched`` if none of these.
 5. **Late**: an event for a transaction that is final, or for an unknown
-   transaction with event time at or below ``W``, is *late*: a ``late``
-   verdict is emitted for it; it is never joined and never silently dropped.
-   Any other event for an unknown transaction opens it.
+   transaction whose event time falls in a bucket that is final already
+   (one ending at or below ``W``), is *late*: a ``late`` verdict is emitted
+   for it; it is never joined and never silently dropped. Any other event for
+   an unknown transaction opens it.
 6. **Redelivery**: an event identical to one already joined to its transaction
    (same event id, amount and event time) counts as a redelivery, not a
    duplicate, also after the transaction is final (while its tombstone
    lasts). Two events with distinct ids (or one id with different contents)
    from one system are a ``duplicate``.
-7. **Eviction**: a final transaction stays as a tombstone until ``W`` is
-   ``L`` past the end of its bucket (an event of it arriving later has event
-   time below ``W``, so rule 5 still calls it late), then it is dropped.
-   Memory therefore holds the transactions of about ``L`` + (the systems'
-   skew, bounded by the read planner or ``idle_ms``) plus ``L`` of
+7. **Eviction**: a final transaction stays as a tombstone until every event
+   time it may still see (up to the end of its bucket + ``L``) lies in a
+   final bucket, where rule 5 calls any event late anyway; then it is
+   dropped. Memory therefore holds the transactions of about ``L`` + (the
+   systems' skew, bounded by the read planner or ``idle_ms``), plus ``L`` of
    tombstones, whatever the run's length.
 
 For results not to depend on delivery order, ``L`` must cover the event-time
