@@ -217,14 +217,20 @@ def billing() -> None:
 @click.option("--chunk", default=4096, show_default=True, type=click.IntRange(min=1),
               help="Records handed to the engine per call.")
 @click.option("--count-matched", is_flag=True, help="Count matched transactions instead of emitting a verdict each.")
+@click.option("--gc-threshold", type=click.IntRange(min=1), default=None,
+              help="Python's generation-0 GC threshold for this process (default: Python's, 700).")
 @click.option("--json", "as_json", is_flag=True)
 def billing_bench(transactions: int, lateness_ms: float, rate: float, error_rate: float, seed: int, repeat: int,
-                  chunk: int, count_matched: bool, as_json: bool) -> None:
+                  chunk: int, count_matched: bool, gc_threshold: int | None, as_json: bool) -> None:
     """Events per second through the join engine alone, its peak memory and state. Exit 1 if a verdict is wrong."""
     import dataclasses
+    import gc
     import json
 
     from geo_recon.billing import bench
+
+    if gc_threshold is not None:
+        gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
 
     figures = bench.run_bench(transactions=transactions, lateness_ms=lateness_ms, rate_per_s=rate,
                               error_rate=error_rate, seed=seed, chunk=chunk, repeat=repeat,

@@ -170,7 +170,7 @@ def render(f: BenchFigures) -> list[str]:
         f"state: peak {f.peak_open:,} open transactions, {f.peak_tombstones:,} tombstones; "
         f"bound rate x window = {f.window_bound:,} (independent of the run length)",
         f"memory: peak RSS {f.peak_rss_mib:.0f} MiB (before the engine: {f.baseline_rss_mib:.0f} MiB); "
-        f"{f.gc_collections} garbage collections",
+        f"{f.gc_collections} garbage collections (gen-0 threshold {gc.get_threshold()[0]})",
         "verdicts: " + ", ".join(f"{k} {v:,}" for k, v in f.verdicts.items()),
         f"check: injected errors found {s.found:,}/{s.injected:,}, unexplained {s.unexplained}: "
         + ("valid" if f.valid else "NOT valid"),
