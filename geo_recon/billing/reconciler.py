@@ -9,8 +9,9 @@ The rules, exactly
 ------------------
 
 Times: ``event_time`` is the producing system's timestamp on the event;
-``now`` is the caller's processing clock (the largest arrival or tick time
-seen so far). ``L`` is ``lateness_ms``.
+``now`` is the caller's processing clock: the arrival time of the event
+being joined, or the time given to :meth:`Reconciler.tick` (arrivals are
+expected in non-decreasing order). ``L`` is ``lateness_ms``.
 
 1. **System watermark** ``W_s`` = the largest event time received from system
    ``s`` (minus infinity before its first event).
@@ -42,19 +43,20 @@ seen so far). ``L`` is ``lateness_ms``.
    each system with two or more distinct events, one ``mismatched`` if the
    amounts differ, and ``matched`` if none of these.
 5. **Late**: an event for a transaction that is final, or for an unknown
-   transaction with event time at or below ``W``, is *late*: a ``late``
-   verdict is emitted for it; it is never joined and never silently dropped.
-   Any other event for an unknown transaction opens it.
+   transaction whose event time falls in a bucket that is final already
+   (one ending at or below ``W``), is *late*: a ``late`` verdict is emitted
+   for it; it is never joined and never silently dropped. Any other event for
+   an unknown transaction opens it.
 6. **Redelivery**: an event identical to one already joined to its transaction
    (same event id, amount and event time) counts as a redelivery, not a
    duplicate, also after the transaction is final (while its tombstone
    lasts). Two events with distinct ids (or one id with different contents)
    from one system are a ``duplicate``.
-7. **Eviction**: a final transaction stays as a tombstone until ``W`` is
-   ``L`` past the end of its bucket (an event of it arriving later has event
-   time below ``W``, so rule 5 still calls it late), then it is dropped.
-   Memory therefore holds the transactions of about ``L`` + (the systems'
-   skew, bounded by the read planner or ``idle_ms``) plus ``L`` of
+7. **Eviction**: a final transaction stays as a tombstone until every event
+   time it may still see (up to the end of its bucket + ``L``) lies in a
+   final bucket, where rule 5 calls any event late anyway; then it is
+   dropped. Memory therefore holds the transactions of about ``L`` + (the
+   systems' skew, bounded by the read planner or ``idle_ms``), plus ``L`` of
    tombstones, whatever the run's length.
 
 For results not to depend on delivery order, ``L`` must cover the event-time
@@ -274,7 +276,10 @@ class Reconciler:
         if not isinstance(records, (list, tuple)):
             records = list(records)
         self._events += len(records)
+        if not records:
+            return
         live = self._live
+        get = live.get
         buckets = self._buckets
         eff = self._eff
         idle = self._idle
@@ -288,17 +293,18 @@ class Reconciler:
         floor2 = self._floor2
         close_at = self._close_at
         open_from = self._open_from
-        now = self._now
         check_at = self._check_at
+        cur_b = None  # the bucket new transactions went to last, and its list
+        cur_lst: list[str] = []
+        # The clock is the arrival time of the event being joined (arrivals are expected in order;
+        # one out of order only makes an idle check or a decision time a little early).
         for r in records:
             txn, s, amount, _eid, t, arr = r
-            if arr > now:
-                now = arr
             if idle[s]:
-                self._W, self._now = W, now
+                self._W, self._now = W, arr
                 self._wake(s, t)
                 slow, floor2, check_at = self._slow, self._floor2, self._check_at
-            st = live.get(txn)
+            st = get(txn)
             if st is not None:
                 if st[s] is None:
                     st[s] = r
@@ -307,21 +313,25 @@ class Reconciler:
                     else:
                         st[ic] = _DIRTY
                 else:  # a redelivery, a duplicate, or an event for a final transaction
-                    self._now = now
+                    self._now = arr
                     self._again(st, s, r, W)
             elif t < open_from:  # its bucket is final already
-                self._now = now
+                self._now = arr
                 self._late_event(r, W)
             else:
                 st = [*nones, t, amount, 1]
                 st[s] = r
                 live[txn] = st
                 b = t // gran
-                lst = buckets.get(b)
-                if lst is None:
-                    buckets[b] = [txn]
+                if b == cur_b:
+                    cur_lst.append(txn)
                 else:
-                    lst.append(txn)
+                    lst = buckets.get(b)
+                    if lst is None:
+                        buckets[b] = lst = [txn]
+                    else:
+                        lst.append(txn)
+                    cur_b, cur_lst = b, lst
             if t > eff[s]:
                 eff[s] = t
                 if s == slow:
@@ -333,15 +343,20 @@ class Reconciler:
                     if m > W:
                         W = m
                         if W >= close_at:
-                            self._W, self._now = W, now
+                            self._W, self._now = W, arr
                             self._close_through(W)
                             close_at, open_from = self._close_at, self._open_from
-            if now >= check_at:
-                self._W, self._now = W, now
-                self._refresh(now)
+                            cur_b = None
+            if arr >= check_at:
+                self._W, self._now = W, arr
+                self._refresh(arr)
                 W, slow, floor2, close_at, check_at = self._W, self._slow, self._floor2, self._close_at, self._check_at
                 open_from = self._open_from
-        self._W, self._slow, self._floor2, self._now = W, slow, floor2, now
+                cur_b = None
+        self._W, self._slow, self._floor2 = W, slow, floor2
+        last = records[-1][5]
+        if last > self._now:
+            self._now = last
 
     def tick(self, now_ns: int) -> None:
         """Processing time passed without events: apply the idle rule and advance the watermark."""
