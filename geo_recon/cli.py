@@ -485,6 +485,12 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
         click.echo(f"{f.label:<34}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
                    f"{err:>8}{f.acked:>10}{f.received:>10}")
     click.echo("received counts this region's consumer receipts (recording keeps up when received == acked).")
+    raw = next((f for f in figures if f.label.startswith("python client")), None)
+    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
+    if raw and best and raw.achieved_rate > 0:
+        click.echo(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
+                   f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
+                   "of the Python client alone.")
 
 
 @cli.group()

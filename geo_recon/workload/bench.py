@@ -59,6 +59,23 @@ def pulsar_perf_rate(service_url: str, topic: str, *, seconds: float, size: int,
     return LoadFigure("pulsar-perf produce (batching)", None, float(match.group(2)), int(match.group(1)), 0, None)
 
 
+def python_client_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None) -> LoadFigure:
+    """The pulsar-client package alone, nothing recorded: the ceiling of any Python load generator."""
+    import json
+    import sys
+
+    argv = [sys.executable, "-m", "geo_recon.workload.raw_client", service_url, topic, str(seconds), str(size)]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise GeoReconError(f"the raw Python client run printed no figures (exit {proc.returncode}): "
+                            f"{(proc.stderr or proc.stdout)[-400:]}") from None
+    return LoadFigure("python client alone (no recording)", None, float(out["rate"]), int(out["acked"]), 0, None)
+
+
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
         namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None]) -> list[LoadFigure]:
     figures = []
@@ -66,6 +83,9 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     progress(f"pulsar-perf produce for {seconds:.0f}s ...")
     figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{int(seconds)}",
                                     seconds=seconds, size=size, netns=namespaces.get(region)))
+    progress(f"the Python client alone (send_async, batching, nothing recorded) for {seconds:.0f}s ...")
+    figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw-{int(seconds)}",
+                                      seconds=seconds, size=size, netns=namespaces.get(region)))
     for batching in (True, False):
         progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,

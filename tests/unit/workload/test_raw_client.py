@@ -1,0 +1,36 @@
+"""The raw-client ceiling run's command line (the measurement itself needs a broker: see bench load)."""
+
+import subprocess
+
+import pytest
+
+from geo_recon.errors import GeoReconError
+from geo_recon.workload import bench, raw_client
+
+
+def test_usage_error_exits_2(capsys):
+    assert raw_client.main(["only-one"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_python_client_rate_runs_in_the_region_namespace(monkeypatch):
+    seen = {}
+
+    def fake_run(argv, **_kw):
+        seen["argv"] = argv
+        return subprocess.CompletedProcess(argv, 0, '{"sent": 200, "acked": 200, "failed": 0, "seconds": 2.0, '
+                                                    '"rate": 100.0}\n', "")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    fig = bench.python_client_rate("pulsar://198.18.0.10:6650", "persistent://t/n/x", seconds=2, size=100,
+                                   netns="gr-lab-a")
+    assert seen["argv"][:4] == ["ip", "netns", "exec", "gr-lab-a"]
+    assert seen["argv"][-4:] == ["pulsar://198.18.0.10:6650", "persistent://t/n/x", "2", "100"]
+    assert fig.achieved_rate == 100.0 and fig.acked == 200
+
+
+def test_python_client_rate_without_figures_is_an_error(monkeypatch):
+    monkeypatch.setattr(bench.subprocess, "run",
+                        lambda argv, **_kw: subprocess.CompletedProcess(argv, 1, "", "ConnectError: refused"))
+    with pytest.raises(GeoReconError, match="ConnectError"):
+        bench.python_client_rate("pulsar://x:1", "t", seconds=1, size=1, netns=None)
