@@ -372,6 +372,14 @@ def _billing_rows(runs: Sequence[RunMetrics], add: Callable[..., None]) -> None:
                   + (f", {m.billing['unexplained']:,} exception(s) without a cause" if m.billing.get("unexplained")
                      else "") for m in runs if m.billing) + ".")
 
+    def delay(m: RunMetrics) -> float | None:
+        return ((m.billing or {}).get("throughput") or {}).get("verdict_delay_ms_p99")
+
+    add("billing_delay", "billing: verdict final after its event time (p99)",
+        [("-" if delay(m) is None else f"{delay(m):,.0f} ms") for m in runs], [delay(m) for m in runs],
+        _compare_lower("p99 time from a transaction's event time to its final verdict",
+                       [(m.label, delay(m)) for m in runs], lambda v: f"{v:,.0f} ms"))
+
 
 # --------------------------------------------------------------------------- the comparison
 

@@ -90,6 +90,15 @@ def billing_lines(data: RunData, cases: int = 3) -> list[str]:
                                           or "none"),
            f"  false exceptions from replication: {b.get('false_exceptions', 0):,}; without any cause: "
            f"{b.get('unexplained', 0):,}"]
+    t = b.get("throughput")
+    if t:
+        out.append(f"  end to end: {t['transactions_per_s']:,.1f} transactions/s ({t['events_per_s']:,.1f} events/s) "
+                   f"reconciled over {t['span_s']:.1f}s"
+                   + (f", reconciler CPU {t['cpu_share'] * 100:.0f}% of a core" if t.get("cpu_share") is not None
+                      else "")
+                   + (f"; a verdict final {t['verdict_delay_ms_p50']:,.0f} ms (p50), "
+                      f"{t['verdict_delay_ms_p99']:,.0f} ms (p99) after its event time"
+                      if t.get("verdict_delay_ms_p50") is not None else ""))
     for label, explained in (b.get("cases") or {}).items():
         if label != "business":
             out.extend(f"  - {label}: {e}" for e in explained[:cases])

@@ -5,9 +5,12 @@ The facts come from the history alone (the same lines the checker reads), per
 
 - ``lost``: acked in its origin, never received in R (not even by the final reader);
 - ``late`` or ``unacked`` when it reached R more than ``lateness_ms`` after the
-  system recorded it (its event time): ``late`` when replicating took longer
-  than publishing did, ``unacked`` (the source could not publish in time, e.g.
-  a stretched cluster stalling writes) when publishing took longer;
+  earliest event time of its transaction (the reconciler makes a transaction
+  final no sooner than that, so an event arriving later may miss it; an event
+  in time by its own event time can still be too late for its transaction):
+  ``late`` when replicating took longer than publishing did, ``unacked`` (the
+  source could not publish in time, e.g. a stretched cluster stalling writes)
+  when publishing took longer;
 - ``unacked`` too when it was never published or never acknowledged;
 - ``duplicated`` when R stored it more than once (distinct message ids).
 
@@ -55,6 +58,13 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
             if event.get("via") != "reader":
                 first_recv[ident] = min(first_recv.get(ident, event["time"]), event["time"])
     bound = lateness_ms * 1e6
+    # The reconciler can make a transaction final once every system is L past its first event
+    # (see geo_recon.billing.reconciler, rules 3 and 4), so lateness counts from the transaction's
+    # earliest event time, not from each event's own.
+    txn_first: dict[str, int] = {}
+    for (_system, txn), t in event_times.items():
+        if t < txn_first.get(txn, t + 1):
+            txn_first[txn] = t
     lost, late, unacked = set(), set(), set()
     published = set(key_of.values())
     unacked.update(key for key in event_times if key not in published)
@@ -65,10 +75,10 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
             unacked.add(key)
         elif ident not in seen:
             lost.add(key)
-        elif ident in first_recv and first_recv[ident] - born > bound:
+        elif ident in first_recv and first_recv[ident] - txn_first.get(key[1], born) > bound:
             # Late end to end: blame the stage that took longer, publishing or replicating.
             (unacked if ok - born >= first_recv[ident] - ok else late).add(key)
-        elif ok - born > bound:
+        elif ok - txn_first.get(key[1], born) > bound:
             unacked.add(key)
     duplicated = {key_of[ident] for ident, ids in stored_as.items() if len(ids) > 1 and ident in key_of}
     return ReplicationFacts(lost=frozenset(lost), late=frozenset(late), unacked=frozenset(unacked),
@@ -98,6 +108,7 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
     false_exceptions = sum(summary.exceptions.get(label, 0) + summary.late_events.get(label, 0) for label in replication)
     unavailable = summary.exceptions.get("source_unavailable", 0) + summary.late_events.get("source_unavailable", 0)
     stats_path = run_dir / billing_load.BILLING_DIR / "reconciler.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
     report = {
         "reconciling_region": b.reconcile_in, "lateness_ms": b.lateness_ms,
         "transactions": summary.transactions, "matched": summary.matched,
@@ -110,7 +121,8 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
         "unexplained": summary.unexplained, "valid": summary.valid,
         "facts": {"lost": len(facts.lost), "late": len(facts.late), "unacked": len(facts.unacked),
                   "duplicated": len(facts.duplicated)},
-        "reconciler": json.loads(stats_path.read_text()) if stats_path.exists() else None,
+        "reconciler": stats,
+        "throughput": end_to_end(stats, summary.transactions, verdicts),
         "cases": {label: [explain(c) for c in cases] for label, cases in summary.cases.items()},
         "missed_cases": [explain_missed(m) for m in summary.missed[:5]],
     }
@@ -119,3 +131,22 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, path)
     return report
+
+
+def end_to_end(stats: dict[str, Any] | None, transactions: int, verdicts: list) -> dict[str, Any] | None:
+    """The reconciler on the lab: transactions and events per second over the span it received
+    events in, the CPU it spent, and how long after its event time a verdict became final."""
+    if not stats or stats.get("first_receipt_ns") is None or stats.get("last_receipt_ns") is None:
+        return None
+    span_s = max((stats["last_receipt_ns"] - stats["first_receipt_ns"]) / 1e9, 1e-9)
+    delays = sorted((v.decided_ns - v.event_time_ns) / 1e6 for v in verdicts
+                    if v.decided_ns is not None and v.event_time_ns is not None)
+
+    def pct(q: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(q * len(delays)))], 1) if delays else None
+
+    cpu_s = stats.get("cpu_s")
+    return {"span_s": round(span_s, 3), "transactions_per_s": round(transactions / span_s, 1),
+            "events_per_s": round(stats.get("events", 0) / span_s, 1), "cpu_s": cpu_s,
+            "cpu_share": None if cpu_s is None else round(cpu_s / span_s, 3),
+            "verdict_delay_ms_p50": pct(0.50), "verdict_delay_ms_p99": pct(0.99)}

@@ -160,6 +160,8 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
             msgs.clear()
 
     paused: frozenset[str] = frozenset()
+    cpu_at_start = time.process_time()
+    first_receipt_ns = last_receipt_ns = None
     while not worker.drained_flag.exists():
         plan = planner.plan(engine.flow_snapshot())
         if plan.paused != paused:
@@ -173,6 +175,9 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
                 except pulsar.Timeout:
                     break
                 now = time.time_ns()
+                if first_receipt_ns is None:
+                    first_receipt_ns = now
+                last_receipt_ns = now
                 pending[system].append(msg)
                 ident = (system, str(msg.message_id()))
                 if ident in seen_ids:
@@ -209,7 +214,10 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
                "peak_open": stats.peak_open, "peak_tombstones": stats.peak_tombstones, "verdicts": stats.verdicts,
                "undecodable": bad, "redeliveries_dropped": redelivered, "systems": systems,
                "region": worker.region,
-               "lateness_ms": b.lateness_ms, "idle_ms": b.idle_ms}
+               "lateness_ms": b.lateness_ms, "idle_ms": b.idle_ms,
+               # for the end-to-end rate: the span it received events in, and the CPU it spent
+               "first_receipt_ns": first_receipt_ns, "last_receipt_ns": last_receipt_ns,
+               "cpu_s": round(time.process_time() - cpu_at_start, 3)}
     tmp = out_dir / "reconciler.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out_dir / "reconciler.json")

@@ -50,3 +50,14 @@ def test_the_stretched_cluster_loses_no_billing_event_and_the_comparison_shows_t
     assert rows["billing_false"]["values"] == [_report(dirs["strong"])["false_exceptions"],
                                               _report(dirs["async"])["false_exceptions"]]
     assert "billing: false exceptions from replication" in proc.stdout
+
+
+def test_the_end_to_end_rate_and_verdict_delay_are_measured(runs):
+    proc, dirs, root = runs
+    for scheme, run_dir in dirs.items():
+        t = _report(run_dir)["throughput"]
+        assert t is not None and t["transactions_per_s"] > 0 and t["span_s"] > 0, scheme
+        # a verdict is final only after its bucket's lateness bound has passed, so it comes later than its event
+        assert 0 < t["verdict_delay_ms_p50"] <= t["verdict_delay_ms_p99"], (scheme, t)
+    comparison = json.loads((root / "comparison.json").read_text())
+    assert "billing_delay" in {r["key"] for r in comparison["rows"]}

@@ -58,3 +58,32 @@ def test_a_late_copy_of_an_event_already_joined_is_a_replication_duplicate():
     assert case.label == Label.REPLICATION_DUPLICATE
     (case,) = label_verdicts([late], [], ReplicationFacts())
     assert case.label == Label.UNEXPLAINED
+
+
+def test_end_to_end_rate_and_verdict_delay():
+    from geo_recon.billing.reconciler import Verdict, VerdictKind
+    from geo_recon.workload.billing_facts import end_to_end
+
+    stats = {"first_receipt_ns": 1_000_000_000, "last_receipt_ns": 11_000_000_000, "events": 3000, "cpu_s": 2.5}
+    verdicts = [Verdict(VerdictKind("matched"), f"t{i}", None, (), (), 0, (i + 1) * 1_000_000, 0) for i in range(100)]
+    t = end_to_end(stats, 1000, verdicts)
+    assert t["span_s"] == 10.0
+    assert t["transactions_per_s"] == 100.0 and t["events_per_s"] == 300.0
+    assert t["cpu_share"] == 0.25
+    assert t["verdict_delay_ms_p50"] == 51.0 and t["verdict_delay_ms_p99"] == 100.0
+    assert end_to_end({"events": 1}, 1, verdicts) is None  # an older reconciler.json without the span
+
+
+def test_lateness_counts_from_the_transactions_earliest_event(tmp_path):
+    # t915 of a real strong run: the ledger event reached b 1.956 s after its own event time, in time
+    # by itself, but 2.12 s after the order event of the same transaction: the reconciler had already
+    # made the transaction final (L = 2 s). Publishing took the time, so the source is to blame.
+    ms = 1_000_000
+    lines = [*_send("a/order", 0, "t0", 10 * S, 12_159 * ms), _recv("a/order", 0, 12_156 * ms, "1:0"),
+             *_send("a/ledger", 0, "t0", 10_164 * ms, 12_135 * ms), _recv("a/ledger", 0, 12_120 * ms, "2:0"),
+             *_send("b/payment", 0, "t0", 10_058 * ms, 10_062 * ms), _recv("b/payment", 0, 10_062 * ms, "3:0")]
+    _write(tmp_path, lines)
+    born = {("order", "t0"): 10 * S, ("ledger", "t0"): 10_164 * ms, ("payment", "t0"): 10_058 * ms}
+    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born)
+    assert facts.unacked == {("order", "t0"), ("ledger", "t0")}
+    assert not facts.late and not facts.lost
