@@ -52,7 +52,10 @@ class FakeDocker:
             return _done(argv, *self.info)
         if argv[:3] == ["docker", "compose", "version"]:
             return _done(argv, *self.compose_version)
-        sub = next(a for a in argv[6:] if not a.startswith("-") and a != "workers")
+        rest = argv[6:]
+        if rest[:1] == ["--env-file"]:
+            rest = rest[2:]
+        sub = next(a for a in rest if not a.startswith("-") and a != "workers")
         if sub in self.fail:
             return _done(argv, 1, "", self.fail[sub])
         if sub == "ps":
@@ -126,6 +129,11 @@ OPERATIONS = {
     "heal": lambda b: b.heal(),
     "workers": lambda b: b.start_workers(),
     "run": lambda b: b.run_tool("a", "status"),
+    "run result": lambda b: b.run_tool_result("a", "status"),
+    "stop": lambda b: b.stop("a/broker"),
+    "build": lambda b: b.build_workers(),
+    "stop workers": lambda b: b.stop_workers(),
+    "logs": lambda b: b.logs(),
 }
 
 
@@ -250,6 +258,33 @@ def test_workers_are_built_and_started_without_touching_the_lab(tmp_path):
                                        "a-worker", "b-worker"]]
 
 
+def test_workers_can_be_built_first_then_started_with_an_env_file_and_stopped_gracefully(tmp_path):
+    backend, docker, _ = _backend(tmp_path)
+    backend.build_workers()
+    backend.start_workers(env_file=tmp_path / "run.env", build=False)
+    backend.stop_workers(timeout_s=20)
+    assert docker.compose_calls() == [
+        ["--profile", "workers", "build", "a-worker", "b-worker"],
+        ["--env-file", str(tmp_path / "run.env"), "--profile", "workers", "up", "--detach", "--no-build", "--no-deps",
+         "a-worker", "b-worker"],
+        ["--profile", "workers", "stop", "--timeout", "20", "a-worker", "b-worker"]]
+
+
+def test_a_tools_exit_code_and_output_can_be_read_without_an_error(tmp_path):
+    docker = FakeDocker(fail={"run": "error: the async scheme is NOT in effect\n"})
+    backend, _, _ = _backend(tmp_path, docker=docker)
+    proc = backend.run_tool_result("a", "verify-config", "--json")
+    assert (proc.returncode, proc.stderr) == (1, "error: the async scheme is NOT in effect\n")
+    with pytest.raises(LabError, match=r"`docker compose run` failed for geo-recon-t2-strong: error: the async "):
+        backend.run_tool("a", "verify-config")
+
+
+def test_logs_are_read_from_every_container(tmp_path):
+    backend, docker, _ = _backend(tmp_path)
+    backend.logs()
+    assert docker.compose_calls() == [["--profile", "workers", "logs", "--no-color", "--timestamps"]]
+
+
 def test_geo_recon_commands_run_inside_a_regions_network(tmp_path):
     backend, docker, _ = _backend(tmp_path)
     backend.run_tool("b", "configure", "--clusters", "/config/clusters.yaml", "--scheme", "strong")
@@ -281,9 +316,11 @@ def test_process_faults_are_compose_commands_on_the_components_service(tmp_path)
     backend.pause("zk/zookeeper")
     backend.unpause("zk/zookeeper")
     backend.kill("toxiproxy-b")
+    backend.stop("b/bookie", timeout_s=15)
     assert docker.compose_calls() == [["kill", "--signal", "SIGKILL", "a-broker"], ["start", "a-broker"],
                                       ["pause", "zk-zookeeper"], ["unpause", "zk-zookeeper"],
-                                      ["kill", "--signal", "SIGKILL", "toxiproxy-b"]]
+                                      ["kill", "--signal", "SIGKILL", "toxiproxy-b"],
+                                      ["stop", "--timeout", "15", "b-bookie"]]
 
 
 def test_an_unknown_component_is_refused_with_the_known_ones(tmp_path):
