@@ -10,6 +10,7 @@ from geo_recon.deploy import compose
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState, check_engine, parse_ps
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
+from tests.unit.compose_fakes import FakeToxiproxy
 
 STRONG = LabSpec(regions=("a", "b"), scheme="strong", name="t2")
 ASYNC3 = LabSpec(regions=("a", "b", "c"), scheme="async", name="t3")
@@ -64,47 +65,6 @@ class FakeDocker:
 
     def compose_calls(self):
         return [c[6:] for c in self.calls if c[:3] == ["docker", "compose", "-p"]]
-
-
-class FakeToxiproxy:
-    """Toxiproxy's REST API for every region of a lab, keeping toxics as the real one does."""
-
-    def __init__(self, lab, honest=True):
-        self.lab, self.honest = lab, honest
-        self.ports = {lab.toxiproxy_api_port(r): r for r in lab.regions}
-        self.toxics = {}
-        self.requests = []
-
-    def __call__(self, method, url, body):
-        self.requests.append((method, url, body))
-        port, path = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/.*)", url).groups()
-        region = self.ports[int(port)]
-        if path == "/reset" and method == "POST":
-            self.toxics = {k: v for k, v in self.toxics.items() if k[0] != region}
-            return 204, ""
-        proxy, toxic = re.fullmatch(r"/proxies/([^/]+)/toxics(?:/([^/]+))?", path).groups()
-        if proxy not in {p.name for p in self.lab.proxies(region)}:
-            return 404, '{"error":"proxy not found","status":404}'
-        bucket = self.toxics.setdefault((region, proxy), {})
-        if method == "GET":
-            return 200, json.dumps(list(bucket.values()))
-        if method == "POST" and toxic is None:
-            if body["name"] in bucket:
-                return 409, '{"error":"toxic already exists","status":409}'
-            stored = dict(body)
-            if not self.honest:
-                stored["attributes"] = {k: 0 for k in body["attributes"]}
-            bucket[body["name"]] = stored
-            return 200, json.dumps(stored)
-        if method == "POST":
-            bucket[toxic]["attributes"] = body["attributes"]
-            return 200, json.dumps(bucket[toxic])
-        if method == "DELETE":
-            if toxic not in bucket:
-                return 404, '{"error":"toxic not found","status":404}'
-            del bucket[toxic]
-            return 204, ""
-        raise AssertionError(f"unexpected {method} {url}")
 
 
 def _backend(tmp_path, spec=STRONG, docker=None, http=None, **kwargs):
