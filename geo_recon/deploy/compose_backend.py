@@ -129,7 +129,8 @@ class ComposeBackend:
 
     def __init__(self, project_dir: Path, *, runner: Runner = run_command, http: Http = http_request,
                  progress: Progress = _quiet, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, engine_version: str | None = None) -> None:
+        """``engine_version``: what ``check_engine`` returned just before, so it is not asked again."""
         self.dir = Path(project_dir)
         self.lab: ComposeLab = load_project(self.dir)
         self._run = runner
@@ -137,7 +138,7 @@ class ComposeBackend:
         self._progress = progress
         self._sleep = sleep
         self._clock = clock
-        self._engine: str | None = None
+        self._engine: str | None = engine_version
 
     # ------------------------------------------------------------ plumbing
 

@@ -39,6 +39,8 @@ def read_env_file(path: str) -> dict[str, str]:
     for line in Path(path).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, value = line.split("=", 1)
+            if len(value) >= 2 and value[0] == value[-1] == "'":  # single-quoted: taken literally, as compose does
+                value = value[1:-1]
             out[key] = value
     return out
 
@@ -79,9 +81,10 @@ class FakeEngine:
             out.append(rest)
         return out
 
-    def sent(self, *prefix: str) -> bool:
-        return any(compose_parts(c)[1][:len(prefix)] == list(prefix) for c in self.calls if c[:2] == ["docker", "compose"]
-                   and c[2] != "version")
+    def sent(self, *words: str) -> bool:
+        """Whether a compose command (after ``-p P -f F``) held these words, one after the other."""
+        n = len(words)
+        return any(call[i:i + n] == list(words) for call in self.compose_calls() for i in range(len(call)))
 
     # ------------------------------------------------------------ the engine
 
