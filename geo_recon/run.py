@@ -507,9 +507,10 @@ class _ComposeWorkers:
                "GEO_RECON_START_AT": f"{self.start_at_ns // 1_000_000_000}.{self.start_at_ns // 1_000_000 % 1000:03d}",
                "GEO_RECON_SEED": str(self.seed),
                "GEO_RECON_TENANT": self.settings.tenant, "GEO_RECON_NAMESPACE": self.settings.namespace}
-        for key, value in env.items():
-            if any(ch in value for ch in "'\n\r"):
-                raise ConfigError(f"{key}={value!r} cannot be passed to docker compose: no quotes or line breaks")
+        for key, value in env.items():  # single-quoted in the env file: literal, but for \ and '
+            if any(ch in value for ch in "'\\\n\r"):
+                raise ConfigError(f"{key}={value!r} cannot be passed to docker compose: no quotes, backslashes "
+                                  "or line breaks (move the runs directory?)")
         env_file = self.mount / "compose.env"
         env_file.write_text("".join(f"{key}='{value}'\n" for key, value in env.items()))
         self.started = True

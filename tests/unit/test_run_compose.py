@@ -284,3 +284,13 @@ def test_a_fault_that_does_not_take_stops_the_workers_and_leaves_no_verdict(tmp_
     assert engine.sent("--profile", "workers", "stop") and engine.compose_calls()[-1][2] == "down"
     assert not (outcome.run_dir / "results.json").exists()
     assert Path(outcome.run_dir / "run.json").is_file()
+
+
+def test_a_runs_directory_compose_cannot_be_told_about_is_named_and_the_lab_still_goes_down(tmp_path):
+    engine = FakeEngine(LAB)
+    messages = []
+    outcome = run_mod.run_scenario(_scenario(), "async", runs_root=tmp_path / "it's", progress=messages.append,
+                                   compose_hooks=_hooks(engine, FakeToxiproxy(LAB)))
+    assert outcome.exit_code == 2
+    assert "cannot be passed to docker compose: no quotes, backslashes or line breaks" in outcome.error
+    assert not engine.sent("--env-file") and engine.compose_calls()[-1][2] == "down"
