@@ -351,6 +351,27 @@ def _workload(rate, duration, message_size, keys, producers, topics, partitions,
         raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None
 
 
+def _workload_from_file(path: str):
+    from pathlib import Path
+
+    import yaml
+    from pydantic import ValidationError
+
+    from geo_recon.errors import ConfigError
+    from geo_recon.workload.spec import WorkloadSpec
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read a workload from it ({exc})") from None
+    try:
+        return WorkloadSpec.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: field {field}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 def _progress_line():
     import time
 
@@ -408,17 +429,21 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
 @click.option("--run-id", default=None, help="The same in every region, so all workers use the same topics.")
-@click.option("--start-at", type=float, default=None, help="Unix time to start sending (same in every region).")
+@click.option("--start-at", type=float, default=None, envvar="GEO_RECON_START_AT", show_envvar=True,
+              help="Unix time to start sending (same in every region).")
 @click.option("--clock-ref", default=None, help="udp://HOST:PORT of `geo-recon clock serve` on the controller "
                                                  "machine: the worker records its clock offset against it.")
 @click.option("--role", type=click.Choice(["all", "produce", "consume", "reconcile"]), default="all", show_default=True,
               help="Internal: the controller runs producers and consumers as separate processes.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--tenant", default="geo", show_default=True)
-@click.option("--namespace", default="recon", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, envvar="GEO_RECON_SEED", show_envvar=True)
+@click.option("--tenant", default="geo", show_default=True, envvar="GEO_RECON_TENANT", show_envvar=True)
+@click.option("--namespace", default="recon", show_default=True, envvar="GEO_RECON_NAMESPACE", show_envvar=True)
+@click.option("--workload-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              envvar="GEO_RECON_WORKLOAD_FILE", show_envvar=True,
+              help="A scenario's `workload:` block (YAML or JSON) instead of the workload options below.")
 @_workload_options
 def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_ref, role, seed, tenant, namespace,
-           **options) -> None:
+           workload_file, **options) -> None:
     """Run one region's load. With --region/--clusters/--out an SRE runs one in each real region;
     merge the history directories and run `geo-recon check` on them."""
     import json
@@ -436,7 +461,12 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_
             raise ConfigError("give --config, or all of --region, --clusters, --out and --run-id")
         target = dep.from_clusters_file(clusters_file)
         ep = target.region(region)
-        workload = _workload(**options).model_copy(update={"drain_idle_s": 10.0})
+        workload = _workload_from_file(workload_file) if workload_file else _workload(**options)
+        if workload.billing is not None:
+            raise ConfigError(f"{workload_file}: the billing workload needs the controller's reconciler role; "
+                              "run it with `geo-recon run` on the local lab")
+        # Without a controller each worker ends its own drain, after a longer quiet period.
+        workload = workload.model_copy(update={"drain_idle_s": max(workload.drain_idle_s, 10.0)})
         settings_ns = f"{tenant}/{namespace}"
         cfg = worker_mod.WorkerConfig(
             run_id=run_id, region=region, regions=target.region_names, service_url=ep.service_url,

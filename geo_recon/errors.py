@@ -22,3 +22,7 @@ class EnvironmentProblem(GeoReconError):
 
 class LabError(GeoReconError):
     """A lab could not be started, inspected or stopped."""
+
+
+class FaultError(LabError):
+    """A fault could not be injected, did not take effect, or could not be healed."""

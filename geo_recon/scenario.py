@@ -10,6 +10,7 @@
       regions: [a, b]
       lab: {name: lab, base_port: 20000, subnet: 0}
       # clusters: clusters.yaml # external: existing clusters (see README)
+      # compose_dir: docker/r2-async  # compose: a rendered lab to use (default: rendered into the run directory)
     scheme: async               # the default; `geo-recon run --schemes strong,async` runs both
     settings: {dedup: false, persistence: 2/2/2}
     workload: {rate: 200, duration_s: 40}

@@ -6,7 +6,8 @@ before running anything else. Commands go through an injectable runner and
 Toxiproxy's REST API through an injectable HTTP function, so the exact
 command lines and requests are unit-tested without Docker.
 
-Faults: ``kill`` (SIGKILL, healed by ``start``), ``pause``/``unpause`` (the
+Faults: ``kill`` (SIGKILL, healed by ``start``), ``stop`` (SIGTERM, then
+SIGKILL after a grace period; healed by ``start``), ``pause``/``unpause`` (the
 cgroup freezer), and on the cross-site links, through the Toxiproxy of the
 region that opens the connections: ``latency`` (added round-trip time),
 ``partition`` (a black hole: bytes are dropped, connections stay open) and
@@ -77,6 +78,10 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def _tail(proc: "subprocess.CompletedProcess[str]") -> str:
+    return " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]) or f"exit code {proc.returncode}"
+
+
 def check_engine(runner: Runner = run_command) -> str:
     """Raise ``EnvironmentProblem`` unless a Docker engine answers and Compose v2 is there; return Compose's version."""
     info = runner(["docker", "info", "--format", "{{.ServerVersion}}"], ENGINE_CHECK_TIMEOUT)
@@ -124,7 +129,8 @@ class ComposeBackend:
 
     def __init__(self, project_dir: Path, *, runner: Runner = run_command, http: Http = http_request,
                  progress: Progress = _quiet, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, engine_version: str | None = None) -> None:
+        """``engine_version``: what ``check_engine`` returned just before, so it is not asked again."""
         self.dir = Path(project_dir)
         self.lab: ComposeLab = load_project(self.dir)
         self._run = runner
@@ -132,7 +138,7 @@ class ComposeBackend:
         self._progress = progress
         self._sleep = sleep
         self._clock = clock
-        self._engine: str | None = None
+        self._engine: str | None = engine_version
 
     # ------------------------------------------------------------ plumbing
 
@@ -140,19 +146,23 @@ class ComposeBackend:
         if self._engine is None:
             self._engine = check_engine(self._run)
 
-    def compose_argv(self, *args: str, workers: bool = False) -> list[str]:
+    def compose_argv(self, *args: str, workers: bool = False, env_file: Path | None = None) -> list[str]:
         argv = ["docker", "compose", "-p", self.lab.project, "-f", str(self.dir / COMPOSE_FILE)]
+        if env_file is not None:
+            argv += ["--env-file", str(env_file)]
         if workers:
             argv += ["--profile", WORKER_PROFILE]
         return argv + list(args)
 
-    def _compose(self, *args: str, timeout: float = 120.0, workers: bool = False) -> str:
+    def _compose_proc(self, *args: str, timeout: float = 120.0, workers: bool = False,
+                      env_file: Path | None = None) -> "subprocess.CompletedProcess[str]":
         self._ensure_engine()
-        argv = self.compose_argv(*args, workers=workers)
-        proc = self._run(argv, timeout)
+        return self._run(self.compose_argv(*args, workers=workers, env_file=env_file), timeout)
+
+    def _compose(self, *args: str, timeout: float = 120.0, workers: bool = False, env_file: Path | None = None) -> str:
+        proc = self._compose_proc(*args, timeout=timeout, workers=workers, env_file=env_file)
         if proc.returncode != 0:
-            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]) or f"exit code {proc.returncode}"
-            raise LabError(f"`docker compose {args[0]}` failed for {self.lab.project}: {tail}")
+            raise LabError(f"`docker compose {args[0]}` failed for {self.lab.project}: {_tail(proc)}")
         return proc.stdout
 
     def _service(self, target: str) -> str:
@@ -250,10 +260,20 @@ class ComposeBackend:
         services = (*self.lab.long_running, *self.lab.one_shots, *self.lab.workers)
         return [states.get(s, ServiceState(s, "missing", "", 0)) for s in services]
 
-    def start_workers(self) -> None:
-        """Build (if needed) and start a geo-recon worker in every region; the lab must be up."""
-        self._compose("up", "--detach", "--build", "--no-deps", *self.lab.workers, timeout=PULL_ALLOWANCE,
-                      workers=True)
+    def build_workers(self) -> None:
+        """Build the worker image (``start_workers(build=False)`` then starts at once)."""
+        self._compose("build", *self.lab.workers, timeout=PULL_ALLOWANCE, workers=True)
+
+    def start_workers(self, *, env_file: Path | None = None, build: bool = True) -> None:
+        """Start a geo-recon worker in every region (building its image first unless ``build`` is false);
+        the lab must be up. ``env_file`` sets the variables the compose file reads (``--env-file``):
+        where the history goes, the run id, and the workers' workload, start time and seed."""
+        self._compose("up", "--detach", "--build" if build else "--no-build", "--no-deps", *self.lab.workers,
+                      timeout=PULL_ALLOWANCE if build else 300.0, workers=True, env_file=env_file)
+
+    def stop_workers(self, *, timeout_s: int = 30) -> None:
+        """SIGTERM every worker (it stops sending, drains and writes its summary), SIGKILL after ``timeout_s``."""
+        self._compose("stop", "--timeout", str(timeout_s), *self.lab.workers, timeout=timeout_s + 60.0, workers=True)
 
     def run_tool(self, region: str, *args: str, timeout: float = 600.0) -> str:
         """``geo-recon ARGS`` in a one-off container of a region's worker, on that region's network; its output.
@@ -262,10 +282,22 @@ class ComposeBackend:
         /config/clusters.yaml resolves as the lab's own components see it (peers
         through the region's Toxiproxy), so registered peer URLs work for replicators.
         """
+        proc = self.run_tool_result(region, *args, timeout=timeout)
+        if proc.returncode != 0:
+            raise LabError(f"`docker compose run` failed for {self.lab.project}: {_tail(proc)}")
+        return proc.stdout
+
+    def run_tool_result(self, region: str, *args: str,
+                        timeout: float = 600.0) -> "subprocess.CompletedProcess[str]":
+        """As ``run_tool``, returning the exit code and output instead of raising on a non-zero exit."""
         if region not in self.lab.regions:
             raise ConfigError(f"unknown region {region!r}: expected one of {', '.join(self.lab.regions)}")
-        return self._compose("run", "--rm", "--no-deps", "-T", worker_service(region), "geo-recon", *args,
-                             timeout=timeout, workers=True)
+        return self._compose_proc("run", "--rm", "--no-deps", "-T", worker_service(region), "geo-recon", *args,
+                                  timeout=timeout, workers=True)
+
+    def logs(self) -> str:
+        """Every container's log (workers too), timestamped: what is lost once the lab is down."""
+        return self._compose("logs", "--no-color", "--timestamps", timeout=300.0, workers=True)
 
     # ------------------------------------------------------------ process faults
 
@@ -275,6 +307,10 @@ class ComposeBackend:
 
     def start(self, target: str) -> None:
         self._compose("start", self._service(target))
+
+    def stop(self, target: str, *, timeout_s: int = 30) -> None:
+        """SIGTERM a component's container (a graceful stop), SIGKILL after ``timeout_s``; heal with ``start``."""
+        self._compose("stop", "--timeout", str(timeout_s), self._service(target), timeout=timeout_s + 60.0)
 
     def pause(self, target: str) -> None:
         """Freeze every process of a component (as SIGSTOP would); heal with ``unpause``."""

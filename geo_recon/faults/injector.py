@@ -31,18 +31,14 @@ from typing import Any, Callable
 
 from geo_recon.deploy import local, netns, procs, state
 from geo_recon.deploy.state import ComponentState, LabState
-from geo_recon.errors import ConfigError, LabError
+from geo_recon.errors import ConfigError, FaultError, LabError
 from geo_recon.faults import toxiproxy
-from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault
+from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_event, match_components
 
 EventSink = Callable[[dict[str, Any]], None]
 TOXIPROXY_API_OFFSET = 90  # base_port + 90: the toxiproxy API
 PROXY_PORT_OFFSET = 1000  # base_port + 1000 + n: proxies
 ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
-
-
-class FaultError(LabError):
-    """A fault could not be injected, did not take effect, or could not be healed."""
 
 
 @dataclass
@@ -83,15 +79,7 @@ class Injector:
         os.replace(tmp, self.path)
 
     def _event(self, phase: str, fault: ScheduledFault, **extra: Any) -> None:
-        spec = fault.spec
-        line = {"type": "fault", "time": time.time_ns(), "phase": phase, "fault": spec.kind,
-                "target": fault.target, "id": fault.id}
-        if phase == "start":
-            line["regions"] = spec.regions_touched(self.lab.regions)
-            if spec.region_loss:
-                line["region_loss"] = True
-            line["description"] = spec.describe()
-        self.on_event({**line, **extra})
+        self.on_event(fault_event(phase, fault, list(self.lab.regions), **extra))
 
     # ------------------------------------------------------------ public
 
@@ -138,8 +126,7 @@ class Injector:
             try:
                 self._heal(active)
                 healed.append(fid)
-                self.on_event({"type": "fault", "time": time.time_ns(), "phase": "stop", "fault": active.kind,
-                               "target": active.target, "id": fid})
+                self.on_event(heal_event(fid, active.kind, active.target))
             except LabError as exc:
                 self.progress(f"healing {fid} failed: {exc}")
             finally:
@@ -151,13 +138,7 @@ class Injector:
     # ------------------------------------------------------------ processes
 
     def _components(self, target: str) -> list[ComponentState]:
-        if "/" in target:
-            region, role = target.split("/", 1)
-            matches = [c for c in self.lab.components
-                       if c.name == target or (c.site == region and c.kind == role)
-                       or (c.site == region and c.name.split("/")[1].startswith(role))]
-        else:
-            matches = [c for c in self.lab.components if c.site == target]
+        matches = match_components(target, self.lab.components)
         if not matches:
             known = ", ".join(c.name for c in self.lab.components)
             raise FaultError(f"fault target {target!r} matches no component (lab {self.lab.name!r} has: {known})")

@@ -19,8 +19,9 @@ the same scenario gives the same schedule under both schemes.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Iterable, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -129,3 +130,44 @@ def expand(faults: list[FaultSpec], run_seconds: float, seed: int) -> list[Sched
             out.append((round(start, 3), index, spec, round(min(start + spec.duration_s, run_seconds), 3)))
     out.sort(key=lambda item: (item[0], item[1]))
     return [ScheduledFault(f"f{n}", spec, start, stop) for n, (start, _, spec, stop) in enumerate(out, 1)]
+
+
+class _Component(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+
+
+C = TypeVar("C", bound=_Component)
+
+
+def match_components(target: str, components: Iterable[C]) -> list[C]:
+    """The components a process fault's target names: a whole site (``a``), a component
+    (``a/broker``), a kind in a site (``a/bookie``) or a name prefix (``a/book``). Pure."""
+    if "/" in target:
+        site, role = target.split("/", 1)
+        return [c for c in components
+                if c.name == target or (c.site == site and c.kind == role)
+                or (c.site == site and c.name.split("/")[1].startswith(role))]
+    return [c for c in components if c.site == target]
+
+
+def fault_event(phase: str, fault: ScheduledFault, regions: list[str], **extra: Any) -> dict[str, Any]:
+    """The controller's history line for a fault starting or stopping (every backend writes the same)."""
+    spec = fault.spec
+    line: dict[str, Any] = {"type": "fault", "time": time.time_ns(), "phase": phase, "fault": spec.kind,
+                            "target": fault.target, "id": fault.id}
+    if phase == "start":
+        line["regions"] = spec.regions_touched(regions)
+        if spec.region_loss:
+            line["region_loss"] = True
+        line["description"] = spec.describe()
+    return {**line, **extra}
+
+
+def heal_event(fault_id: str, kind: str, target: str) -> dict[str, Any]:
+    """The ``stop`` line for a fault healed by a final sweep, where only its id, kind and target are known."""
+    return {"type": "fault", "time": time.time_ns(), "phase": "stop", "fault": kind, "target": target, "id": fault_id}

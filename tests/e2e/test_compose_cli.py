@@ -101,3 +101,15 @@ def test_render_all_check_passes_on_the_repository_and_fails_on_an_edited_copy(t
     proc = run_cli("compose", "render-all", "--root", str(copy), timeout=60)
     assert proc.returncode == 0 and "rendered 4 projects" in proc.stdout
     assert run_cli("compose", "render-all", "--root", str(copy), "--check", timeout=60).returncode == 0
+
+
+def test_a_compose_scenario_without_a_docker_engine_stops_before_it_creates_a_run(tmp_path):
+    scenario = tmp_path / "on-compose.yaml"
+    scenario.write_text("name: oncompose\ntopology: {backend: compose, regions: [a, b]}\n"
+                        "faults:\n  - {kind: kill, target: b, at_s: 5, duration_s: 5}\n")
+    socket = tmp_path / "docker.sock"
+    proc = run_cli("run", str(scenario), "--runs", str(tmp_path / "runs"), env={"DOCKER_HOST": f"unix://{socket}"},
+                   timeout=60)
+    _assert_clean_error(proc, f"error: no Docker engine is running here (docker info: Cannot connect to the Docker "
+                              f"daemon at unix://{socket}. Is the docker daemon running?); use --backend local")
+    assert not (tmp_path / "runs").exists()

@@ -225,6 +225,11 @@ def test_each_region_gets_a_worker_that_reads_the_clusters_file():
     assert worker["profiles"] == ["workers"]
     assert worker["networks"] == ["net-c"]
     assert worker["volumes"] == ["./clusters.yaml:/config/clusters.yaml:ro", "${GEO_RECON_HISTORY:-./history}:/history"]
+    # what `geo-recon run` sets for a scenario; empty (unset) leaves the worker's defaults
+    assert worker["environment"] == {
+        "GEO_RECON_WORKLOAD_FILE": "${GEO_RECON_WORKLOAD_FILE:-}", "GEO_RECON_START_AT": "${GEO_RECON_START_AT:-}",
+        "GEO_RECON_SEED": "${GEO_RECON_SEED:-}", "GEO_RECON_TENANT": "${GEO_RECON_TENANT:-}",
+        "GEO_RECON_NAMESPACE": "${GEO_RECON_NAMESPACE:-}"}
 
 
 @pytest.mark.parametrize("spec", [ASYNC3, STRONG3], ids=["async", "strong"])

@@ -10,6 +10,7 @@ from geo_recon.deploy import compose
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState, check_engine, parse_ps
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
+from tests.unit.compose_fakes import FakeToxiproxy
 
 STRONG = LabSpec(regions=("a", "b"), scheme="strong", name="t2")
 ASYNC3 = LabSpec(regions=("a", "b", "c"), scheme="async", name="t3")
@@ -52,7 +53,10 @@ class FakeDocker:
             return _done(argv, *self.info)
         if argv[:3] == ["docker", "compose", "version"]:
             return _done(argv, *self.compose_version)
-        sub = next(a for a in argv[6:] if not a.startswith("-") and a != "workers")
+        rest = argv[6:]
+        if rest[:1] == ["--env-file"]:
+            rest = rest[2:]
+        sub = next(a for a in rest if not a.startswith("-") and a != "workers")
         if sub in self.fail:
             return _done(argv, 1, "", self.fail[sub])
         if sub == "ps":
@@ -61,47 +65,6 @@ class FakeDocker:
 
     def compose_calls(self):
         return [c[6:] for c in self.calls if c[:3] == ["docker", "compose", "-p"]]
-
-
-class FakeToxiproxy:
-    """Toxiproxy's REST API for every region of a lab, keeping toxics as the real one does."""
-
-    def __init__(self, lab, honest=True):
-        self.lab, self.honest = lab, honest
-        self.ports = {lab.toxiproxy_api_port(r): r for r in lab.regions}
-        self.toxics = {}
-        self.requests = []
-
-    def __call__(self, method, url, body):
-        self.requests.append((method, url, body))
-        port, path = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/.*)", url).groups()
-        region = self.ports[int(port)]
-        if path == "/reset" and method == "POST":
-            self.toxics = {k: v for k, v in self.toxics.items() if k[0] != region}
-            return 204, ""
-        proxy, toxic = re.fullmatch(r"/proxies/([^/]+)/toxics(?:/([^/]+))?", path).groups()
-        if proxy not in {p.name for p in self.lab.proxies(region)}:
-            return 404, '{"error":"proxy not found","status":404}'
-        bucket = self.toxics.setdefault((region, proxy), {})
-        if method == "GET":
-            return 200, json.dumps(list(bucket.values()))
-        if method == "POST" and toxic is None:
-            if body["name"] in bucket:
-                return 409, '{"error":"toxic already exists","status":409}'
-            stored = dict(body)
-            if not self.honest:
-                stored["attributes"] = {k: 0 for k in body["attributes"]}
-            bucket[body["name"]] = stored
-            return 200, json.dumps(stored)
-        if method == "POST":
-            bucket[toxic]["attributes"] = body["attributes"]
-            return 200, json.dumps(bucket[toxic])
-        if method == "DELETE":
-            if toxic not in bucket:
-                return 404, '{"error":"toxic not found","status":404}'
-            del bucket[toxic]
-            return 204, ""
-        raise AssertionError(f"unexpected {method} {url}")
 
 
 def _backend(tmp_path, spec=STRONG, docker=None, http=None, **kwargs):
@@ -126,6 +89,11 @@ OPERATIONS = {
     "heal": lambda b: b.heal(),
     "workers": lambda b: b.start_workers(),
     "run": lambda b: b.run_tool("a", "status"),
+    "run result": lambda b: b.run_tool_result("a", "status"),
+    "stop": lambda b: b.stop("a/broker"),
+    "build": lambda b: b.build_workers(),
+    "stop workers": lambda b: b.stop_workers(),
+    "logs": lambda b: b.logs(),
 }
 
 
@@ -250,6 +218,33 @@ def test_workers_are_built_and_started_without_touching_the_lab(tmp_path):
                                        "a-worker", "b-worker"]]
 
 
+def test_workers_can_be_built_first_then_started_with_an_env_file_and_stopped_gracefully(tmp_path):
+    backend, docker, _ = _backend(tmp_path)
+    backend.build_workers()
+    backend.start_workers(env_file=tmp_path / "run.env", build=False)
+    backend.stop_workers(timeout_s=20)
+    assert docker.compose_calls() == [
+        ["--profile", "workers", "build", "a-worker", "b-worker"],
+        ["--env-file", str(tmp_path / "run.env"), "--profile", "workers", "up", "--detach", "--no-build", "--no-deps",
+         "a-worker", "b-worker"],
+        ["--profile", "workers", "stop", "--timeout", "20", "a-worker", "b-worker"]]
+
+
+def test_a_tools_exit_code_and_output_can_be_read_without_an_error(tmp_path):
+    docker = FakeDocker(fail={"run": "error: the async scheme is NOT in effect\n"})
+    backend, _, _ = _backend(tmp_path, docker=docker)
+    proc = backend.run_tool_result("a", "verify-config", "--json")
+    assert (proc.returncode, proc.stderr) == (1, "error: the async scheme is NOT in effect\n")
+    with pytest.raises(LabError, match=r"`docker compose run` failed for geo-recon-t2-strong: error: the async "):
+        backend.run_tool("a", "verify-config")
+
+
+def test_logs_are_read_from_every_container(tmp_path):
+    backend, docker, _ = _backend(tmp_path)
+    backend.logs()
+    assert docker.compose_calls() == [["--profile", "workers", "logs", "--no-color", "--timestamps"]]
+
+
 def test_geo_recon_commands_run_inside_a_regions_network(tmp_path):
     backend, docker, _ = _backend(tmp_path)
     backend.run_tool("b", "configure", "--clusters", "/config/clusters.yaml", "--scheme", "strong")
@@ -281,9 +276,11 @@ def test_process_faults_are_compose_commands_on_the_components_service(tmp_path)
     backend.pause("zk/zookeeper")
     backend.unpause("zk/zookeeper")
     backend.kill("toxiproxy-b")
+    backend.stop("b/bookie", timeout_s=15)
     assert docker.compose_calls() == [["kill", "--signal", "SIGKILL", "a-broker"], ["start", "a-broker"],
                                       ["pause", "zk-zookeeper"], ["unpause", "zk-zookeeper"],
-                                      ["kill", "--signal", "SIGKILL", "toxiproxy-b"]]
+                                      ["kill", "--signal", "SIGKILL", "toxiproxy-b"],
+                                      ["stop", "--timeout", "15", "b-bookie"]]
 
 
 def test_an_unknown_component_is_refused_with_the_known_ones(tmp_path):

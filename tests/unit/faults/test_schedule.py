@@ -47,3 +47,37 @@ def test_region_loss_is_a_whole_region_killed_stopped_or_paused():
 def test_inconsistent_faults_are_refused(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         FaultSpec(**kwargs)
+
+
+# ---------------------------------------------------------------- targets and events (shared by every backend)
+
+from geo_recon.deploy.topology import LabSpec, plan_lab  # noqa: E402
+from geo_recon.faults.spec import fault_event, heal_event, match_components  # noqa: E402
+
+
+@pytest.mark.parametrize("target, names", [
+    ("a", ["a/bookie", "a/broker"]),
+    ("zk", ["zk/zookeeper"]),
+    ("b/broker", ["b/broker"]),
+    ("b/book", ["b/bookie"]),
+    ("c/broker", []),
+    ("a/standalone", []),
+])
+def test_a_target_names_a_site_a_component_or_a_kind(target, names):
+    components = plan_lab(LabSpec(regions=("a", "b"), scheme="strong", name="t")).components
+    assert [c.name for c in match_components(target, components)] == names
+
+
+def test_fault_events_carry_what_the_checker_and_reports_read():
+    kill, partition = expand([FaultSpec(kind="kill", target="b", at_s=1, duration_s=2),
+                              FaultSpec(kind="partition", groups=[["a"], ["b", "c"]], at_s=5)], 60, 0)
+    start = fault_event("start", kill, ["a", "b", "c"], measured={"x": 1})
+    assert {k: v for k, v in start.items() if k != "time"} == {
+        "type": "fault", "phase": "start", "fault": "kill", "target": "b", "id": "f1", "regions": ["b"],
+        "region_loss": True, "description": "kill b", "measured": {"x": 1}}
+    assert isinstance(start["time"], int) and start["time"] > 1.6e18
+    stop = fault_event("stop", partition, ["a", "b", "c"])
+    assert {k: v for k, v in stop.items() if k != "time"} == {
+        "type": "fault", "phase": "stop", "fault": "partition", "target": "a|b,c", "id": "f2"}
+    assert {k: v for k, v in heal_event("f2", "partition", "a|b,c").items() if k != "time"} == \
+        {k: v for k, v in stop.items() if k != "time"}
