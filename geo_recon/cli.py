@@ -176,7 +176,7 @@ def lab_down(name: str, force: bool) -> None:
 @click.option("--regions", "region_counts", default="2,3", show_default=True, help="Region counts to measure.")
 @click.option("--schemes", default="async,strong", show_default=True)
 @_lab_name
-@click.option("--base-port", default=40000, show_default=True, type=int)
+@click.option("--base-port", default=24000, show_default=True, type=int)
 @click.option("--isolation", type=click.Choice(["auto", "netns", "loopback"]), default="auto", show_default=True)
 @click.option("--subnet", default=200, show_default=True, type=int)
 def lab_bench(region_counts: str, schemes: str, name: str, base_port: int, isolation: str, subnet: int) -> None:

@@ -34,7 +34,7 @@ from geo_recon import __version__, deployment, history, schemes, verdict
 from geo_recon.deploy import compose_backend, local, netns, pulsar_dist
 from geo_recon.deploy import state as lab_state
 from geo_recon.deploy.topology import LabSpec
-from geo_recon.errors import ConfigError, EnvironmentProblem, FaultError, GeoReconError, LabError
+from geo_recon.errors import ConfigError, EnvironmentProblem, GeoReconError, LabError
 from geo_recon.faults.injector import Injector
 from geo_recon.faults.spec import ScheduledFault, expand
 from geo_recon.scenario import Scenario
@@ -693,15 +693,16 @@ def _drive_faults(injector: Faults, schedule: list[ScheduledFault], start_at_ns:
                 return
             try:
                 injector.inject(fault) if action == "inject" else injector.heal(fault)
-            except FaultError as exc:
-                errors.append(f"{fault.id} ({fault.spec.describe()}) {action}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the fault is not known to be in effect
+                detail = str(exc) if isinstance(exc, GeoReconError) else f"{type(exc).__name__}: {exc}"
+                errors.append(f"{fault.id} ({fault.spec.describe()}) {action}: {detail}")
                 stop.set()  # a fault that did not take effect makes the run undecidable
                 return
     finally:
         try:
             injector.heal_all()
-        except GeoReconError as exc:
-            errors.append(f"healing: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"healing: {exc if isinstance(exc, GeoReconError) else f'{type(exc).__name__}: {exc}'}")
 
 
 class _ReplicationSampler:

@@ -30,8 +30,8 @@ import requests
 from geo_recon.admin import AdminClient, AdminError
 from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, state
 from geo_recon.deploy.state import ComponentState, EndpointState, LabState
-from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, plan_lab
-from geo_recon.errors import EnvironmentProblem, LabError
+from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, ephemeral_overlap, plan_lab
+from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
 from geo_recon.schemes import rack_for
 
 Progress = Callable[[str], None]
@@ -54,6 +54,7 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
     _clear_stale(spec.name, progress)
     if spec.isolation == "loopback":
         _check_ports_free(plan)
+    _check_not_ephemeral(spec)
     lib = pulsar_dist.fetch_jars("server", progress=progress)
 
     started = time.monotonic()
@@ -425,6 +426,21 @@ def _clear_stale(name: str, progress: Progress) -> None:
     elif leftovers:
         progress(f"found leftovers of lab {name!r} without a state file; cleaning them")
         down(name, force=True)
+
+
+def ephemeral_port_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int] | None:
+    try:
+        first, last = (int(x) for x in Path(path).read_text().split())
+    except (OSError, ValueError):
+        return None
+    return first, last
+
+
+def _check_not_ephemeral(spec: LabSpec) -> None:
+    port_range = ephemeral_port_range()
+    problem = ephemeral_overlap(spec, port_range) if port_range else None
+    if problem:
+        raise ConfigError(problem)
 
 
 def _check_ports_free(plan: LabPlan) -> None:

@@ -69,6 +69,34 @@ class LabSpec:
             raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
 
 
+# Fault tooling listens on the host (the bridge address, or 127.0.0.1): the Toxiproxy API at
+# base + 90 and its proxies from base + 1000 up. These are the lab's only host-side ports in
+# netns mode; in loopback mode every port of the lab is.
+TOXIPROXY_API_OFFSET = 90
+PROXY_PORT_OFFSET = 1000
+PROXY_PORTS = 200
+
+
+def host_port_span(spec: "LabSpec") -> tuple[int, int]:
+    """The lowest and highest port the lab may listen on in the host's network namespace."""
+    return spec.base_port, spec.base_port + PROXY_PORT_OFFSET + PROXY_PORTS - 1
+
+
+def ephemeral_overlap(spec: "LabSpec", port_range: tuple[int, int]) -> str | None:
+    """Why the lab's host ports are unsafe, if they overlap the kernel's ephemeral range: any
+    outgoing connection on the host may take one of them at random, and a later listen on it
+    fails (an intermittent 'address already in use')."""
+    lo, hi = host_port_span(spec)
+    first, last = port_range
+    if hi < first or lo > last:
+        return None
+    fits_below = first - 1 - (hi - lo)
+    hint = f"a base port of {fits_below} or less" if fits_below >= 1024 else "a lower base port"
+    return (f"base port {spec.base_port}: the lab listens on host ports {lo}..{hi}, which overlap the kernel's "
+            f"ephemeral port range {first}..{last} (net.ipv4.ip_local_port_range), where outgoing connections "
+            f"take ports at random; choose {hint}")
+
+
 @dataclass(frozen=True)
 class Site:
     name: str

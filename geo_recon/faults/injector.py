@@ -31,13 +31,12 @@ from typing import Any, Callable
 
 from geo_recon.deploy import local, netns, procs, state
 from geo_recon.deploy.state import ComponentState, LabState
+from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
 from geo_recon.errors import ConfigError, FaultError, LabError
 from geo_recon.faults import toxiproxy
 from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_event, match_components
 
 EventSink = Callable[[dict[str, Any]], None]
-TOXIPROXY_API_OFFSET = 90  # base_port + 90: the toxiproxy API
-PROXY_PORT_OFFSET = 1000  # base_port + 1000 + n: proxies
 ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
 
 
@@ -264,6 +263,8 @@ class Injector:
                 for port in ports:
                     while next_port in used:
                         next_port += 1
+                    if next_port >= self.lab.base_port + PROXY_PORT_OFFSET + PROXY_PORTS:
+                        raise FaultError(f"{active.id}: more than {PROXY_PORTS} proxies would be needed")
                     used.add(next_port)
                     name = f"{active.id}-{src}-{dst}-{port}"
                     proxy.create_proxy(name, f"{host}:{next_port}", f"{dst_addr}:{port}")

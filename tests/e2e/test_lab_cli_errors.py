@@ -1,6 +1,7 @@
 """Bad input to `geo-recon lab` gets one clear line and exit code 2, never a traceback."""
 
 import socket
+from pathlib import Path
 
 from tests.conftest import run_cli
 
@@ -51,3 +52,11 @@ def test_corrupt_state_file_then_forced_down(tmp_path):
     forced = run_cli("lab", "down", "--name", "broken", "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert not state.exists()
+
+
+def test_a_base_port_in_the_kernels_ephemeral_range_is_refused():
+    # An outgoing connection may take any ephemeral port, so a lab listening there fails at random.
+    first, last = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    proc = run_cli("lab", "up", "--isolation", "loopback", "--name", "ephem", "--base-port", str(first + 100))
+    _assert_clean_error(proc, f"overlap the kernel's ephemeral port range {first}..{last}", "choose a base port of")
+    assert run_cli("lab", "status", "--name", "ephem").returncode != 0  # nothing was started

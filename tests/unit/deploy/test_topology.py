@@ -59,3 +59,17 @@ def test_bad_specs_are_rejected_with_the_reason(spec, message):
 
 def test_parse_regions_ignores_blanks():
     assert parse_regions(" a, b,,c ") == ("a", "b", "c")
+
+
+def test_host_ports_in_the_ephemeral_range_are_refused_with_a_base_that_fits():
+    from geo_recon.deploy.topology import ephemeral_overlap, host_port_span
+
+    spec = LabSpec(regions=("a", "b"), scheme="async", name="x", base_port=35000)
+    assert host_port_span(spec) == (35000, 36199)
+    problem = ephemeral_overlap(spec, (32768, 60999))
+    assert problem and "35000..36199" in problem and "32768..60999" in problem and "31568 or less" in problem
+    assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=20000), (32768, 60999)) is None
+    # just below and just above the range
+    assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=31568), (32768, 60999)) is None
+    assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=61000), (32768, 60999)) is None
+    assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=31569), (32768, 60999))
