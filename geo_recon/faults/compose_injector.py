@@ -37,7 +37,7 @@ from typing import Any, Callable
 from geo_recon.deploy.compose import ComposeLab, hostname
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
-from geo_recon.faults.spec import ScheduledFault, fault_event, heal_event, match_components
+from geo_recon.faults.spec import ScheduledFault, fault_event, heal_each, match_components
 
 EventSink = Callable[[dict[str, Any]], None]
 Link = tuple[str, str, bool]  # (region whose Toxiproxy shapes it, destination site, both directions)
@@ -209,17 +209,7 @@ class ComposeFaults:
 
     def heal_all(self) -> list[str]:
         """Heal what is still active (recording each stop), then reset every Toxiproxy."""
-        healed = []
-        for fid in list(self.active):
-            active = self.active[fid]
-            try:
-                self._heal(active)
-                healed.append(fid)
-                self.on_event(heal_event(fid, active.kind, active.target))
-            except GeoReconError as exc:
-                self.progress(f"healing {fid} failed: {exc}")
-            finally:
-                self.active.pop(fid, None)
+        healed = heal_each(self.active, self._heal, self.on_event, self.progress)
         if self._touched_links:
             self.backend.heal()
             self._touched_links = False

@@ -34,7 +34,7 @@ from geo_recon.deploy.state import ComponentState, LabState
 from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
 from geo_recon.errors import ConfigError, FaultError, LabError
 from geo_recon.faults import toxiproxy
-from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_event, match_components
+from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_each, match_components
 
 EventSink = Callable[[dict[str, Any]], None]
 ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
@@ -119,17 +119,7 @@ class Injector:
 
     def heal_all(self) -> list[str]:
         """Heal what this injector applied; then clear anything a dead controller left."""
-        healed = []
-        for fid in list(self.active):
-            active = self.active[fid]
-            try:
-                self._heal(active)
-                healed.append(fid)
-                self.on_event(heal_event(fid, active.kind, active.target))
-            except LabError as exc:
-                self.progress(f"healing {fid} failed: {exc}")
-            finally:
-                self.active.pop(fid, None)
+        healed = heal_each(self.active, self._heal, self.on_event, self.progress)
         healed += heal_leftovers(self.lab, progress=self.progress)
         self._save()
         return healed

@@ -21,9 +21,11 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from geo_recon.errors import GeoReconError
 
 FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
@@ -166,6 +168,24 @@ def fault_event(phase: str, fault: ScheduledFault, regions: list[str], **extra: 
             line["region_loss"] = True
         line["description"] = spec.describe()
     return {**line, **extra}
+
+
+def heal_each(active: dict[str, Any], heal: Callable[[Any], None], on_event: Callable[[dict[str, Any]], None],
+              progress: Callable[[str], None]) -> list[str]:
+    """Heal every still-active fault (objects with ``kind`` and ``target``), recording each stop;
+    one that fails is reported and dropped, so the others still get healed. Returns the ids healed."""
+    healed = []
+    for fault_id in list(active):
+        fault = active[fault_id]
+        try:
+            heal(fault)
+            healed.append(fault_id)
+            on_event(heal_event(fault_id, fault.kind, fault.target))
+        except GeoReconError as exc:
+            progress(f"healing {fault_id} failed: {exc}")
+        finally:
+            active.pop(fault_id, None)
+    return healed
 
 
 def heal_event(fault_id: str, kind: str, target: str) -> dict[str, Any]:
