@@ -102,19 +102,7 @@ def _produce(worker: "Worker", client, system: str) -> None:
             continue
         break
     worker.achieved_rates[name] = round(sent / max(w.duration_s, 1e-9), 2)
-    try:
-        producer.flush()
-    except Exception:
-        pass
-    deadline = time.monotonic() + w.send_timeout_ms / 1000 + 30
-    acquired = 0
-    while acquired < w.max_outstanding and time.monotonic() < deadline:
-        if outstanding.acquire(timeout=0.5):
-            acquired += 1
-    try:
-        producer.close()
-    except Exception:
-        pass
+    worker._finish_sends(producer, outstanding)
 
 
 def reconcile(worker: "Worker", client) -> dict[str, Any]:

@@ -306,11 +306,16 @@ class Worker:
             break
         elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
         self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
+        self._finish_sends(producer, outstanding)
+
+    def _finish_sends(self, producer, outstanding: threading.BoundedSemaphore) -> None:
+        """Flush, wait for every callback (each send ends ok, fail or info; timeouts fire on their
+        own), then close the producer."""
+        w = self.cfg.workload
         try:
             producer.flush()
         except Exception:
             pass
-        # Wait for every callback: each send ends ok, fail or info (timeouts fire on their own).
         deadline = time.monotonic() + w.send_timeout_ms / 1000 + 30
         acquired = 0
         while acquired < w.max_outstanding and time.monotonic() < deadline:
