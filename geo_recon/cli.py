@@ -621,12 +621,14 @@ _project_dir = click.argument("project_dir", metavar="DIR", type=click.Path(file
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--regions", help="Comma-separated region names (2 or more), instead of a scenario file.")
 @click.option("--scheme", help="async or strong, instead of a scenario file.")
-@click.option("--name", help="Lab name (1-8 lowercase letters/digits); default: the scenario's, or 'lab'.")
-@click.option("--base-port", default=20000, show_default=True, type=int, help="First port of the lab's port range.")
+@click.option("--name", help="Lab name (1-8 lowercase letters/digits); default: the scenario's "
+                                "topology.lab.name, or 'lab'.")
+@click.option("--base-port", default=None, type=int,
+              help="First port of the lab's port range; default: the scenario's topology.lab.base_port, or 20000.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Project directory to write; default docker/<name>-<scheme>.")
 def compose_render(scenario: Path | None, regions: str | None, scheme: str | None, name: str | None,
-                   base_port: int, out: Path | None) -> None:
+                   base_port: int | None, out: Path | None) -> None:
     """Render a compose project for SCENARIO (its topology) or for --regions and --scheme."""
     from geo_recon.deploy import compose as compose_lab
 

@@ -304,9 +304,7 @@ def _compose_preflight(scenario: Scenario, scheme: str, reuse_lab: bool, hooks: 
                               f"{','.join(topo.regions)} --scheme {scheme} -o DIR)")
         spec = lab.spec
     else:
-        spec = LabSpec(regions=tuple(topo.regions), scheme=scheme, name=topo.lab.name,  # type: ignore[arg-type]
-                       base_port=topo.lab.base_port)
-        spec.validate()
+        spec = compose_lab.spec_for_scenario(scenario, scheme)
         lab = compose_lab.compose_lab(spec)
         compose_lab.build_context_for(Path.cwd())  # the worker image is built from a source checkout
         directory = None

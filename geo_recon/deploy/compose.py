@@ -42,8 +42,6 @@ from geo_recon import __version__
 from geo_recon.deploy import pulsar_conf
 from geo_recon.deploy.pulsar_dist import PULSAR_VERSION
 from geo_recon.deploy.topology import (
-    NAME_RE,
-    SCHEMES,
     STRONG_CLUSTER,
     WITNESS_SITE,
     ClusterEndpoints,
@@ -718,97 +716,37 @@ def check_rendered(root: Path) -> list[str]:
 
 
 def spec_from_options(*, scenario: Path | None, regions: str | None, scheme: str | None, name: str | None,
-                      base_port: int) -> LabSpec:
-    """A scenario file, or --regions and --scheme (not both)."""
+                      base_port: int | None) -> LabSpec:
+    """A scenario file, or --regions and --scheme (not both); ``base_port`` None: the scenario's, or 20000."""
     from geo_recon.deploy.topology import parse_regions
+    from geo_recon.scenario import load as load_scenario
 
     if scenario is not None:
         if regions or scheme:
             raise ConfigError(f"give either a scenario file ({scenario}) or --regions/--scheme, not both")
-        spec = load_topology(scenario)
-        spec = dataclasses.replace(spec, name=name or spec.name, base_port=base_port)
+        spec = spec_for_scenario(load_scenario(scenario), None)
+        spec = dataclasses.replace(spec, name=name or spec.name,
+                                   base_port=spec.base_port if base_port is None else base_port)
     else:
         if not regions or not scheme:
             raise ConfigError("give a scenario file, or both --regions (e.g. a,b) and --scheme (async or strong)")
         spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name or "lab",  # type: ignore[arg-type]
-                       base_port=base_port)
+                       base_port=20000 if base_port is None else base_port)
     spec.validate()
     return spec
 
 
-def load_topology(path: Path) -> LabSpec:
-    """The lab a scenario file asks for: ``topology: {regions: [...], scheme: ...}`` and an optional ``name``.
-
-    A stand-in until the scenario model exists: reads only those fields, and
-    names the file, the field and its line in every error.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"scenario {path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-
-    def fail(field: str, message: str) -> ConfigError:
-        line = _line_of(root, field.split("."))
-        return ConfigError(f"{path}{f':{line}' if line else ''}: {field}: {message}")
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'topology' field at the top level")
-    topology = data.get("topology")
-    if topology is None:
-        raise ConfigError(f"{path}: field 'topology' is missing (expected topology: {{regions: [a, b], "
-                          "scheme: async|strong}})")
-    if not isinstance(topology, dict):
-        raise fail("topology", "expected a mapping with 'regions' and 'scheme'")
-    regions = topology.get("regions")
-    if regions is None:
-        raise fail("topology", "field 'regions' is missing (a list of 2 or more region names)")
-    if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
-        raise fail("topology.regions", f"expected a list of region names, got {regions!r}")
-    scheme = topology.get("scheme")
-    if scheme is None:
-        raise fail("topology", f"field 'scheme' is missing (one of {', '.join(SCHEMES)})")
-    if scheme not in SCHEMES:
-        raise fail("topology.scheme", f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    if "name" in data:
-        name = data["name"]
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise fail("name", f"{name!r} cannot name a lab: use 1-8 lowercase letters or digits, starting with a letter")
-    else:
-        name = path.stem
-        if not NAME_RE.fullmatch(name):
-            raise ConfigError(f"{path}: no 'name' field, and the file name {name!r} cannot name a lab (1-8 lowercase "
-                              "letters or digits, starting with a letter); add `name:` to the file")
-    spec = LabSpec(regions=tuple(regions), scheme=scheme, name=name)
+def spec_for_scenario(scenario: Any, scheme: str | None) -> LabSpec:
+    """The compose lab a scenario (:class:`geo_recon.scenario.Scenario`) runs on: its regions, the
+    given scheme (default: the scenario's), its lab's name and base port."""
+    topo = scenario.topology
+    spec = LabSpec(regions=tuple(topo.regions), scheme=scheme or scenario.scheme,  # type: ignore[arg-type]
+                   name=topo.lab.name, base_port=topo.lab.base_port)
     try:
         spec.validate()
     except ConfigError as exc:
-        raise fail("topology.regions", str(exc)) from None
+        raise ConfigError(f"{scenario.source or 'scenario'}: topology: {exc}") from None
     return spec
-
-
-def _line_of(node: yaml.Node | None, keys: list[str]) -> int | None:
-    """1-based line of the value at ``keys`` in a composed YAML tree (or of the deepest key found)."""
-    line = None
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                line = key_node.start_mark.line + 1
-                node = value_node
-                break
-        else:
-            break
-    return line
 
 
 def load_project(directory: Path) -> ComposeLab:

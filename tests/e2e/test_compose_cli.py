@@ -45,7 +45,8 @@ def test_up_on_a_directory_without_a_rendered_project(tmp_path):
 
 def test_render_from_a_scenario_equals_render_from_options(tmp_path):
     scenario = tmp_path / "smoke.yaml"
-    scenario.write_text("name: smoke\ntopology:\n  regions: [east, west]\n  scheme: strong\nfaults: []\n")
+    scenario.write_text("name: smoke\ntopology:\n  regions: [east, west]\n  lab: {name: smoke}\nscheme: strong\n"
+                        "faults: []\n")
     proc = run_cli("compose", "render", str(scenario), "-o", str(tmp_path / "from-scenario"), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert f"into {tmp_path / 'from-scenario'}" in proc.stdout
@@ -69,11 +70,11 @@ def test_render_from_a_scenario_equals_render_from_options(tmp_path):
     (["--regions", "a,b"], "give a scenario file, or both --regions (e.g. a,b) and --scheme"),
     (["--regions", "a", "--scheme", "async"], "a multi-region lab needs at least 2 regions"),
     (["SCENARIO", "--scheme", "async"], "or --regions/--scheme, not both"),
-    (["SCENARIO"], "bad.yaml:3: topology.scheme: unknown scheme 'sync': expected one of async, strong"),
+    (["SCENARIO"], "bad.yaml:4: field scheme: Input should be 'async' or 'strong'"),
 ])
 def test_render_errors_are_one_line_and_name_the_problem(tmp_path, args, message):
     scenario = tmp_path / "bad.yaml"
-    scenario.write_text("topology:\n  regions: [a, b]\n  scheme: sync\n")
+    scenario.write_text("name: bad\ntopology:\n  regions: [a, b]\nscheme: sync\n")
     args = [str(scenario) if a == "SCENARIO" else a for a in args]
     proc = run_cli("compose", "render", *args, "-o", str(tmp_path / "out"), timeout=60)
     _assert_clean_error(proc, message)

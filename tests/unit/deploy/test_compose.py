@@ -11,6 +11,7 @@ import yaml
 from geo_recon.deploy import compose, local, pulsar_conf
 from geo_recon.deploy.topology import LabSpec, plan_lab
 from geo_recon.errors import ConfigError
+from tests.conftest import REPO
 
 STRONG3 = LabSpec(regions=("a", "b", "c"), scheme="strong", name="t3")
 ASYNC3 = LabSpec(regions=("a", "b", "c"), scheme="async", name="t3")
@@ -350,46 +351,52 @@ def _scenario(tmp_path, text, name="smoke.yaml"):
     return path
 
 
-def test_load_topology_reads_regions_scheme_and_name(tmp_path):
-    path = _scenario(tmp_path, "name: smoke\nworkload: {rate: 10}\ntopology:\n  regions: [a, b, c]\n  scheme: strong\n")
-    assert compose.load_topology(path) == LabSpec(regions=("a", "b", "c"), scheme="strong", name="smoke")
-    path = _scenario(tmp_path, "topology: {regions: [x, y], scheme: async}\n", name="wan2.yaml")
-    assert compose.load_topology(path).name == "wan2"  # from the file name
+def _lab_of(path):
+    return compose.spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=None)
+
+
+def test_a_scenario_file_gives_its_regions_scheme_and_lab(tmp_path):
+    # The same scenario files `geo-recon run` reads (the shipped ones among them).
+    path = _scenario(tmp_path, "name: smoke\nworkload: {rate: 10}\ntopology:\n  regions: [a, b, c]\n"
+                               "  lab: {name: smoke, base_port: 22000}\nscheme: strong\n")
+    assert _lab_of(path) == LabSpec(regions=("a", "b", "c"), scheme="strong", name="smoke", base_port=22000)
+    path = _scenario(tmp_path, "name: region-loss\ntopology: {regions: [x, y]}\n", name="wan2.yaml")
+    assert _lab_of(path) == LabSpec(regions=("x", "y"), scheme="async", name="lab")  # the scenario defaults
+    shipped = compose.spec_from_options(scenario=REPO / "scenarios" / "region-loss.yaml", regions=None, scheme=None,
+                                        name=None, base_port=None)
+    assert (shipped.regions, shipped.scheme, shipped.name) == (("a", "b"), "async", "run")
 
 
 @pytest.mark.parametrize("text, message", [
-    ("workload: {}\n", "smoke.yaml: field 'topology' is missing"),
-    ("topology: [a, b]\n", "smoke.yaml:1: topology: expected a mapping"),
-    ("topology:\n  scheme: async\n", "smoke.yaml:1: topology: field 'regions' is missing"),
-    ("topology:\n  regions: a,b\n  scheme: async\n", "smoke.yaml:2: topology.regions: expected a list"),
-    ("topology:\n  regions: [a, b]\n", "smoke.yaml:1: topology: field 'scheme' is missing"),
-    ("name: x\ntopology:\n  regions: [a, b]\n  scheme: eventual\n",
-     "smoke.yaml:4: topology.scheme: unknown scheme 'eventual'"),
-    ("topology:\n  regions: [a]\n  scheme: async\n", "smoke.yaml:2: topology.regions: a multi-region lab needs"),
-    ("topology:\n  regions: [a, zk]\n  scheme: strong\n", "reserved for the metadata witness"),
-    ("name: Region-Loss\ntopology: {regions: [a, b], scheme: async}\n", "smoke.yaml:1: name: 'Region-Loss' cannot"),
-    ("topology:\n  regions: [a, b\n  scheme: async\n", "smoke.yaml:3: not valid YAML"),
-    ("- just a list\n", "expected a mapping with a 'topology' field"),
+    ("workload: {}\n", "smoke.yaml:1: field name: Field required"),
+    ("name: s\ntopology: [a, b]\n", "smoke.yaml:2: field topology: Input should be a valid dictionary"),
+    ("name: s\ntopology:\n  regions: a,b\n", "smoke.yaml:3: field topology.regions: Input should be a valid list"),
+    ("name: s\ntopology:\n  regions: [a, b]\nscheme: eventual\n", "smoke.yaml:4: field scheme: Input should be"),
+    ("name: s\ntopology:\n  regions: [a]\n", "smoke.yaml:3: field topology: at least 2 regions are needed"),
+    ("name: s\ntopology:\n  regions: [a, zk]\nscheme: strong\n", "smoke.yaml: topology: region name 'zk' is reserved"),
+    ("name: s\ntopology: {regions: [a, b], lab: {name: Region-Loss}}\n",
+     "smoke.yaml: topology: lab name 'Region-Loss': use 1-8"),
+    ("name: s\ntopology:\n  regions: [a, b\nscheme: async\n", "smoke.yaml:4: not valid YAML"),
+    ("- just a list\n", "smoke.yaml: a scenario is a mapping"),
 ])
-def test_load_topology_errors_name_the_file_field_and_line(tmp_path, text, message):
+def test_scenario_errors_name_the_file_field_and_line(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
-        compose.load_topology(_scenario(tmp_path, text))
+        _lab_of(_scenario(tmp_path, text))
     assert message in str(caught.value)
     assert str(tmp_path / "smoke.yaml") in str(caught.value)
 
 
-def test_load_topology_names_an_unusable_file_name_and_a_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="file name 'region-loss' cannot name a lab"):
-        compose.load_topology(_scenario(tmp_path, "topology: {regions: [a, b], scheme: async}\n",
-                                        name="region-loss.yaml"))
-    with pytest.raises(ConfigError, match="cannot read it"):
-        compose.load_topology(tmp_path / "absent.yaml")
+def test_a_missing_scenario_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="absent.yaml does not exist"):
+        _lab_of(tmp_path / "absent.yaml")
 
 
 def test_render_options_take_a_scenario_or_regions_and_scheme_but_not_both(tmp_path):
-    path = _scenario(tmp_path, "topology: {regions: [a, b], scheme: async}\n")
+    path = _scenario(tmp_path, "name: smoke\ntopology: {regions: [a, b], lab: {name: smoke}}\nscheme: async\n")
     spec = compose.spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=30000)
     assert (spec.name, spec.base_port) == ("smoke", 30000)
+    spec = compose.spec_from_options(scenario=path, regions=None, scheme=None, name="other", base_port=None)
+    assert (spec.name, spec.base_port) == ("other", 20000)
     with pytest.raises(ConfigError, match="not both"):
         compose.spec_from_options(scenario=path, regions="a,b", scheme=None, name=None, base_port=20000)
     with pytest.raises(ConfigError, match="both --regions"):
