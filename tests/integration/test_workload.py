@@ -95,9 +95,17 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
         victim = next(r for r in procs.find_by_marker(NAME)
                       if str(out / "workers" / "a.config.json") in (cmd := Path(f"/proc/{r.pid}/cmdline").read_text())
                       and "produce" in cmd)
+        # Freeze region a's broker first, so that sends are surely in flight (invoked, durable in the
+        # history, never acknowledged) when the worker dies; at 300/s with acks in a few ms, a kill
+        # alone finds none in flight now and then.
+        paused = run_cli("faults", "inject", "--lab", NAME, "--kind", "pause", "--target", "a")
+        assert paused.returncode == 0, paused.stdout + paused.stderr
+        time.sleep(1.0)  # > the history writer's flush cadence (0.2 s): the invokes reach the file
         os.kill(victim.pid, signal.SIGKILL)
+        assert run_cli("faults", "heal", "--lab", NAME).returncode == 0
         stdout, stderr = load.communicate(timeout=180)
     finally:
+        run_cli("faults", "heal", "--lab", NAME)
         if load.poll() is None:
             load.kill()
             load.communicate()
