@@ -4,7 +4,8 @@ The facts come from the history alone (the same lines the checker reads), per
 ``(system, txn_id)`` and for the reconciling region R:
 
 - ``lost``: acked in its origin, never received in R (not even by the final reader);
-- ``late`` or ``unacked`` when it reached R more than ``lateness_ms`` after the
+- ``late`` or ``unacked`` when it reached R (the reconciler, by its late
+  verdicts; else the recording consumer in R) more than ``lateness_ms`` after the
   earliest event time of its transaction (the reconciler makes a transaction
   final no sooner than that, so an event arriving later may miss it; an event
   in time by its own event time can still be too late for its transaction):
@@ -34,10 +35,14 @@ REPORT = "report.json"
 
 
 def replication_facts(run_dir: Path, region: str, lateness_ms: float,
-                      event_times: dict[tuple[str, str], int]):
+                      event_times: dict[tuple[str, str], int],
+                      arrivals: dict[tuple[str, str], int] | None = None):
     """``event_times``: (system, txn_id) -> when the generator says the system recorded it (the
     earliest, for a duplicate charge). A key never published at all, or acked more than
-    ``lateness_ms`` after its event time, is ``unacked``: the source could not publish in time."""
+    ``lateness_ms`` after its event time, is ``unacked``: the source could not publish in time.
+    ``arrivals``: (system, txn_id) -> when the reconciler itself received it, where it said (its
+    late verdicts); it reads its own subscription, which can deliver later than the recording
+    consumer's, so its own time decides lateness where known."""
     from geo_recon.billing.classify import ReplicationFacts
 
     key_of: dict[tuple[str, int], tuple[str, str]] = {}
@@ -68,16 +73,18 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
     lost, late, unacked = set(), set(), set()
     published = set(key_of.values())
     unacked.update(key for key in event_times if key not in published)
+    arrivals = arrivals or {}
     for ident, key in key_of.items():
         ok = acked.get(ident)
         born = event_times.get(key, ok)
+        arrived = arrivals.get(key, first_recv.get(ident))
         if ok is None:
             unacked.add(key)
         elif ident not in seen:
             lost.add(key)
-        elif ident in first_recv and first_recv[ident] - txn_first.get(key[1], born) > bound:
+        elif arrived is not None and arrived - txn_first.get(key[1], born) > bound:
             # Late end to end: blame the stage that took longer, publishing or replicating.
-            (unacked if ok - born >= first_recv[ident] - ok else late).add(key)
+            (unacked if ok - born >= arrived - ok else late).add(key)
         elif ok - txn_first.get(key[1], born) > bound:
             unacked.add(key)
     duplicated = {key_of[ident] for ident, ids in stored_as.items() if len(ids) > 1 and ident in key_of}
@@ -102,7 +109,12 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
     for txn in transactions(spec):
         for event in txn.events:
             event_times[event.key] = min(event_times.get(event.key, event.event_time_ns), event.event_time_ns)
-    facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times)
+    arrivals: dict[tuple[str, str], int] = {}
+    for v in verdicts:
+        if v.kind == "late" and v.system is not None:
+            key = (v.system, v.txn_id)
+            arrivals[key] = min(arrivals.get(key, v.decided_ns), v.decided_ns)
+    facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times, arrivals)
     summary = classify(verdicts, injected_errors(spec), facts)
     replication = ("replication_loss", "replication_lag", "replication_duplicate")
     false_exceptions = sum(summary.exceptions.get(label, 0) + summary.late_events.get(label, 0) for label in replication)

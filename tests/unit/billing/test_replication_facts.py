@@ -87,3 +87,19 @@ def test_lateness_counts_from_the_transactions_earliest_event(tmp_path):
     facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born)
     assert facts.unacked == {("order", "t0"), ("ledger", "t0")}
     assert not facts.late and not facts.lost
+
+
+def test_the_reconcilers_own_arrival_decides_lateness_where_it_said(tmp_path):
+    # t990 of a real strong run: the recording consumer in b had the payment 1.998 s after the
+    # transaction's first event (in time, L = 2 s), the reconciler's own subscription 2.342 s after
+    # (its late verdict says when): acked at once, so the delivery was late, not the source.
+    ms = 1_000_000
+    lines = [*_send("a/order", 0, "t0", 10 * S, 10_005 * ms), _recv("a/order", 0, 10_008 * ms, "1:0"),
+             *_send("b/payment", 0, "t0", 10_068 * ms, 10_073 * ms), _recv("b/payment", 0, 11_998 * ms, "3:0")]
+    _write(tmp_path, lines)
+    born = {("order", "t0"): 10 * S, ("payment", "t0"): 10_068 * ms}
+    without = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born)
+    assert not without.late and not without.unacked
+    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born,
+                              arrivals={("payment", "t0"): 12_342 * ms})
+    assert facts.late == {("payment", "t0")} and not facts.unacked and not facts.lost
