@@ -17,6 +17,7 @@ import requests
 import tenacity
 
 from geo_recon.errors import GeoReconError
+from geo_recon.secrets import scrub
 
 
 class AdminError(GeoReconError):
@@ -82,9 +83,10 @@ class AdminClient:
         try:
             resp = retrying(once)
         except _Retryable as exc:
-            raise AdminError(self.label, method, path, exc.status, exc.detail) from None
+            raise AdminError(self.label, method, path, exc.status, scrub(exc.detail, [self.token])) from None
         if resp.status_code >= 400 and resp.status_code not in ok_statuses:
-            raise AdminError(self.label, method, path, resp.status_code, _reason(resp))
+            # a server may echo the request (the bearer token too) in its reason
+            raise AdminError(self.label, method, path, resp.status_code, scrub(_reason(resp), [self.token]))
         if resp.status_code in ok_statuses and resp.status_code >= 400:
             return None
         if not resp.content:

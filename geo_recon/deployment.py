@@ -1,4 +1,4 @@
-"""Where the clusters are: a local lab, or existing clusters from a clusters file.
+"""What a deployment is: per region, where its Pulsar answers; and existing clusters from a clusters file.
 
 A ``Deployment`` is a plain value naming, per region, the Pulsar service URL,
 the admin URL and the credentials to use. Everything downstream (schemes,
@@ -66,6 +66,11 @@ class Deployment:
     @property
     def region_names(self) -> list[str]:
         return [ep.region for ep in self.regions]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every token in this deployment: what ``secrets.scrub`` keeps out of every line shown or written."""
+        return tuple(ep.token for ep in self.regions if ep.token)
 
 
 class _RegionModel(BaseModel):
@@ -138,34 +143,6 @@ def _token(path: Path, region: str, reg: _RegionModel) -> str | None:
             raise ConfigError(f"{path}: field regions.{region}.token_file: cannot read {reg.token_file}: "
                               f"{exc.strerror}") from None
     return None
-
-
-def from_lab(name: str) -> Deployment:
-    from geo_recon.deploy import state
-
-    lab = state.load(name)
-    if lab is None:
-        raise ConfigError(f"no lab named {name!r}; start one with `geo-recon lab up --name {name}` "
-                          "or pass --clusters FILE")
-    bookies: dict[str, list[str]] = {}
-    for comp in lab.components:
-        if comp.kind == "bookie" and comp.region:
-            bookies.setdefault(comp.region, []).append(f"{comp.address}:{comp.ports['bookie']}")
-    regions = tuple(
-        RegionEndpoint(region=e.region, service_url=e.service_url, admin_url=e.admin_url, cluster=e.cluster,
-                       bookies=tuple(bookies.get(e.region, ())))
-        for e in lab.endpoints
-    )
-    return Deployment(regions, source=f"lab {name}", scheme=lab.scheme, lab=name)
-
-
-def resolve(lab: str | None, clusters: str | None) -> Deployment:
-    """The CLI's --lab / --clusters pair: exactly one, defaulting to the lab named 'lab'."""
-    if lab and clusters:
-        raise ConfigError("give either --lab or --clusters, not both")
-    if clusters:
-        return from_clusters_file(clusters)
-    return from_lab(lab or "lab")
 
 
 def write_clusters_file(deployment: Deployment, path: Path) -> None:

@@ -31,8 +31,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from geo_recon.deploy.topology import NAME_RE, SCHEMES
+from geo_recon.deploy.topology import NAME_RE
 from geo_recon.errors import ConfigError
+from geo_recon.schemes import SCHEMES
+from geo_recon.schemes import get as scheme_named
 from geo_recon.faults.spec import FaultSpec
 from geo_recon.workload.spec import WorkloadSpec
 
@@ -101,7 +103,7 @@ class Expectations(Limits):
 
     def for_scheme(self, scheme: str) -> Limits:
         base = {k: getattr(self, k) for k in Limits.model_fields}
-        override = self.async_ if scheme == "async" else self.strong
+        override = getattr(self, scheme_named(scheme).expectations_field)
         if override is not None:
             base.update({k: v for k, v in override.model_dump(exclude_unset=True).items()})
         return Limits(**base)
@@ -161,13 +163,15 @@ def load(path: str | Path) -> Scenario:
     return scenario
 
 
+_ALIASES = {"async_": "async"}  # model field -> YAML key, where Python forbids the key as a name
+
+
 def _line_of(node: Any, loc: list[Any]) -> int | None:
     """The 1-based line of the deepest YAML node on ``loc`` that exists."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == str(key) or
-                          (str(key) == "async_" and k.value == "async")), None)
+            match = next((v for k, v in node.value if k.value in (str(key), _ALIASES.get(str(key)))), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             match = node.value[key]
         else:

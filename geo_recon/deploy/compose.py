@@ -228,7 +228,7 @@ class ComposeLab:
     @property
     def one_shots(self) -> tuple[str, ...]:
         """Services that run once and must exit 0 before the lab is ready."""
-        return (METADATA_SETUP, RACK_LABELLER) if self.spec.scheme == "strong" else ()
+        return (METADATA_SETUP, RACK_LABELLER) if self.spec.stretched else ()
 
     @property
     def long_running(self) -> tuple[str, ...]:
@@ -380,7 +380,7 @@ def _toxiproxy(lab: ComposeLab, region: str) -> dict[str, Any]:
 def _worker(lab: ComposeLab, region: str, build_context: str) -> dict[str, Any]:
     entry = hostname(lab.entry(region).name)
     depends: dict[str, Any] = {entry: {"condition": "service_healthy"}}
-    if lab.spec.scheme == "strong":
+    if lab.spec.stretched:
         depends[RACK_LABELLER] = {"condition": "service_completed_successfully"}
     return {
         "image": WORKER_IMAGE,
@@ -428,7 +428,7 @@ def _rack_labeller(lab: ComposeLab) -> dict[str, Any]:
 
 def compose_document(lab: ComposeLab, build_context: str = SHIPPED_BUILD_CONTEXT) -> dict[str, Any]:
     services: dict[str, Any] = {}
-    if lab.spec.scheme == "strong":
+    if lab.spec.stretched:
         zk = next(c for c in lab.components if c.kind == "zookeeper")
         services[hostname(zk.name)] = _component_service(lab, zk)
         services[METADATA_SETUP] = _metadata_setup(lab)
@@ -437,7 +437,7 @@ def compose_document(lab: ComposeLab, build_context: str = SHIPPED_BUILD_CONTEXT
         for comp in lab.components:
             if comp.region == region:
                 services[hostname(comp.name)] = _component_service(lab, comp)
-    if lab.spec.scheme == "strong":
+    if lab.spec.stretched:
         services[RACK_LABELLER] = _rack_labeller(lab)
     for region in lab.regions:
         services[worker_service(region)] = _worker(lab, region, build_context)
@@ -551,7 +551,7 @@ def _label_script(lab: ComposeLab) -> str:
 def _readme(lab: ComposeLab) -> str:
     spec = lab.spec
     scheme = ("async: one standalone Pulsar (cluster named after its region) per region"
-              if spec.scheme == "async" else
+              if not spec.stretched else
               f"strong: one cluster `{STRONG_CLUSTER}` stretched over the regions, ZooKeeper on the witness site "
               f"`{WITNESS_SITE}`, bookies labelled `/<region>/rack-1`")
     rows = [
@@ -619,7 +619,7 @@ def render(spec: LabSpec, *, build_context: str = SHIPPED_BUILD_CONTEXT) -> dict
         files[f"{base}/{name}"] = pulsar_conf.render_properties(settings)
         files[f"{base}/log4j2.xml"] = pulsar_conf.LOG4J2_XML
         files[f"{base}/{ARGFILE}"] = java_argfile(java_argv(lab, comp.kind, args))
-    if spec.scheme == "strong":
+    if spec.stretched:
         base = f"conf/{METADATA_SETUP}"
         files[f"{base}/log4j2.xml"] = pulsar_conf.LOG4J2_XML
         files[f"{base}/{ARGFILE}"] = java_argfile(
@@ -713,27 +713,6 @@ def check_rendered(root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def spec_from_options(*, scenario: Path | None, regions: str | None, scheme: str | None, name: str | None,
-                      base_port: int | None) -> LabSpec:
-    """A scenario file, or --regions and --scheme (not both); ``base_port`` None: the scenario's, or 20000."""
-    from geo_recon.deploy.topology import parse_regions
-    from geo_recon.scenario import load as load_scenario
-
-    if scenario is not None:
-        if regions or scheme:
-            raise ConfigError(f"give either a scenario file ({scenario}) or --regions/--scheme, not both")
-        spec = spec_for_scenario(load_scenario(scenario), None)
-        spec = dataclasses.replace(spec, name=name or spec.name,
-                                   base_port=spec.base_port if base_port is None else base_port)
-    else:
-        if not regions or not scheme:
-            raise ConfigError("give a scenario file, or both --regions (e.g. a,b) and --scheme (async or strong)")
-        spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name or "lab",  # type: ignore[arg-type]
-                       base_port=20000 if base_port is None else base_port)
-    spec.validate()
-    return spec
 
 
 def spec_for_scenario(scenario: Any, scheme: str | None) -> LabSpec:

@@ -15,12 +15,10 @@ site, and a bookie and a broker in every region, bookies labelled
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import shutil
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +30,7 @@ from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, state
 from geo_recon.deploy.state import ComponentState, EndpointState, LabState
 from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, ephemeral_overlap, plan_lab
 from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
+from geo_recon.probe import pulsar_logger, round_trip  # noqa: F401 - re-exported: tests and workers use local.*
 from geo_recon.schemes import rack_for
 
 Progress = Callable[[str], None]
@@ -82,10 +81,10 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
         else:
             progress("not using network namespaces: every region shares 127.0.0.1 "
                      "(network faults such as partitions and WAN latency are unavailable)")
-        if spec.scheme == "async":
-            _start_async(lab, progress, timeout)
-        else:
+        if spec.stretched:
             _start_strong(lab, plan, lib, java.path, progress, timeout)
+        else:
+            _start_async(lab, progress, timeout)
         _round_trips(lab, progress, timeout)
     except BaseException:
         lab.phase = "failed"
@@ -276,47 +275,6 @@ def _round_trips(lab: LabState, progress: Progress, timeout: float) -> None:
                 raise LabError(f"region {endpoint.region}: produce/consume round trip on {endpoint.service_url} "
                                f"failed: {exc}") from None
             progress(f"  region {endpoint.region}: round trip ok ({millis:.0f} ms) via {endpoint.service_url}")
-
-
-def pulsar_logger(level: int = logging.CRITICAL) -> logging.Logger:
-    """A logger for the Pulsar C++ client, which logs every connection and every
-    retry. Silent by default (a lab probe has nothing to add); workers attach a
-    file handler instead. Without a handler of its own, Python would print
-    each record bare on stderr."""
-    logger = logging.getLogger("geo_recon.pulsar_client")
-    logger.setLevel(level)
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    return logger
-
-
-def round_trip(service_url: str, timeout: float = 60.0, topic: str | None = None) -> float:
-    """Publish one message and consume it back; return the latency in ms."""
-    import pulsar  # the client library loads a native module; import only when used
-
-    topic = topic or f"persistent://public/default/geo-recon-ready-{uuid.uuid4().hex[:8]}"
-    payload = uuid.uuid4().bytes
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        client = pulsar.Client(service_url, operation_timeout_seconds=10, logger=pulsar_logger())
-        try:
-            consumer = client.subscribe(topic, "geo-recon-ready", initial_position=pulsar.InitialPosition.Earliest)
-            producer = client.create_producer(topic, send_timeout_millis=10000)
-            sent = time.monotonic()
-            producer.send(payload)
-            while True:
-                msg = consumer.receive(timeout_millis=10000)
-                consumer.acknowledge(msg)
-                if msg.data() == payload:
-                    return (time.monotonic() - sent) * 1000
-        except Exception as exc:  # the broker may still be loading its namespaces
-            last_error = exc
-            time.sleep(1)
-        finally:
-            client.close()
-    raise LabError(f"no round trip within {timeout:.0f}s: {last_error}")
 
 
 # ---------------------------------------------------------------- status

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Iterable, Literal, Protocol, TypeVar
 
 from geo_recon.errors import ConfigError
+from geo_recon.schemes.base import NAMES as SCHEMES
+from geo_recon.schemes.base import get as scheme_named
 
 Scheme = Literal["async", "strong"]
 Isolation = Literal["netns", "loopback"]
-SCHEMES: tuple[str, ...] = ("async", "strong")
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
 WITNESS_SITE = "zk"
@@ -45,6 +46,11 @@ class LabSpec:
     base_port: int = 20000
     isolation: Isolation = "netns"
     subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
+
+    @property
+    def stretched(self) -> bool:
+        """One cluster over every region (a witness site holds its metadata store), as the scheme wants."""
+        return scheme_named(self.scheme).stretched
 
     def validate(self) -> None:
         if not NAME_RE.fullmatch(self.name):
@@ -167,7 +173,7 @@ def plan_lab(spec: LabSpec) -> LabPlan:
     components: list[ComponentPlan] = []
     endpoints: list[ClusterEndpoints] = []
     zookeeper_url = None
-    if spec.scheme == "strong":
+    if spec.stretched:
         witness = site(len(spec.regions), WITNESS_SITE, 2)
         sites.append(witness)
         zk_port = spec.base_port + ZK_OFFSET
@@ -179,7 +185,7 @@ def plan_lab(spec: LabSpec) -> LabPlan:
         block = spec.base_port + 100 * (index + 1)
         ports = {"broker": block + BROKER_OFFSET, "web": block + WEB_OFFSET, "bookie": block + BOOKIE_OFFSET}
         address = sites[index].address
-        if spec.scheme == "async":
+        if not spec.stretched:
             # The standalone's embedded bookie picks its own free port (RocksDB metadata mode).
             components.append(ComponentPlan(f"{region}/standalone", "standalone", region, region, address,
                                             {"broker": ports["broker"], "web": ports["web"]}))
@@ -210,3 +216,26 @@ def plan_lab(spec: LabSpec) -> LabPlan:
 def parse_regions(text: str) -> tuple[str, ...]:
     """``"a,b,c"`` -> ``("a", "b", "c")``, ignoring blanks."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+class _Component(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+
+
+C = TypeVar("C", bound=_Component)
+
+
+def match_components(target: str, components: Iterable[C]) -> list[C]:
+    """The components a process fault's target names: a whole site (``a``), a component
+    (``a/broker``), a kind in a site (``a/bookie``) or a name prefix (``a/book``). Pure."""
+    if "/" in target:
+        site, role = target.split("/", 1)
+        return [c for c in components
+                if c.name == target or (c.site == site and c.kind == role)
+                or (c.site == site and c.name.split("/")[1].startswith(role))]
+    return [c for c in components if c.site == target]

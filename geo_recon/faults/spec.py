@@ -8,6 +8,11 @@ A fault spec in a scenario says what breaks and when::
       duration_s: 15             # healed after this long
       every_s: 30                # optional: repeat
       count: 2                   # how many times
+    - kind: command              # shell commands (kubectl, a chaos tool, ...); every backend
+      target: b                  # optional: the region it affects (for the history)
+      command: {inject: "...", verify: "...", heal: "...", timeout_s: 60}
+    - kind: replication          # admin API, every backend: region b's cluster cut out of the
+      target: b                  # namespace's replication clusters, restored on heal
     - kind: kill
       target: a                  # a whole region ("a") or one component ("a/broker", "a/bookie", "zk/zookeeper")
       random: {window_s: [5, 40], seed: 7}   # optional: random start inside a window
@@ -21,15 +26,29 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Protocol, TypeVar
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from geo_recon.deploy.topology import match_components  # noqa: F401 - re-exported (moved to topology)
 from geo_recon.errors import GeoReconError
 
-FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]
+FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth",
+                    "command", "replication"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
+ADMIN_KINDS = {"replication"}  # through the admin API: every backend has them (faults/admin_faults.py)
+
+
+class CommandSpec(BaseModel):
+    """A ``command`` fault: shell commands run on this machine (kubectl, a chaos tool, a lab's own CLI)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inject: str = Field(description="breaks something; must exit 0")
+    heal: str = Field(description="undoes it; must exit 0")
+    verify: str | None = Field(None, description="after inject: exits 0 once the fault is in effect "
+                                                 "(retried until timeout_s)")
+    timeout_s: float = Field(60.0, gt=0, description="each command's time limit")
 
 
 class RandomStart(BaseModel):
@@ -50,6 +69,7 @@ class FaultSpec(BaseModel):
     rtt_ms: float | None = Field(None, ge=0, description="latency: added round-trip time")
     jitter_ms: float = Field(0.0, ge=0)
     rate_kbps: int | None = Field(None, gt=0, description="bandwidth: kilobytes per second each way")
+    command: CommandSpec | None = Field(None, description="command: the inject, verify and heal commands")
     at_s: float = Field(0.0, ge=0)
     duration_s: float = Field(10.0, ge=0)
     every_s: float | None = Field(None, gt=0)
@@ -58,6 +78,12 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "FaultSpec":
+        if self.kind == "command" and self.command is None:
+            raise ValueError("a command fault needs command: {inject: ..., heal: ...}")
+        if self.kind != "command" and self.command is not None:
+            raise ValueError(f"a {self.kind} fault takes no command (only kind: command does)")
+        if self.kind in ADMIN_KINDS and not self.target:
+            raise ValueError(f"a {self.kind} fault needs a target (the region whose cluster is cut out)")
         if self.kind in PROCESS_KINDS | {"isolate"} and not self.target:
             raise ValueError(f"a {self.kind} fault needs a target (a region, or region/component)")
         if self.kind == "partition" and (not self.groups or len(self.groups) < 2 or not all(self.groups)):
@@ -95,6 +121,11 @@ class FaultSpec(BaseModel):
             return f"latency +{self.rtt_ms:g} ms RTT (jitter {self.jitter_ms:g}) between {','.join(self.between or ['all'])}"
         if self.kind == "bandwidth":
             return f"bandwidth {self.rate_kbps} KB/s between {','.join(self.between or ['all'])}"
+        if self.kind == "command":
+            return f"command {self.command.inject if self.command else ''!r}" + \
+                (f" on {self.target}" if self.target else "")
+        if self.kind == "replication":
+            return f"replication to {self.target} removed"
         return f"{self.kind} {self.target}"
 
 
@@ -132,29 +163,6 @@ def expand(faults: list[FaultSpec], run_seconds: float, seed: int) -> list[Sched
             out.append((round(start, 3), index, spec, round(min(start + spec.duration_s, run_seconds), 3)))
     out.sort(key=lambda item: (item[0], item[1]))
     return [ScheduledFault(f"f{n}", spec, start, stop) for n, (start, _, spec, stop) in enumerate(out, 1)]
-
-
-class _Component(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def site(self) -> str: ...
-
-
-C = TypeVar("C", bound=_Component)
-
-
-def match_components(target: str, components: Iterable[C]) -> list[C]:
-    """The components a process fault's target names: a whole site (``a``), a component
-    (``a/broker``), a kind in a site (``a/bookie``) or a name prefix (``a/book``). Pure."""
-    if "/" in target:
-        site, role = target.split("/", 1)
-        return [c for c in components
-                if c.name == target or (c.site == site and c.kind == role)
-                or (c.site == site and c.name.split("/")[1].startswith(role))]
-    return [c for c in components if c.site == target]
 
 
 def fault_event(phase: str, fault: ScheduledFault, regions: list[str], **extra: Any) -> dict[str, Any]:

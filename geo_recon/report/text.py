@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from geo_recon.report import facts as F
 from geo_recon.report.model import RunData
@@ -111,3 +113,76 @@ def _workers(data: RunData) -> list[str]:
     for w in bad:
         out.append(f"worker {w.region}: {w.fate}" + (f"; errors: {'; '.join(w.errors[:3])}" if w.errors else ""))
     return ([""] + out) if out else []
+
+
+# ---------------------------------------------------------------- the checker's result alone
+
+
+def _lag_triple(stats: dict[str, float] | None) -> str:
+    if not stats:
+        return "-"
+    return f"{stats['p50']:g}/{stats['p99']:g}/{stats['max']:g}"
+
+
+def check_summary(j: dict[str, Any], *, run_dir: Path) -> str:
+    """The checker's result alone (results.json's shape), for `geo-recon check`: no verdict, no scenario."""
+    run, inp = j["run"], j["input"]
+    verdict = "VALID" if j["valid"] else f"INVALID ({', '.join(j['anomaly_types'])})"
+    lines = [f"{run_dir}: {verdict}",
+             f"regions {', '.join(run['regions'])}; {run['sends']['ok']} acknowledged sends from "
+             f"{run['producers']} producer(s); {run['receipts']} receipts over {run['duration_s']:g} s; "
+             f"read from {inp['source']} ({inp['files']} file(s), {inp['lines']} line(s)"
+             + (f", {inp['skipped']} bad skipped" if inp["skipped"] else "") + ")"]
+    if j["allowed"]:
+        lines.append(f"allowed: {', '.join(j['allowed'])}")
+    head = ("region", "expected", "lost", "dup", "redeliv", "reorder", "unexp", "recov", "reader-only",
+            "lag ms p50/p99/max")
+    rows = [head]
+    for name, r in j["regions"].items():
+        rows.append((name, str(r["expected"]), str(r["lost"]), str(r["duplicates"]), str(r["redelivered"]),
+                     str(r["reordered"]), str(r["unexpected"]), str(r["recovered"]), str(r["stored_not_consumed"]),
+                     _lag_triple(r["lag_ms"])))
+    lines.append("")
+    lines += table(rows, left=(0, len(head) - 1))
+    if j["publish_latency_ms"]:
+        lines.append("")
+        lines.append("publish latency ms p50/p99/max: " + ", ".join(
+            f"{origin} {_lag_triple(stats)}" for origin, stats in j["publish_latency_ms"].items()))
+    if j["faults"]:
+        lines.append("")
+        lines.append("faults:")
+        conv = {c["fault_id"]: c for c in j["convergence"]}
+        for w in j["faults"]:
+            span = f"{_t(w['start_s'])} .. {_t(w['stop_s'])}"
+            tag = " (region loss)" if w["region_loss"] else ""
+            lines.append(f"  {w['id']}: {w['fault']} {w['target']}, {span}{tag}")
+            c = conv.get(w["id"])
+            if c is not None:
+                if c["converged"]:
+                    lines.append(f"    converged {c['ms']:g} ms after the stop")
+                else:
+                    missing = ", ".join(f"{r} {n}" for r, n in c["still_missing"].items() if n)
+                    lines.append(f"    never converged (still missing: {missing})")
+            for p in (p for p in j["rpo"] if p["fault_id"] == w["id"]):
+                extra = (f", ok times spanning {p['span_ms']:g} ms, oldest {p['window_ms']:g} ms before the fault"
+                         if p["count"] and p["window_ms"] is not None else "")
+                lines.append(f"    RPO {p['region']}: {p['count']} acknowledged message(s) never left it{extra}")
+            rto = [x for x in j["rto"] if x["fault_id"] == w["id"]]
+            if rto:
+                lines.append("    RTO: " + ", ".join(
+                    f"{x['region']} " + ("never recovered" if not x["recovered"] else f"{x['ms']:g} ms")
+                    for x in rto))
+    for kind, cases in j["cases"].items():
+        if not cases:
+            continue
+        total = j["totals"][kind]
+        lines.append("")
+        lines.append(f"{kind} ({total} in all; first {len(cases)} shown):")
+        lines.extend(f"  - {c['explanation']}" for c in cases)
+    for warning in j["warnings"]:
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def _t(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds:.3f} s"

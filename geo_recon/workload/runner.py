@@ -26,6 +26,7 @@ from geo_recon.deploy import procs
 from geo_recon.deployment import Deployment
 from geo_recon.errors import GeoReconError
 from geo_recon.schemes import SchemeSettings
+from geo_recon.schemes import get as scheme_named
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
 
@@ -45,7 +46,7 @@ def prepare_topics(deployment: Deployment, scheme: str, workload: WorkloadSpec, 
         return [f"persistent://{settings.ns_path}/{run_id}-billing-{system}" for system in workload.billing.systems]
     topics = [f"persistent://{settings.ns_path}/{run_id}-t{i}" for i in range(workload.topics)]
     if workload.partitions:
-        targets = deployment.regions if scheme == "async" else deployment.regions[:1]
+        targets = scheme_named(scheme).topic_regions(deployment)
         for ep in targets:
             admin = ep.admin()
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from geo_recon.cli.compose import spec_from_options
 from geo_recon.deploy import compose, local, pulsar_conf
 from geo_recon.deploy.topology import LabSpec, plan_lab
 from geo_recon.errors import ConfigError
@@ -352,7 +353,7 @@ def _scenario(tmp_path, text, name="smoke.yaml"):
 
 
 def _lab_of(path):
-    return compose.spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=None)
+    return spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=None)
 
 
 def test_a_scenario_file_gives_its_regions_scheme_and_lab(tmp_path):
@@ -362,7 +363,7 @@ def test_a_scenario_file_gives_its_regions_scheme_and_lab(tmp_path):
     assert _lab_of(path) == LabSpec(regions=("a", "b", "c"), scheme="strong", name="smoke", base_port=22000)
     path = _scenario(tmp_path, "name: region-loss\ntopology: {regions: [x, y]}\n", name="wan2.yaml")
     assert _lab_of(path) == LabSpec(regions=("x", "y"), scheme="async", name="lab")  # the scenario defaults
-    shipped = compose.spec_from_options(scenario=REPO / "scenarios" / "region-loss.yaml", regions=None, scheme=None,
+    shipped = spec_from_options(scenario=REPO / "scenarios" / "region-loss.yaml", regions=None, scheme=None,
                                         name=None, base_port=None)
     assert (shipped.regions, shipped.scheme, shipped.name) == (("a", "b"), "async", "run")
 
@@ -393,18 +394,18 @@ def test_a_missing_scenario_file_is_named(tmp_path):
 
 def test_render_options_take_a_scenario_or_regions_and_scheme_but_not_both(tmp_path):
     path = _scenario(tmp_path, "name: smoke\ntopology: {regions: [a, b], lab: {name: smoke}}\nscheme: async\n")
-    spec = compose.spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=30000)
+    spec = spec_from_options(scenario=path, regions=None, scheme=None, name=None, base_port=30000)
     assert (spec.name, spec.base_port) == ("smoke", 30000)
-    spec = compose.spec_from_options(scenario=path, regions=None, scheme=None, name="other", base_port=None)
+    spec = spec_from_options(scenario=path, regions=None, scheme=None, name="other", base_port=None)
     assert (spec.name, spec.base_port) == ("other", 20000)
     with pytest.raises(ConfigError, match="not both"):
-        compose.spec_from_options(scenario=path, regions="a,b", scheme=None, name=None, base_port=20000)
+        spec_from_options(scenario=path, regions="a,b", scheme=None, name=None, base_port=20000)
     with pytest.raises(ConfigError, match="both --regions"):
-        compose.spec_from_options(scenario=None, regions="a,b", scheme=None, name=None, base_port=20000)
-    spec = compose.spec_from_options(scenario=None, regions="a, b", scheme="strong", name=None, base_port=20000)
+        spec_from_options(scenario=None, regions="a,b", scheme=None, name=None, base_port=20000)
+    spec = spec_from_options(scenario=None, regions="a, b", scheme="strong", name=None, base_port=20000)
     assert spec == LabSpec(regions=("a", "b"), scheme="strong", name="lab")
     with pytest.raises(ConfigError, match="unknown scheme"):
-        compose.spec_from_options(scenario=None, regions="a,b", scheme="sync", name=None, base_port=20000)
+        spec_from_options(scenario=None, regions="a,b", scheme="sync", name=None, base_port=20000)
 
 
 def test_build_context_points_from_the_project_to_this_checkout(tmp_path):

@@ -1,4 +1,4 @@
-"""Put a deployment into one of the two cross-region schemes, and prove it is in it.
+"""How each scheme is applied and verified on a deployment (the Scheme objects in ``base`` call these).
 
 ``apply`` changes only what differs and returns the list of changes (empty on
 a second run). ``verify`` trusts nothing that was sent: it reads every setting
@@ -26,9 +26,9 @@ from typing import Callable
 from geo_recon.admin import AdminClient, AdminError
 from geo_recon.deployment import Deployment, RegionEndpoint
 from geo_recon.errors import ConfigError, GeoReconError
+from geo_recon.probe import round_trip
 
 Progress = Callable[[str], None]
-SCHEMES = ("async", "strong")
 
 
 def _quiet(_: str) -> None:
@@ -107,23 +107,17 @@ def _ns(settings: SchemeSettings, suffix: str = "") -> str:
 # ---------------------------------------------------------------- apply
 
 
-def apply(deployment: Deployment, scheme: str, settings: SchemeSettings = SchemeSettings(),
-          progress: Progress = _quiet) -> list[Change]:
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    settings.validate()
-    names = cluster_names(deployment)
+def apply_async(deployment: Deployment, settings: SchemeSettings, names: dict[str, str]) -> list[Change]:
+    _require_distinct(deployment, names)
     changes: list[Change] = []
-    if scheme == "async":
-        _require_distinct(deployment, names)
-        for ep in deployment.regions:
-            changes += _apply_async_region(ep, deployment, names, settings)
-    else:
-        _require_one_cluster(deployment, names)
-        changes += _apply_strong(deployment, names, settings)
-    for change in changes:
-        progress(f"region {change.region}: {change.what}")
+    for ep in deployment.regions:
+        changes += _apply_async_region(ep, deployment, names, settings)
     return changes
+
+
+def apply_strong(deployment: Deployment, settings: SchemeSettings, names: dict[str, str]) -> list[Change]:
+    _require_one_cluster(deployment, names)
+    return _apply_strong(deployment, names, settings)
 
 
 def _require_distinct(deployment: Deployment, names: dict[str, str]) -> None:
@@ -244,18 +238,18 @@ def rack_for(region: str) -> str:
 # ---------------------------------------------------------------- verify
 
 
-def verify(deployment: Deployment, scheme: str, settings: SchemeSettings = SchemeSettings(),
-           probe_placement: bool = True) -> list[Check]:
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    names = cluster_names(deployment)
-    if scheme == "async":
-        distinct = len(set(names.values())) == len(names)
-        checks = [Check("separate clusters", distinct, f"cluster per region: {names}")]
-        if distinct:
-            for ep in deployment.regions:
-                checks += _verify_async_region(ep, deployment, names, settings)
-        return checks
+def verify_async(deployment: Deployment, settings: SchemeSettings, names: dict[str, str],
+                 probe_placement: bool = True) -> list[Check]:
+    distinct = len(set(names.values())) == len(names)
+    checks = [Check("separate clusters", distinct, f"cluster per region: {names}")]
+    if distinct:
+        for ep in deployment.regions:
+            checks += _verify_async_region(ep, deployment, names, settings)
+    return checks
+
+
+def verify_strong(deployment: Deployment, settings: SchemeSettings, names: dict[str, str],
+                  probe_placement: bool = True) -> list[Check]:
     one = len(set(names.values())) == 1
     checks = [Check("one stretched cluster", one, f"cluster per region: {names}")]
     if one:
@@ -364,8 +358,6 @@ def write_sets(ensemble: list[str], write_quorum: int) -> list[list[str]]:
 
 def _probe_placement(ep: RegionEndpoint, admin: AdminClient, settings: SchemeSettings,
                      region_of: dict[str, str], write_quorum: int) -> Check:
-    from geo_recon.deploy.local import round_trip
-
     topic = f"persistent://{settings.ns_path}/geo-recon-placement-{uuid.uuid4().hex[:8]}"
     stats_path = topic.replace("persistent://", "/admin/v2/persistent/")
     try:

@@ -1,7 +1,7 @@
-"""Faults on a compose lab: each scenario fault as ``ComposeBackend`` calls, verified, recorded, always healed.
+"""Faults on a compose lab: each scenario fault as ``ComposeBackend`` calls, verified, always healed.
 
-The same contract as the local lab's ``Injector`` (``inject``, ``heal``,
-``heal_all``, ``active``, the same history lines), on containers and Toxiproxy:
+The same capabilities as the local lab's ``LocalFaults`` (``deploy.base``), on
+containers and Toxiproxy; the fault driver records and heals them:
 
 =========  ================================================  =====================================
 kind       inject (then verified)                            heal (then verified)
@@ -32,14 +32,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable, Protocol, Sequence
 
+from geo_recon.deploy.base import CAPABILITIES, AppliesFaults, FaultParams, Measured, fault_target, undo_each
 from geo_recon.deploy.compose import ComposeLab, hostname
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState
+from geo_recon.deploy.topology import match_components
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
-from geo_recon.faults.spec import ScheduledFault, fault_event, heal_each, match_components
 
-EventSink = Callable[[dict[str, Any]], None]
+
+class Scheduled(Protocol):
+    """A fault placed in time (``faults.spec.ScheduledFault``), as far as planning reads it."""
+
+    id: str
+    spec: FaultParams
+    start_s: float
+    stop_s: float
+
 Link = tuple[str, str, bool]  # (region whose Toxiproxy shapes it, destination site, both directions)
 
 STOP_GRACE_S = 30  # as the local lab: SIGTERM, SIGKILL after 30 s
@@ -69,23 +78,23 @@ class ActiveFault:
     links: list[Link] = field(default_factory=list)  # links with this fault's toxics on them
 
 
-def _name(fault: ScheduledFault) -> str:
-    return f"fault {fault.id} ({fault.spec.describe()})"
+def _name(fault_id: str, spec: FaultParams) -> str:
+    return f"fault {fault_id} ({spec.describe()})"
 
 
-def plan_fault(lab: ComposeLab, fault: ScheduledFault) -> FaultPlan:
+def plan_fault(lab: ComposeLab, fault_id: str, spec: FaultParams) -> FaultPlan:
     """The containers or links a fault acts on; ``ConfigError`` naming the fault if compose cannot do it. Pure."""
-    spec = fault.spec
+    fault = (fault_id, spec)
     if spec.kind in ("kill", "stop", "pause", "restart"):
         comps = match_components(spec.target or "", lab.components)
         if not comps:
             known = ", ".join(c.name for c in lab.components)
-            raise ConfigError(f"{_name(fault)}: the target matches no component of compose lab {lab.project} "
+            raise ConfigError(f"{_name(*fault)}: the target matches no component of compose lab {lab.project} "
                               f"(it has {known})")
         comps = sorted(comps, key=lambda c: _START_ORDER.get(c.kind, 3))
         return FaultPlan(services=tuple(hostname(c.name) for c in comps))
     if spec.kind == "bandwidth":
-        raise ConfigError(f"{_name(fault)}: bandwidth faults are not available on the compose backend "
+        raise ConfigError(f"{_name(*fault)}: bandwidth faults are not available on the compose backend "
                           "(use backend local, or a latency fault)")
     sites = set(lab.sites)
     if spec.kind == "isolate":
@@ -96,7 +105,7 @@ def plan_fault(lab: ComposeLab, fault: ScheduledFault) -> FaultPlan:
         groups = [[r] for r in (spec.between or list(lab.regions))]
     unknown = sorted({s for g in groups for s in g} - sites)
     if unknown:
-        raise ConfigError(f"{_name(fault)}: unknown site(s) {', '.join(unknown)}; compose lab {lab.project} has "
+        raise ConfigError(f"{_name(*fault)}: unknown site(s) {', '.join(unknown)}; compose lab {lab.project} has "
                           f"{', '.join(lab.sites)}")
     if spec.one_way:  # only the connections the first group opens to the others
         pairs = [(a, b) for later in groups[1:] for a in groups[0] for b in later]
@@ -108,7 +117,7 @@ def plan_fault(lab: ComposeLab, fault: ScheduledFault) -> FaultPlan:
             continue
         if spec.one_way:  # the connections a opens to b: a's Toxiproxy shapes them
             if a not in lab.regions:
-                raise ConfigError(f"{_name(fault)}: {a} opens no connections and has no Toxiproxy, "
+                raise ConfigError(f"{_name(*fault)}: {a} opens no connections and has no Toxiproxy, "
                                   "so a one-way cut from it is not possible on the compose backend")
             links[(a, b, False)] = None
         else:  # both directions, through a region's Toxiproxy (the witness site has none)
@@ -126,9 +135,10 @@ def _directed(lab: ComposeLab, links: tuple[Link, ...]) -> set[tuple[str, str]]:
     return out
 
 
-def check_schedule(lab: ComposeLab, schedule: list[ScheduledFault]) -> dict[str, FaultPlan]:
-    """Every fault's plan, before anything starts: a fault compose cannot do raises ``ConfigError`` naming it."""
-    plans = {f.id: plan_fault(lab, f) for f in schedule}
+def check_schedule(lab: ComposeLab, schedule: Sequence[Scheduled]) -> dict[str, FaultPlan]:
+    """Every fault's plan, before anything starts: a fault compose cannot do raises ``ConfigError`` naming it.
+    Faults the lab does not act on itself (``command``, admin faults) are the driver's, not planned here."""
+    plans = {f.id: plan_fault(lab, f.id, f.spec) for f in schedule if f.spec.kind in CAPABILITIES}
     shaped = [(f, _TOXIC[f.spec.kind], _directed(lab, plans[f.id].links)) for f in schedule if f.spec.kind in _TOXIC]
     for n, (first, toxic, links) in enumerate(shaped):
         for second, other_toxic, other_links in shaped[n + 1:]:
@@ -136,38 +146,35 @@ def check_schedule(lab: ComposeLab, schedule: list[ScheduledFault]) -> dict[str,
             common = links & other_links
             if toxic == other_toxic and overlap and common:
                 src, dst = sorted(common)[0]
-                raise ConfigError(f"{_name(first)} and {_name(second)} both put a {toxic} on the {src}->{dst} link "
+                raise ConfigError(f"{_name(first.id, first.spec)} and {_name(second.id, second.spec)} both put a {toxic} on the {src}->{dst} link "
                                   "at the same time; Toxiproxy keeps one per link, so the compose backend cannot "
                                   "heal them apart: let them follow each other")
     return plans
 
 
-class ComposeFaults:
-    """Inject scheduled faults into a running compose lab, verify each, record it, heal it."""
+class ComposeFaults(AppliesFaults):
+    """A compose lab's fault capabilities (``deploy.base``: Killable, Pausable, Partitionable, Shapable
+    for latency, Sweepable); ``ComposeLabBackend`` hands them out. Each verifies what it did."""
 
-    def __init__(self, backend: ComposeBackend, *, on_event: EventSink | None = None,
-                 progress: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+    name = "compose"  # the backend it belongs to, for messages
+    shapes = frozenset({"latency"})
+
+    def __init__(self, backend: ComposeBackend, *, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         self.backend = backend
         self.lab = backend.lab
-        self.on_event = on_event or (lambda _e: None)
-        self.progress = progress or (lambda _m: None)
         self._sleep, self._clock = sleep, clock
         self.ready_timeout_s = ready_timeout_s
         self.active: dict[str, ActiveFault] = {}
         self._touched_links = False  # anything for the final Toxiproxy reset to clear
 
-    # ------------------------------------------------------------ public
-
-    def inject(self, fault: ScheduledFault) -> None:
-        spec = fault.spec
+    def _apply(self, fault_id: str, spec: FaultParams) -> Measured:
         try:
-            plan = plan_fault(self.lab, fault)
+            plan = plan_fault(self.lab, fault_id, spec)
         except ConfigError as exc:
             raise FaultError(str(exc)) from None
-        active = ActiveFault(fault.id, spec.kind, fault.target, plan)
-        self.active[fault.id] = active
-        started = self._clock()
+        active = ActiveFault(fault_id, spec.kind, fault_target(spec), plan)
+        self.active[fault_id] = active
         try:
             if spec.kind in ("kill", "stop", "restart"):
                 self._take_down(active, "kill" if spec.kind == "kill" else "stop")
@@ -177,7 +184,7 @@ class ComposeFaults:
                 for service in plan.services:
                     active.paused.append(service)
                     self.backend.pause(service)
-                self._await(fault.id, plan.services, lambda s: s.state == "paused", SETTLE_TIMEOUT_S, "pause")
+                self._await(fault_id, plan.services, lambda s: s.state == "paused", SETTLE_TIMEOUT_S, "pause")
             else:
                 self._touched_links = True
                 for src, dst, symmetric in plan.links:
@@ -190,26 +197,24 @@ class ComposeFaults:
         except FaultError:
             raise
         except GeoReconError as exc:
-            raise FaultError(f"{_name(fault)}: {exc}") from None
-        self.on_event(fault_event("start", fault, list(self.lab.regions)))
-        self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
+            raise FaultError(f"{_name(fault_id, spec)}: {exc}") from None
         if spec.kind == "restart":  # a restart heals itself
-            self.active.pop(fault.id, None)
-            self.on_event(fault_event("stop", fault, list(self.lab.regions)))
+            self.active.pop(fault_id, None)
+        return {}
 
-    def heal(self, fault: ScheduledFault) -> None:
-        active = self.active.get(fault.id)
+    def _undo(self, fault_id: str) -> None:
+        active = self.active.get(fault_id)
         if active is None:
             return
-        started = self._clock()
         self._heal(active)
-        self.active.pop(fault.id, None)
-        self.on_event(fault_event("stop", fault, list(self.lab.regions)))
-        self.progress(f"{fault.id} {fault.spec.describe()}: healed (verified in {self._clock() - started:.1f}s)")
+        self.active.pop(fault_id, None)
 
-    def heal_all(self) -> list[str]:
-        """Heal what is still active (recording each stop), then reset every Toxiproxy."""
-        healed = heal_each(self.active, self._heal, self.on_event, self.progress)
+    def bandwidth(self, fault_id: str, fault: FaultParams) -> Measured:
+        raise FaultError(f"{_name(fault_id, fault)}: bandwidth faults are not available on the compose backend")
+
+    def sweep(self, progress: Callable[[str], None]) -> list[str]:
+        """Heal anything still active here (unrecorded), then reset every Toxiproxy."""
+        healed = undo_each(self.active, self._heal, (GeoReconError,), progress)
         if self._touched_links:
             self.backend.heal()
             self._touched_links = False

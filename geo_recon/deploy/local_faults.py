@@ -1,4 +1,4 @@
-"""Inject faults into a local lab, verify that each took effect, and heal them, always.
+"""The local lab's faults: inject, verify that each took effect, heal (the fault driver calls these).
 
 Every fault is verified after injection (a killed pid is gone, a paused one is
 stopped, a partitioned connection times out, an added round trip is measured)
@@ -32,11 +32,12 @@ from typing import Any, Callable
 from geo_recon.deploy import local, netns, procs, state
 from geo_recon.deploy.state import ComponentState, LabState
 from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
-from geo_recon.errors import ConfigError, FaultError, LabError
-from geo_recon.faults import toxiproxy
-from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_each, match_components
+from geo_recon.errors import ConfigError, FaultError, GeoReconError
+from geo_recon.deploy import toxiproxy
+from geo_recon.deploy.base import AppliesFaults, FaultParams, Measured, fault_target, undo_each
+from geo_recon.deploy.topology import match_components
 
-EventSink = Callable[[dict[str, Any]], None]
+NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
 ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
 
 
@@ -51,13 +52,18 @@ class ActiveFault:
     stopped: list[str] = field(default_factory=list)  # component names to start again
 
 
-class Injector:
-    def __init__(self, lab_name: str, *, on_event: EventSink | None = None, progress: Callable[[str], None] | None = None):
+class LocalFaults(AppliesFaults):
+    """The local lab's fault capabilities (``deploy.base``: Killable, Pausable, Partitionable, Shapable,
+    Sweepable); ``LocalLabBackend`` hands them out. Each verifies what it did; the fault driver records it."""
+
+    name = "local"  # the backend it belongs to, for messages
+    shapes = frozenset({"latency", "bandwidth"})
+
+    def __init__(self, lab_name: str, *, progress: Callable[[str], None] | None = None):
         lab = state.load(lab_name)
         if lab is None:
             raise ConfigError(f"no lab named {lab_name!r}")
         self.lab: LabState = lab
-        self.on_event = on_event or (lambda _e: None)
         self.progress = progress or (lambda _m: None)
         self.path = Path(lab.lab_dir) / "faults.json"
         # Faults a previous controller applied and did not heal are ours to heal now.
@@ -77,50 +83,38 @@ class Injector:
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, self.path)
 
-    def _event(self, phase: str, fault: ScheduledFault, **extra: Any) -> None:
-        self.on_event(fault_event(phase, fault, list(self.lab.regions), **extra))
-
-    # ------------------------------------------------------------ public
-
-    def inject(self, fault: ScheduledFault) -> None:
-        spec = fault.spec
+    def _apply(self, fault_id: str, spec: FaultParams) -> Measured:
+        """Record the fault before applying it (a dead controller's successor can undo it), apply, verify."""
         if spec.kind in NETWORK_KINDS and self.lab.isolation != "netns":
-            raise FaultError(f"{fault.id} ({spec.describe()}): network faults need network namespaces; "
+            raise FaultError(f"{fault_id} ({spec.describe()}): network faults need network namespaces; "
                              "start the lab as root")
-        active = ActiveFault(fault.id, spec.kind, fault.target)
-        self.active[fault.id] = active
+        active = ActiveFault(fault_id, spec.kind, fault_target(spec))
+        self.active[fault_id] = active
         self._save()
-        started = time.monotonic()
         if spec.kind in ("kill", "stop", "pause", "restart"):
             self._process_fault(spec, active)
         elif spec.kind in ("partition", "isolate"):
             self._partition(spec, active)
         else:
             self._slow_links(spec, active)
-        self._save()
-        self._event("start", fault, **({"measured": self.measured} if self.measured else {}))
-        self.measured = {}
-        self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {time.monotonic() - started:.1f}s)")
         if spec.kind == "restart":  # a restart heals itself
-            self.active.pop(fault.id, None)
-            self._save()
-            self._event("stop", fault)
+            self.active.pop(fault_id, None)
+        self._save()
+        measured, self.measured = self.measured, {}
+        return measured
 
-    def heal(self, fault: ScheduledFault) -> None:
-        active = self.active.get(fault.id)
+    def _undo(self, fault_id: str) -> None:
+        active = self.active.get(fault_id)
         if active is None:
             return
-        started = time.monotonic()
         self._heal(active)
-        self.active.pop(fault.id, None)
+        self.active.pop(fault_id, None)
         self._save()
-        self._event("stop", fault)
-        self.progress(f"{fault.id} {fault.spec.describe()}: healed (verified in {time.monotonic() - started:.1f}s)")
 
-    def heal_all(self) -> list[str]:
-        """Heal what this injector applied; then clear anything a dead controller left."""
-        healed = heal_each(self.active, self._heal, self.on_event, self.progress)
-        healed += heal_leftovers(self.lab, progress=self.progress)
+    def sweep(self, progress: Callable[[str], None]) -> list[str]:
+        """Heal what a previous controller recorded and did not heal; then clear anything left by name."""
+        healed = undo_each(self.active, self._heal, (GeoReconError,), progress)
+        healed += heal_leftovers(self.lab, progress=progress)
         self._save()
         return healed
 
@@ -133,7 +127,7 @@ class Injector:
             raise FaultError(f"fault target {target!r} matches no component (lab {self.lab.name!r} has: {known})")
         return matches
 
-    def _process_fault(self, spec: FaultSpec, active: ActiveFault) -> None:
+    def _process_fault(self, spec: FaultParams, active: ActiveFault) -> None:
         comps = self._components(spec.target or "")
         if spec.kind == "pause":
             for comp in comps:
@@ -184,7 +178,7 @@ class Injector:
                 raise FaultError(f"unknown region {name!r} (lab {self.lab.name!r} has {', '.join(self.lab.site_addresses)})")
         return names
 
-    def _partition(self, spec: FaultSpec, active: ActiveFault) -> None:
+    def _partition(self, spec: FaultParams, active: ActiveFault) -> None:
         if spec.kind == "isolate":
             region = self._sites([spec.target or ""])[0]
             groups = [[region], [s for s in self.lab.site_addresses if s != region]]
@@ -231,7 +225,7 @@ class Injector:
             toxiproxy.start_server(host, self.lab.base_port + TOXIPROXY_API_OFFSET, log, self.lab.name)
         return client
 
-    def _slow_links(self, spec: FaultSpec, active: ActiveFault) -> None:
+    def _slow_links(self, spec: FaultParams, active: ActiveFault) -> None:
         """Route every new connection between the regions through its own proxy, then add the
         toxics; the round trip is measured through the same proxy before and after, so the
         check sees exactly what the toxics add."""
@@ -283,7 +277,7 @@ class Injector:
         if spec.kind == "latency":
             self._calibrate(spec, active, proxy, baselines)
 
-    def _calibrate(self, spec: FaultSpec, active: ActiveFault, proxy: toxiproxy.Toxiproxy,
+    def _calibrate(self, spec: FaultParams, active: ActiveFault, proxy: toxiproxy.Toxiproxy,
                    baselines: dict[tuple[str, str], float]) -> None:
         """Measure each pair's added round trip; if the proxy's own scheduling adds a few ms,
         correct that pair's toxics once and measure again. Outside 10% after that is an error."""
@@ -462,4 +456,5 @@ def _measure_rtt_ms(ns: str, address: str, port: int) -> float:
     return float(proc.stdout.strip())
 
 
-__all__ = ["Injector", "FaultError", "heal_leftovers", "tagged_rules"]
+__all__ = ["LocalFaults", "FaultError", "heal_leftovers", "tagged_rules"]
+

@@ -7,7 +7,7 @@ import pytest
 
 from geo_recon.errors import LabError
 from geo_recon.faults.spec import FaultSpec, ScheduledFault
-from geo_recon.run import _drive_faults
+from geo_recon.faults.driver import drive as _drive_faults
 
 
 class _Injector:

@@ -1,4 +1,5 @@
-"""ComposeFaults: scenario faults as `docker compose` commands and Toxiproxy requests, verified, recorded, healed."""
+"""ComposeFaults under the fault driver: scenario faults as `docker compose` commands and Toxiproxy requests,
+verified, recorded, healed."""
 
 import subprocess
 
@@ -8,7 +9,8 @@ from geo_recon.deploy import compose
 from geo_recon.deploy.compose_backend import ComposeBackend
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError, FaultError
-from geo_recon.faults.compose_injector import ComposeFaults, check_schedule, plan_fault
+from geo_recon.deploy.compose_faults import ComposeFaults, check_schedule, plan_fault
+from geo_recon.faults.driver import FaultDriver
 from geo_recon.faults.spec import FaultSpec, ScheduledFault, expand
 from tests.unit.compose_fakes import FakeEngine, FakeToxiproxy
 
@@ -40,10 +42,15 @@ def make(tmp_path):
         engine, toxiproxy, clock = engine_class(lab).lab_is_up(), FakeToxiproxy(lab), Clock()
         backend = ComposeBackend(tmp_path / spec.name, runner=engine, http=toxiproxy)
         events, messages = [], []
-        faults = ComposeFaults(backend, on_event=events.append, progress=messages.append, sleep=clock.sleep,
-                               clock=clock, **kwargs)
+        mechanics = ComposeFaults(backend, sleep=clock.sleep, clock=clock, **kwargs)
+        faults = FaultDriver(mechanics, regions=list(lab.regions), namespace="geo/recon", on_event=events.append,
+                             progress=messages.append, clock=clock)
         return faults, engine, toxiproxy, events, clock
     return make
+
+
+def _id_spec(fault):
+    return fault.id, fault.spec
 
 
 def _strip_time(events):
@@ -61,7 +68,7 @@ def _strip_time(events):
     (ASYNC3, {"kind": "restart", "target": "c/standalone"}, ["c-standalone"]),
 ])
 def test_process_faults_act_on_the_containers_their_target_names(spec, fault, plan):
-    assert list(plan_fault(compose.compose_lab(spec), _fault(**fault)).services) == plan
+    assert list(plan_fault(compose.compose_lab(spec), *_id_spec(_fault(**fault))).services) == plan
 
 
 @pytest.mark.parametrize("spec, fault, links", [
@@ -75,7 +82,7 @@ def test_process_faults_act_on_the_containers_their_target_names(spec, fault, pl
     (ASYNC3, {"kind": "latency", "rtt_ms": 80, "between": ["c", "a"]}, [("c", "a", True)]),
 ])
 def test_network_faults_act_on_the_links_between_their_sites(spec, fault, links):
-    assert list(plan_fault(compose.compose_lab(spec), _fault(**fault)).links) == links
+    assert list(plan_fault(compose.compose_lab(spec), *_id_spec(_fault(**fault))).links) == links
 
 
 @pytest.mark.parametrize("spec, fault, message", [
@@ -203,7 +210,7 @@ def test_a_container_still_starting_is_waited_for_until_healthy(make):
                 engine.states["a-standalone"] = ("running", "healthy", 0)
         return result
 
-    faults.backend._run = slow_health
+    faults.backend.backend._run = slow_health
     faults.heal(fault)
     assert polls == [0.0, 1.0, 2.0, 3.0] and clock.now == 4.0  # healthy at the fifth look
 

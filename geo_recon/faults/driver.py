@@ -1,0 +1,152 @@
+"""The one fault driver: a pure schedule (``spec.expand``) mapped onto what the backend can do.
+
+Process and network faults go to the backend's capabilities (``deploy.base``:
+Killable, Pausable, Partitionable, Shapable); ``command`` and admin-API faults
+(``replication``) work on every backend and are run here. ``refuse_unsupported``
+turns a fault the backend cannot do into a ``ConfigError`` before anything
+starts. Every fault is recorded in the controller's history when it takes
+effect (with what was measured) and when it is healed; ``drive`` heals
+whatever is still active in ``finally``, then lets the backend sweep what a
+dead controller may have left.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from geo_recon.deploy.base import CAPABILITIES, Backend, Shapable, Sweepable, capability_names
+from geo_recon.deployment import Deployment
+from geo_recon.errors import ConfigError, FaultError, GeoReconError
+from geo_recon.faults import admin_faults
+from geo_recon.faults.command import CommandFault
+from geo_recon.faults.spec import ADMIN_KINDS, ScheduledFault, fault_event, heal_each
+
+EventSink = Callable[[dict[str, Any]], None]
+
+# kind -> (the backend's method that applies it, the one that undoes it)
+_METHODS = {"kill": ("kill", "start"), "stop": ("kill", "start"), "restart": ("kill", "start"),
+            "pause": ("pause", "resume"), "partition": ("partition", "heal"), "isolate": ("partition", "heal"),
+            "latency": ("latency", "unshape"), "bandwidth": ("bandwidth", "unshape")}
+
+
+def refuse_unsupported(backend: Backend, schedule: Sequence[ScheduledFault], where: str = "") -> None:
+    """``ConfigError`` naming the first fault the backend cannot do (before anything starts)."""
+    for fault in schedule:
+        kind = fault.spec.kind
+        capability = CAPABILITIES.get(kind)
+        if capability is None:  # command and admin faults: every backend
+            continue
+        if not isinstance(backend, capability) or (capability is Shapable and kind not in backend.shapes):
+            has = ", ".join(capability_names(backend)) or "none of them"
+            raise ConfigError(f"{where}fault {fault.id} ({fault.spec.describe()}): the {backend.name} backend cannot "
+                              f"do {kind} faults (capabilities: {has}; every backend has command and admin faults)")
+
+
+@dataclass
+class ActiveFault:
+    id: str
+    kind: str
+    target: str
+    undo: Callable[[], None]
+
+
+class FaultDriver:
+    """Inject scheduled faults through a backend, record each, heal each, and heal everything at the end."""
+
+    def __init__(self, backend: Backend, *, regions: list[str], namespace: str, on_event: EventSink | None = None,
+                 progress: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 deployment: Deployment | None = None) -> None:
+        self.backend = backend
+        self.regions = regions
+        self.namespace = namespace  # tenant/namespace of the run: what admin faults act on
+        self.on_event = on_event or (lambda _e: None)
+        self.progress = progress or (lambda _m: None)
+        self._clock = clock
+        self._deployment = deployment
+        self.active: dict[str, ActiveFault] = {}
+
+    def _target(self) -> Deployment:
+        if self._deployment is None:
+            self._deployment = self.backend.deployment()
+        return self._deployment
+
+    def _apply(self, fault: ScheduledFault) -> tuple[dict[str, Any], Callable[[], None]]:
+        spec = fault.spec
+        if spec.kind == "command":
+            assert spec.command is not None  # the spec's validator sees to it
+            command = CommandFault(fault.id, spec.command, secrets=self._target().secrets, progress=self.progress)
+            return command.inject(), command.heal
+        if spec.kind in ADMIN_KINDS:
+            undo = admin_faults.remove_from_replication(self._target(), self.namespace, spec.target or "", fault.id)
+            return {}, undo
+        apply_name, undo_name = _METHODS[spec.kind]
+        apply, undo = getattr(self.backend, apply_name, None), getattr(self.backend, undo_name, None)
+        if apply is None or undo is None:
+            raise FaultError(f"{fault.id} ({spec.describe()}): the {self.backend.name} backend cannot do {spec.kind}")
+        measured = apply(fault.id, spec)
+        return measured, lambda: undo(fault.id)
+
+    def inject(self, fault: ScheduledFault) -> None:
+        spec = fault.spec
+        started = self._clock()
+        pending = ActiveFault(fault.id, spec.kind, fault.target, lambda: self._undo_by_backend(fault))
+        self.active[fault.id] = pending  # a fault that fails half-way is still healed by heal_all
+        measured, undo = self._apply(fault)
+        pending.undo = undo
+        self.on_event(fault_event("start", fault, self.regions, **({"measured": measured} if measured else {})))
+        self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
+        if spec.kind == "restart":  # a restart heals itself
+            self.active.pop(fault.id, None)
+            self.on_event(fault_event("stop", fault, self.regions))
+
+    def _undo_by_backend(self, fault: ScheduledFault) -> None:
+        """Undo a fault whose apply did not finish: what the backend recorded of it, if anything."""
+        name = _METHODS.get(fault.spec.kind, ("", ""))[1]
+        undo = getattr(self.backend, name, None) if name else None
+        if undo is not None:
+            undo(fault.id)
+
+    def heal(self, fault: ScheduledFault) -> None:
+        active = self.active.get(fault.id)
+        if active is None:
+            return
+        started = self._clock()
+        active.undo()
+        self.active.pop(fault.id, None)
+        self.on_event(fault_event("stop", fault, self.regions))
+        self.progress(f"{fault.id} {fault.spec.describe()}: healed (verified in {self._clock() - started:.1f}s)")
+
+    def heal_all(self) -> list[str]:
+        """Heal what is still active (recording each stop), then let the backend sweep what is left."""
+        healed = heal_each(self.active, lambda a: a.undo(), self.on_event, self.progress)
+        if isinstance(self.backend, Sweepable):
+            healed += self.backend.sweep(self.progress)
+        return healed
+
+
+def drive(driver: FaultDriver, schedule: list[ScheduledFault], start_at_ns: int, stop: threading.Event,
+          errors: list[str]) -> None:
+    """Inject and heal on the schedule (from the workers' common start); heal everything on the way out.
+    Any error makes the run undecidable: it is recorded and ``stop`` is set."""
+    events = sorted([(f.start_s, 1, "inject", f) for f in schedule] + [(f.stop_s, 0, "heal", f) for f in schedule],
+                    key=lambda e: (e[0], e[1]))
+    try:
+        for at_s, _, action, fault in events:
+            wait = start_at_ns / 1e9 + at_s - time.time()
+            if wait > 0 and stop.wait(wait):
+                return
+            try:
+                driver.inject(fault) if action == "inject" else driver.heal(fault)
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the fault is not known to be in effect
+                detail = str(exc) if isinstance(exc, GeoReconError) else f"{type(exc).__name__}: {exc}"
+                errors.append(f"{fault.id} ({fault.spec.describe()}) {action}: {detail}")
+                stop.set()  # a fault that did not take effect makes the run undecidable
+                return
+    finally:
+        try:
+            driver.heal_all()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"healing: {exc if isinstance(exc, GeoReconError) else f'{type(exc).__name__}: {exc}'}")
