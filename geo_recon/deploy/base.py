@@ -196,6 +196,39 @@ class AppliesFaults:
         self._undo(fault_id)
 
 
+class TracksFaults(AppliesFaults):
+    """Fault mechanics that keep what they applied in ``active`` (by fault id) and heal it from there."""
+
+    active: dict[str, Any]
+
+    def _heal(self, active: Any) -> None:
+        raise NotImplementedError
+
+    def _recorded(self) -> None:
+        """``active`` changed: persist it where a later controller finds it (if the mechanics do that)."""
+
+    def _undo(self, fault_id: str) -> None:
+        active = self.active.get(fault_id)
+        if active is None:
+            return
+        self._heal(active)
+        self.active.pop(fault_id, None)
+        self._recorded()
+
+
+class DelegatesFaults(AppliesFaults):
+    """A backend whose capabilities are its fault mechanics' (``_mechanics``)."""
+
+    def _mechanics(self) -> AppliesFaults:
+        raise NotImplementedError
+
+    def _apply(self, fault_id: str, fault: FaultParams) -> Measured:
+        return self._mechanics()._apply(fault_id, fault)
+
+    def _undo(self, fault_id: str) -> None:
+        self._mechanics()._undo(fault_id)
+
+
 def undo_each(active: dict[str, Any], undo: Callable[[Any], None], errors: tuple[type[BaseException], ...],
               progress: Progress) -> list[str]:
     """Undo every still-active fault (unrecorded: the driver records what it heals); one that fails is

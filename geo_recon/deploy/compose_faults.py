@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from geo_recon.deploy.base import CAPABILITIES, AppliesFaults, FaultParams, Measured, fault_target, undo_each
+from geo_recon.deploy.base import CAPABILITIES, FaultParams, TracksFaults, Measured, fault_target, undo_each
 from geo_recon.deploy.compose import ComposeLab, hostname
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState
 from geo_recon.deploy.topology import match_components
@@ -152,7 +152,7 @@ def check_schedule(lab: ComposeLab, schedule: Sequence[Scheduled]) -> dict[str, 
     return plans
 
 
-class ComposeFaults(AppliesFaults):
+class ComposeFaults(TracksFaults):
     """A compose lab's fault capabilities (``deploy.base``: Killable, Pausable, Partitionable, Shapable
     for latency, Sweepable); ``ComposeLabBackend`` hands them out. Each verifies what it did."""
 
@@ -201,13 +201,6 @@ class ComposeFaults(AppliesFaults):
         if spec.kind == "restart":  # a restart heals itself
             self.active.pop(fault_id, None)
         return {}
-
-    def _undo(self, fault_id: str) -> None:
-        active = self.active.get(fault_id)
-        if active is None:
-            return
-        self._heal(active)
-        self.active.pop(fault_id, None)
 
     def bandwidth(self, fault_id: str, fault: FaultParams) -> Measured:
         raise FaultError(f"{_name(fault_id, fault)}: bandwidth faults are not available on the compose backend")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from geo_recon.deploy import compose as compose_lab
 from geo_recon.deploy import compose_backend
-from geo_recon.deploy.base import AppliesFaults, FaultParams, Measured, Progress
+from geo_recon.deploy.base import DelegatesFaults, Progress
 from geo_recon.deploy.compose_faults import ComposeFaults, Scheduled, check_schedule
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.deployment import Deployment, RegionEndpoint
@@ -37,7 +37,7 @@ class ComposeHooks:
     poll_s: float = 2.0
 
 
-class ComposeLabBackend(AppliesFaults):
+class ComposeLabBackend(DelegatesFaults):
     name = "compose"
     shapes = ComposeFaults.shapes
 
@@ -160,16 +160,10 @@ class ComposeLabBackend(AppliesFaults):
 
     # ------------------------------------------------------------ faults (deploy.base capabilities)
 
-    def _lab_faults(self) -> ComposeFaults:
+    def _mechanics(self) -> ComposeFaults:
         if self._faults is None:
             self._faults = ComposeFaults(self._backend(), sleep=self.hooks.sleep, clock=self.hooks.clock)
         return self._faults
 
-    def _apply(self, fault_id: str, fault: FaultParams) -> Measured:
-        return self._lab_faults()._apply(fault_id, fault)
-
-    def _undo(self, fault_id: str) -> None:
-        self._lab_faults()._undo(fault_id)
-
     def sweep(self, progress: Progress) -> list[str]:
-        return self._lab_faults().sweep(progress) if self._faults is not None else []
+        return self._mechanics().sweep(progress) if self._faults is not None else []

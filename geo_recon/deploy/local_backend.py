@@ -12,7 +12,7 @@ from typing import Sequence
 
 from geo_recon.deploy import local, netns
 from geo_recon.deploy import state as lab_state
-from geo_recon.deploy.base import AppliesFaults, FaultParams, Measured, Progress
+from geo_recon.deploy.base import DelegatesFaults, Progress
 from geo_recon.deploy.local_faults import LocalFaults
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.deployment import Deployment, RegionEndpoint
@@ -39,7 +39,7 @@ def lab_deployment(name: str) -> Deployment:
     return Deployment(regions, source=f"lab {name}", scheme=lab.scheme, lab=name)
 
 
-class LocalLabBackend(AppliesFaults):
+class LocalLabBackend(DelegatesFaults):
     """A local lab named ``spec.name``: started by ``up`` (or reused, when asked and it matches)."""
 
     name = "local"
@@ -119,21 +119,15 @@ class LocalLabBackend(AppliesFaults):
 
     def active_faults(self) -> list[str]:
         """The ids of the faults in effect on the lab (recorded in its faults.json, by any controller)."""
-        return list(self._lab_faults().active)
+        return list(self._mechanics().active)
 
-    def _lab_faults(self) -> LocalFaults:
+    def _mechanics(self) -> LocalFaults:
         if self._faults is None:
             self._faults = LocalFaults(self.spec.name, progress=self.progress)
         return self._faults
 
-    def _apply(self, fault_id: str, fault: FaultParams) -> Measured:
-        return self._lab_faults()._apply(fault_id, fault)
-
-    def _undo(self, fault_id: str) -> None:
-        self._lab_faults()._undo(fault_id)
-
     def sweep(self, progress: Progress) -> list[str]:
-        return self._lab_faults().sweep(progress)
+        return self._mechanics().sweep(progress)
 
 
 def isolation_for(requested: str) -> str:

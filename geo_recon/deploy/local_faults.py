@@ -34,7 +34,7 @@ from geo_recon.deploy.state import ComponentState, LabState
 from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.deploy import toxiproxy
-from geo_recon.deploy.base import AppliesFaults, FaultParams, Measured, fault_target, undo_each
+from geo_recon.deploy.base import FaultParams, TracksFaults, Measured, fault_target, undo_each
 from geo_recon.deploy.topology import match_components
 
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
@@ -52,7 +52,7 @@ class ActiveFault:
     stopped: list[str] = field(default_factory=list)  # component names to start again
 
 
-class LocalFaults(AppliesFaults):
+class LocalFaults(TracksFaults):
     """The local lab's fault capabilities (``deploy.base``: Killable, Pausable, Partitionable, Shapable,
     Sweepable); ``LocalLabBackend`` hands them out. Each verifies what it did; the fault driver records it."""
 
@@ -103,12 +103,7 @@ class LocalFaults(AppliesFaults):
         measured, self.measured = self.measured, {}
         return measured
 
-    def _undo(self, fault_id: str) -> None:
-        active = self.active.get(fault_id)
-        if active is None:
-            return
-        self._heal(active)
-        self.active.pop(fault_id, None)
+    def _recorded(self) -> None:
         self._save()
 
     def sweep(self, progress: Callable[[str], None]) -> list[str]:

@@ -12,15 +12,12 @@ and what its own replicators send is refused by the others.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 from geo_recon.admin import AdminClient
 from geo_recon.deployment import Deployment
 from geo_recon.errors import FaultError
 from geo_recon.schemes import cluster_names
-
-Undo = Callable[[], None]
-
 
 def _replication_path(namespace: str) -> str:
     return f"/admin/v2/namespaces/{namespace}/replication"
@@ -34,32 +31,38 @@ def _set_and_check(admin: AdminClient, region: str, path: str, clusters: list[st
                          f"not {sorted(clusters)}")
 
 
-def remove_from_replication(deployment: Deployment, namespace: str, region: str, fault_id: str) -> Undo:
-    """Cut ``region``'s cluster out of ``namespace``'s replication in every other region; the undo."""
-    target = deployment.region(region)
-    cluster = cluster_names(deployment)[target.region]
-    path = _replication_path(namespace)
-    before: dict[str, list[str]] = {}
-    for ep in (e for e in deployment.regions if e.region != target.region):
-        admin = ep.admin()
-        try:
-            clusters = list(admin.get(path) or [])
-            cut = [c for c in clusters if c != cluster]
-            if cut == clusters:
-                raise FaultError(f"{fault_id}: region {ep.region} does not replicate {namespace} to "
-                                 f"{target.region} (replication clusters {clusters}); nothing to remove")
-            before[ep.region] = clusters
-            _set_and_check(admin, ep.region, path, cut, fault_id)
-        finally:
-            admin.close()
+class ReplicationCut:
+    """Region ``region``'s cluster cut out of ``namespace``'s replication in every other region; ``restore``
+    puts back what ``apply`` changed (also after an apply that stopped half-way)."""
 
-    def restore() -> None:
-        for name, clusters in before.items():
-            admin = deployment.region(name).admin()
+    def __init__(self, deployment: Deployment, namespace: str, region: str, fault_id: str) -> None:
+        self.deployment, self.namespace, self.fault_id = deployment, namespace, fault_id
+        self.target = deployment.region(region)
+        self.path = _replication_path(namespace)
+        self.before: dict[str, list[str]] = {}  # region -> its replication clusters before the cut
+
+    def apply(self) -> dict[str, Any]:
+        cluster = cluster_names(self.deployment)[self.target.region]
+        for ep in (e for e in self.deployment.regions if e.region != self.target.region):
+            admin = ep.admin()
             try:
-                _set_and_check(admin, name, path, clusters, fault_id)
+                clusters = list(admin.get(self.path) or [])
+                cut = [c for c in clusters if c != cluster]
+                if cut == clusters:
+                    raise FaultError(f"{self.fault_id}: region {ep.region} does not replicate {self.namespace} to "
+                                     f"{self.target.region} (replication clusters {clusters}); nothing to remove")
+                self.before[ep.region] = clusters
+                _set_and_check(admin, ep.region, self.path, cut, self.fault_id)
             finally:
                 admin.close()
+        return {"replication_cut": {region: sorted(c for c in clusters if c != cluster)
+                                    for region, clusters in self.before.items()}}
 
-    return restore
-
+    def restore(self) -> None:
+        for name in list(self.before):
+            admin = self.deployment.region(name).admin()
+            try:
+                _set_and_check(admin, name, self.path, self.before[name], self.fault_id)
+            finally:
+                admin.close()
+            del self.before[name]

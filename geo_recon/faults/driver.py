@@ -73,41 +73,34 @@ class FaultDriver:
             self._deployment = self.backend.deployment()
         return self._deployment
 
-    def _apply(self, fault: ScheduledFault) -> tuple[dict[str, Any], Callable[[], None]]:
+    def _plan(self, fault: ScheduledFault) -> tuple[Callable[[], dict[str, Any]], Callable[[], None]]:
+        """How to apply the fault, and how to undo it (known before it is applied, so that a fault that
+        fails half-way is still undone)."""
         spec = fault.spec
         if spec.kind == "command":
             assert spec.command is not None  # the spec's validator sees to it
             command = CommandFault(fault.id, spec.command, secrets=self._target().secrets, progress=self.progress)
-            return command.inject(), command.heal
+            return command.inject, command.heal
         if spec.kind in ADMIN_KINDS:
-            undo = admin_faults.remove_from_replication(self._target(), self.namespace, spec.target or "", fault.id)
-            return {}, undo
+            cut = admin_faults.ReplicationCut(self._target(), self.namespace, spec.target or "", fault.id)
+            return cut.apply, cut.restore
         apply_name, undo_name = _METHODS[spec.kind]
         apply, undo = getattr(self.backend, apply_name, None), getattr(self.backend, undo_name, None)
         if apply is None or undo is None:
             raise FaultError(f"{fault.id} ({spec.describe()}): the {self.backend.name} backend cannot do {spec.kind}")
-        measured = apply(fault.id, spec)
-        return measured, lambda: undo(fault.id)
+        return (lambda: apply(fault.id, spec)), (lambda: undo(fault.id))
 
     def inject(self, fault: ScheduledFault) -> None:
         spec = fault.spec
         started = self._clock()
-        pending = ActiveFault(fault.id, spec.kind, fault.target, lambda: self._undo_by_backend(fault))
-        self.active[fault.id] = pending  # a fault that fails half-way is still healed by heal_all
-        measured, undo = self._apply(fault)
-        pending.undo = undo
+        apply, undo = self._plan(fault)
+        self.active[fault.id] = ActiveFault(fault.id, spec.kind, fault.target, undo)  # healed even if apply fails
+        measured = apply()
         self.on_event(fault_event("start", fault, self.regions, **({"measured": measured} if measured else {})))
         self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
         if spec.kind == "restart":  # a restart heals itself
             self.active.pop(fault.id, None)
             self.on_event(fault_event("stop", fault, self.regions))
-
-    def _undo_by_backend(self, fault: ScheduledFault) -> None:
-        """Undo a fault whose apply did not finish: what the backend recorded of it, if anything."""
-        name = _METHODS.get(fault.spec.kind, ("", ""))[1]
-        undo = getattr(self.backend, name, None) if name else None
-        if undo is not None:
-            undo(fault.id)
 
     def heal(self, fault: ScheduledFault) -> None:
         active = self.active.get(fault.id)

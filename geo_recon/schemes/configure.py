@@ -1,19 +1,6 @@
-"""How each scheme is applied and verified on a deployment (the Scheme objects in ``base`` call these).
-
-``apply`` changes only what differs and returns the list of changes (empty on
-a second run). ``verify`` trusts nothing that was sent: it reads every setting
-back from every region and, for the strong scheme, writes to a topic and reads
-the BookKeeper ledger placement back to prove that every write set spans at
-least two regions. A check that fails is a failure, never a warning.
-
-async: every cluster registers every peer; a tenant allowed in all clusters; a
-namespace replicated to all of them; deduplication on or off as asked.
-strong: one cluster; every bookie labelled ``/<region>/rack-1``; brokers with
-region-aware placement; the namespace's persistence (ensemble, write and ack
-quorum) such that an ack needs bookies in two regions.
-
-Both: infinite retention in the test namespace, so the end-of-run drain reader
-can tell "never stored here" from "stored but not consumed".
+"""How each scheme is applied and verified on a deployment: the Scheme objects in ``base`` call these
+(what each scheme means is in the package's docstring). Every change is made only where it differs;
+every check reads the setting back from the cluster.
 """
 
 from __future__ import annotations

@@ -49,3 +49,85 @@ def test_a_fault_that_works_is_injected_healed_and_swept():
     _drive_faults(injector, _schedule(), time.time_ns(), stop, errors)
     assert errors == [] and not stop.is_set()
     assert injector.calls == [("inject", "f1"), ("heal", "f1"), ("heal_all",)]
+
+
+# ---------------------------------------------------------------- capabilities, command faults
+
+
+from geo_recon.deploy.external import ExternalBackend  # noqa: E402
+from geo_recon.deploy.local_backend import LocalLabBackend  # noqa: E402
+from geo_recon.deploy.topology import LabSpec  # noqa: E402
+from geo_recon.errors import ConfigError, FaultError  # noqa: E402
+from geo_recon.faults.driver import FaultDriver, refuse_unsupported  # noqa: E402
+from geo_recon.faults.spec import expand  # noqa: E402
+
+
+def _scheduled(**spec):
+    return expand([FaultSpec(**spec)], 60, 0)
+
+
+def test_a_fault_the_backend_cannot_do_is_refused_before_anything_starts(tmp_path):
+    external = ExternalBackend(tmp_path / "clusters.yaml")  # not even read: refused first
+    with pytest.raises(ConfigError, match=r"^s.yaml: fault f1 \(kill a\): the external backend cannot do kill "
+                                          r"faults \(capabilities: none of them; every backend has command"):
+        refuse_unsupported(external, _scheduled(kind="kill", target="a"), "s.yaml: ")
+    refuse_unsupported(external, _scheduled(kind="command", command={"inject": "true", "heal": "true"}))
+    refuse_unsupported(external, _scheduled(kind="replication", target="b"))
+    lab = LocalLabBackend(LabSpec(regions=("a", "b"), scheme="async"))
+    for kind, extra in (("kill", {"target": "a"}), ("pause", {"target": "a/broker"}),
+                        ("partition", {"groups": [["a"], ["b"]]}), ("bandwidth", {"rate_kbps": 100})):
+        refuse_unsupported(lab, _scheduled(kind=kind, **extra))
+
+
+def _command_driver(tmp_path):
+    events, messages = [], []
+    driver = FaultDriver(ExternalBackend(tmp_path / "none.yaml"), regions=["a", "b"], namespace="geo/recon",
+                         on_event=events.append, progress=messages.append)
+    driver._deployment = _NoSecrets()
+    return driver, events, messages
+
+
+class _NoSecrets:
+    secrets = ()
+
+
+def test_a_command_fault_runs_inject_then_verify_then_heal_and_records_both_ends(tmp_path):
+    flag = tmp_path / "broken"
+    driver, events, _ = _command_driver(tmp_path)
+    [fault] = _scheduled(kind="command", target="b", command={
+        "inject": f"touch {flag}", "verify": f"test -e {flag}", "heal": f"rm {flag}", "timeout_s": 5})
+    driver.inject(fault)
+    assert flag.exists() and list(driver.active) == ["f1"]
+    driver.heal(fault)
+    assert not flag.exists() and driver.active == {}
+    assert [(e["phase"], e["fault"], e["target"]) for e in events] == [("start", "command", "b"), ("stop", "command", "b")]
+    assert "verified_after_s" in events[0]["measured"]
+
+
+def test_a_command_fault_that_does_not_take_effect_fails_and_is_still_healed(tmp_path):
+    healed = tmp_path / "healed"
+    driver, events, _ = _command_driver(tmp_path)
+    [fault] = _scheduled(kind="command", command={"inject": "true", "verify": "false", "heal": f"touch {healed}",
+                                                  "timeout_s": 1})
+    with pytest.raises(FaultError, match=r"f1: not in effect: the verify command still exits 1 1s after inject"):
+        driver.inject(fault)
+    assert driver.heal_all() == ["f1"] and healed.exists()
+
+
+def test_a_command_that_hangs_is_stopped_at_its_time_limit(tmp_path):
+    driver, _, _ = _command_driver(tmp_path)
+    [fault] = _scheduled(kind="command", command={"inject": "sleep 30", "heal": "true", "timeout_s": 0.5})
+    started = time.monotonic()
+    with pytest.raises(FaultError, match=r"f1: inject command did not finish within 0.5s: sleep 30"):
+        driver.inject(fault)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"kind": "command"}, "a command fault needs command"),
+    ({"kind": "kill", "target": "a", "command": {"inject": "x", "heal": "y"}}, "a kill fault takes no command"),
+    ({"kind": "replication"}, "a replication fault needs a target"),
+])
+def test_fault_specs_that_cannot_work_are_refused(spec, words):
+    with pytest.raises(ValueError, match=words):
+        FaultSpec(**spec)
