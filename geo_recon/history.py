@@ -45,9 +45,10 @@ from typing import Any
 import orjson
 
 from geo_recon.errors import GeoReconError
+from geo_recon.rundir import RunDir
 
-HISTORY_DIR = "history"
-RUN_JSON = "run.json"
+HISTORY_DIR = RunDir.HISTORY
+RUN_JSON = RunDir.RUN
 HISTORY_SUFFIX = ".jsonl"
 
 SEND_TYPES = frozenset({"invoke", "ok", "fail", "info"})

@@ -51,8 +51,9 @@ from geo_recon.check.timing import (
 )
 from geo_recon.errors import GeoReconError
 from geo_recon.history import HistoryError
+from geo_recon.rundir import RunDir
 
-RESULTS_JSON = "results.json"
+RESULTS_JSON = RunDir.RESULTS
 COUNTED = (Anomaly.LOST, Anomaly.STORED_NOT_CONSUMED, Anomaly.DUPLICATES, Anomaly.REDELIVERED,
            Anomaly.REORDERED, Anomaly.UNEXPECTED, Anomaly.RECOVERED)
 

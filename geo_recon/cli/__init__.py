@@ -45,7 +45,6 @@ COMMANDS = {
 
 class _Group(click.Group):
     """The main group: commands loaded on use; user-facing errors as one line and exit code 2."""
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

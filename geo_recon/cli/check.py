@@ -79,7 +79,6 @@ def bench_check(messages: int, regions: int, producers: int | None, keep: Path |
     if as_json:
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
-
         click.echo(format_report(report))
 
 

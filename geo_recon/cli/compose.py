@@ -14,6 +14,7 @@ from geo_recon.deploy.compose_backend import ComposeBackend
 from geo_recon.deploy.topology import LabSpec, parse_regions
 from geo_recon.errors import ConfigError
 from geo_recon.scenario import load as load_scenario
+from geo_recon.report.console import compose_status_lines, endpoint_lines, endpoints_json
 
 
 @click.group()
@@ -76,12 +77,10 @@ def compose_up(project_dir: Path, timeout: float, keep_on_failure: bool, as_json
     backend = ComposeBackend(project_dir, progress=timed_progress())
     endpoints = backend.up(timeout=timeout, keep_on_failure=keep_on_failure)
     if as_json:
-        click.echo(json.dumps({e.region: {"cluster": e.cluster, "service_url": e.service_url,
-                                          "admin_url": e.admin_url} for e in endpoints}, indent=2))
+        click.echo(endpoints_json(endpoints))
         return
-    click.echo(f"compose lab {backend.lab.project}: scheme {backend.lab.spec.scheme}")
-    for e in endpoints:
-        click.echo(f"  region {e.region:<8} cluster {e.cluster:<6} service {e.service_url:<28} admin {e.admin_url}")
+    click.echo("\n".join(endpoint_lines(f"compose lab {backend.lab.project}: scheme {backend.lab.spec.scheme}",
+                                        endpoints)))
 
 
 @compose.command("down")
@@ -108,10 +107,7 @@ def compose_status(project_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps({"project": lab.project, "healthy": healthy,
                                "services": [dataclasses.asdict(r) for r in rows]}, indent=2))
     else:
-        click.echo(f"compose lab {lab.project}: scheme {lab.spec.scheme}, {'healthy' if healthy else 'NOT healthy'}")
-        for r in rows:
-            click.echo(f"  {r.service:<16}{r.state:<12}{r.health or '-':<12}"
-                       f"{'' if r.state != 'exited' else f'exit {r.exit_code}'}")
+        click.echo("\n".join(compose_status_lines(lab, rows, healthy)))
     if not healthy:
         raise SystemExit(1)
 
@@ -130,7 +126,6 @@ def _process_fault(action: str, doc: str):
     @_project_dir
     @click.argument("component")
     def command(project_dir: Path, component: str) -> None:
-
         backend = ComposeBackend(project_dir)
         getattr(backend, action)(component)
         click.echo(f"{action}: {component} in {backend.lab.project}")

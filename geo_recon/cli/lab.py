@@ -11,8 +11,10 @@ import click
 
 from geo_recon.cli.common import lab_name_option, timed_progress
 from geo_recon.deploy import lab_bench as bench
-from geo_recon.deploy import local, netns
+from geo_recon.deploy import local
+from geo_recon.deploy.local_backend import isolation_for
 from geo_recon.deploy.topology import LabSpec, parse_regions
+from geo_recon.report.console import endpoint_lines, endpoints_json, lab_bench_lines, lab_status_lines
 
 
 @click.group()
@@ -35,24 +37,15 @@ def lab() -> None:
 def lab_up(regions: str, scheme: str, name: str, base_port: int, isolation: str, subnet: int,
            timeout: float, keep_on_failure: bool, as_json: bool) -> None:
     """Start a lab and wait until every region passes a produce/consume round trip."""
-    if isolation == "auto":
-        isolation = "netns" if netns.is_root() else "loopback"
-    spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name, base_port=base_port,  # type: ignore[arg-type]
-                   isolation=isolation, subnet=subnet)  # type: ignore[arg-type]
+    spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name,  # type: ignore[arg-type]
+                   base_port=base_port, isolation=isolation_for(isolation), subnet=subnet)  # type: ignore[arg-type]
     spec.validate()
     state = local.up(spec, progress=timed_progress(), timeout=timeout, keep_on_failure=keep_on_failure)
-    _print_endpoints(state, as_json)
-
-
-def _print_endpoints(state, as_json: bool) -> None:
-
     if as_json:
-        click.echo(json.dumps({e.region: {"cluster": e.cluster, "service_url": e.service_url,
-                                          "admin_url": e.admin_url} for e in state.endpoints}, indent=2))
+        click.echo(endpoints_json(state.endpoints))
         return
-    click.echo(f"lab {state.name!r}: scheme {state.scheme}, isolation {state.isolation}, Pulsar {state.pulsar_version}")
-    for e in state.endpoints:
-        click.echo(f"  region {e.region:<8} cluster {e.cluster:<6} service {e.service_url:<28} admin {e.admin_url}")
+    header = f"lab {state.name!r}: scheme {state.scheme}, isolation {state.isolation}, Pulsar {state.pulsar_version}"
+    click.echo("\n".join(endpoint_lines(header, state.endpoints)))
 
 
 @lab.command("status")
@@ -68,12 +61,7 @@ def lab_status(name: str, as_json: bool) -> None:
                                "endpoints": [e.model_dump() for e in state.endpoints],
                                "components": [dataclasses.asdict(r) for r in rows]}, indent=2))
     else:
-        click.echo(f"lab {state.name!r}: scheme {state.scheme}, phase {state.phase}, isolation {state.isolation}")
-        click.echo(f"  {'component':<16}{'region':<8}{'pid':>8}  {'state':<12}{'listening':<11}{'rss MiB':>8}  ports")
-        for r in rows:
-            ports = " ".join(f"{k}={v}" for k, v in r.ports.items())
-            click.echo(f"  {r.name:<16}{r.region:<8}{r.pid or '-':>8}  {r.state:<12}{'yes' if r.listening else 'no':<11}"
-                       f"{r.rss_mib:>8.0f}  {r.address} {ports}")
+        click.echo("\n".join(lab_status_lines(state, rows)))
     if not healthy:
         raise SystemExit(1)
 
@@ -96,15 +84,12 @@ def lab_down(name: str, force: bool) -> None:
 @click.option("--subnet", default=200, show_default=True, type=int)
 def lab_bench(region_counts: str, schemes: str, name: str, base_port: int, isolation: str, subnet: int) -> None:
     """Measure cold `lab up` time (jars cached) and total RSS per scheme and region count."""
-    if isolation == "auto":
-        isolation = "netns" if netns.is_root() else "loopback"
+    isolation = isolation_for(isolation)
     figures = []
     for scheme in parse_regions(schemes):
         for count in (int(c) for c in parse_regions(region_counts)):
             click.echo(f"measuring {scheme} with {count} regions ...", err=True)
             figures.append(bench.measure(scheme, count, name=name, isolation=isolation, base_port=base_port,
                                          subnet=subnet, progress=lambda _m: None))
-    click.echo(f"machine: {platform.node()}, {os.cpu_count()} cores, isolation {isolation}")
-    click.echo(f"{'scheme':<8}{'regions':>8}{'JVMs':>6}{'ready s':>9}{'RSS MiB':>9}")
-    for f in figures:
-        click.echo(f"{f.scheme:<8}{f.regions:>8}{f.components:>6}{f.ready_seconds:>9.1f}{f.total_rss_mib:>9.0f}")
+    click.echo("\n".join(lab_bench_lines(figures, machine=f"{platform.node()}, {os.cpu_count()} cores",
+                                          isolation=isolation)))

@@ -18,6 +18,7 @@ from geo_recon.workload import bench as load_bench
 from geo_recon.workload import runner
 from geo_recon.workload.merge import merge_worker_dirs
 from geo_recon.workload.runner import ClockServer
+from geo_recon.report.console import load_bench_lines
 
 
 @click.command()
@@ -64,22 +65,9 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
     figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
                              fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
                              progress=lambda m: click.echo(m, err=True))
-    click.echo(f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
-               f"{scheme} scheme ({target.source})")
-    perf = figures[0].achieved_rate
-    click.echo(f"{'run':<34}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}")
-    for f in figures:
-        err = f"{f.rate_error * 100:.2f}%" if f.rate_error is not None else "-"
-        target_rate = f"{f.target_rate:.0f}" if f.target_rate else "max"
-        click.echo(f"{f.label:<34}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
-                   f"{err:>8}{f.acked:>10}{f.received:>10}")
-    click.echo("received counts this region's consumer receipts (recording keeps up when received == acked).")
-    raw = next((f for f in figures if f.label.startswith("python client")), None)
-    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
-    if raw and best and raw.achieved_rate > 0:
-        click.echo(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
-                   f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
-                   "of the Python client alone.")
+    header = (f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
+              f"{scheme} scheme ({target.source})")
+    click.echo("\n".join(load_bench_lines(figures, header=header)))
 
 
 @click.command("merge")
@@ -89,8 +77,6 @@ def merge_command(worker_dirs, out_dir) -> None:
     """Bring the output directories of `geo-recon worker` (one per region) into one run
     directory for `geo-recon check`: histories side by side, one run.json with every
     region and each worker's measured clock offset."""
-
-
     run = merge_worker_dirs([Path(d) for d in worker_dirs], Path(out_dir))
     click.echo(f"merged {len(worker_dirs)} worker director{'y' if len(worker_dirs) == 1 else 'ies'} into {out_dir}: "
                f"regions {', '.join(run['regions'])} (check it with: geo-recon check {out_dir})")

@@ -26,8 +26,6 @@ def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
     """Run a scenario end to end: lab, scheme, load, faults, heal, drain, check, report.
 
     Exit code: 0 expectations met, 1 not met, 2 could not decide, 130 interrupted."""
-
-
     scenario = scenario_mod.load(scenario_file)
     outcomes = []
     progress = timed_progress()
@@ -43,7 +41,6 @@ def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
         if outcome.interrupted:
             raise SystemExit(130)
     if len(outcomes) > 1:
-
         click.echo(compare.compare_runs([o.run_dir for o in outcomes], out_dir=Path(runs_root)))
     codes = [o.exit_code for o in outcomes]
     raise SystemExit(2 if 2 in codes else max(codes))

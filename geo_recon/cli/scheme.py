@@ -12,6 +12,7 @@ from geo_recon import schemes
 from geo_recon import status as st
 from geo_recon.cli.common import scheme_for, scheme_settings, target_options
 from geo_recon.deploy import external as dep
+from geo_recon.report.console import check_lines, replication_lines
 
 
 @click.command()
@@ -46,9 +47,7 @@ def verify_config(scheme, lab_name, clusters_file, tenant, namespace, dedup, per
     if as_json:
         click.echo(json.dumps({"scheme": scheme, "ok": ok, "checks": [dataclasses.asdict(c) for c in checks]}, indent=2))
     else:
-        for c in checks:
-            where = f"[{c.region}] " if c.region else ""
-            click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {where}{c.name}: {c.detail}")
+        click.echo("\n".join(check_lines(checks)))
         click.echo(f"{scheme} scheme on {target.source}: " + ("verified" if ok else "NOT in effect"))
     if not ok:
         raise SystemExit(1)
@@ -64,12 +63,4 @@ def status(lab_name, clusters_file, tenant, namespace, as_json) -> None:
     if as_json:
         click.echo(json.dumps(st.to_json(statuses), indent=2))
         return
-    click.echo(f"{'region':<8}{'topic':<40}{'to':<8}{'connected':<11}{'backlog':>9}{'delay s':>9}{'in/s':>9}{'out/s':>9}")
-    for t in statuses:
-        name = t.topic.split("/")[-1][:38]
-        if not t.links:
-            click.echo(f"{t.region:<8}{name:<40}{'-':<8}{'(no replication: local or stretched cluster)'}")
-        for link in t.links:
-            click.echo(f"{t.region:<8}{name:<40}{link.remote:<8}{'yes' if link.connected else 'NO':<11}"
-                       f"{link.backlog:>9}{link.delay_seconds:>9.1f}{link.rate_in:>9.1f}{link.rate_out:>9.1f}")
-    click.echo(f"note: {st.DELAY_NOTE}")
+    click.echo("\n".join(replication_lines(statuses, st.DELAY_NOTE)))

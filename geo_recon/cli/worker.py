@@ -38,8 +38,6 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_
            workload_file, **options) -> None:
     """Run one region's load. With --region/--clusters/--out an SRE runs one in each real region;
     merge the history directories and run `geo-recon check` on them."""
-
-
     if config_file:
         summary = worker_mod.run_from_file(config_file, role=role)
     else:

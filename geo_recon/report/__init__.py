@@ -19,10 +19,11 @@ import os
 from pathlib import Path
 
 from geo_recon.report.model import Judgement, Outcome, ReportError, RunData, Verdict, load_run
+from geo_recon.rundir import RunDir
 
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
-JUNIT_XML = "junit.xml"
+REPORT_MD = RunDir.REPORT_MD
+REPORT_HTML = RunDir.REPORT_HTML
+JUNIT_XML = RunDir.JUNIT_XML
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 from geo_recon.errors import GeoReconError
 from geo_recon.report import facts as F
 from geo_recon.report.model import ReportError, RunData, load_run
+from geo_recon.rundir import RunDir
 
 COMPARISON_JSON = "comparison.json"
 COMPARISON_MD = "comparison.md"
@@ -476,7 +477,7 @@ def html(c: Comparison, out_dir: Path) -> str:
         body_rows.append(f'<tr id="row-{e(r.key)}"><th>{e(r.label)}</th>{cells}<td>{e(r.words)}</td></tr>')
     links = []
     for m in c.runs:
-        report = Path(m.run_dir) / "report.html"
+        report = RunDir(Path(m.run_dir)).file(RunDir.REPORT_HTML)
         if report.exists():
             links.append(f'<li><a href="{e(os.path.relpath(report, out_dir))}">{e(m.label)}: {e(m.run_dir)}</a></li>')
         else:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from geo_recon.errors import GeoReconError
+from geo_recon.rundir import RunDir
 
-RUN_FILES = ("run.json", "results.json", "verdict.json", "outcome.json", "resolved.json")
+RUN_FILES = RunDir.RECORDS
 
 
 class ReportError(GeoReconError):
@@ -212,7 +213,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     if not raw and not problems:
         raise ReportError(f"{path}: not a run directory (none of {', '.join(RUN_FILES)} is there)")
     billing = None
-    billing_file = path / "billing" / "report.json"
+    billing_file = RunDir(path).file(RunDir.BILLING_REPORT)
     if billing_file.exists():
         try:
             billing = json.loads(billing_file.read_text())

@@ -124,11 +124,11 @@ def test_workers_run_by_hand_in_each_region_merge_into_a_checkable_run(lab, tmp_
     """The SRE's path for real regions: a clusters file, one `geo-recon worker` per region with the
     same run id and start time, a reference clock, then `merge` and `check`."""
     from geo_recon import deployment
-
     from geo_recon.deploy import state
+    from geo_recon.deploy.local_backend import lab_deployment
 
     clusters = tmp_path / "clusters.yaml"
-    deployment.write_clusters_file(deployment.from_lab(NAME), clusters)
+    deployment.write_clusters_file(lab_deployment(NAME), clusters)
     bridge = state.load(NAME).bridge_address
     clock = subprocess.Popen([sys.executable, "-m", "geo_recon", "clock", "serve", "--bind", bridge, "--port", "34999"],
                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

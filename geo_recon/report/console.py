@@ -1,0 +1,78 @@
+"""Terminal tables for the commands that are not about a run: a lab's endpoints and components, a
+scheme's read-back checks, replication as Pulsar reports it, compose services, load benchmarks.
+Pure: values in, lines out (the ``cli`` modules print them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def endpoints_json(endpoints: Iterable[Any]) -> str:
+    return json.dumps({e.region: {"cluster": e.cluster, "service_url": e.service_url, "admin_url": e.admin_url}
+                       for e in endpoints}, indent=2)
+
+
+def endpoint_lines(header: str, endpoints: Iterable[Any]) -> list[str]:
+    return [header] + [f"  region {e.region:<8} cluster {e.cluster:<6} service {e.service_url:<28} admin {e.admin_url}"
+                       for e in endpoints]
+
+
+def lab_status_lines(state: Any, rows: Sequence[Any]) -> list[str]:
+    lines = [f"lab {state.name!r}: scheme {state.scheme}, phase {state.phase}, isolation {state.isolation}",
+             f"  {'component':<16}{'region':<8}{'pid':>8}  {'state':<12}{'listening':<11}{'rss MiB':>8}  ports"]
+    for r in rows:
+        ports = " ".join(f"{k}={v}" for k, v in r.ports.items())
+        lines.append(f"  {r.name:<16}{r.region:<8}{r.pid or '-':>8}  {r.state:<12}{'yes' if r.listening else 'no':<11}"
+                     f"{r.rss_mib:>8.0f}  {r.address} {ports}")
+    return lines
+
+
+def lab_bench_lines(figures: Sequence[Any], *, machine: str, isolation: str) -> list[str]:
+    return [f"machine: {machine}, isolation {isolation}",
+            f"{'scheme':<8}{'regions':>8}{'JVMs':>6}{'ready s':>9}{'RSS MiB':>9}"] + [
+        f"{f.scheme:<8}{f.regions:>8}{f.components:>6}{f.ready_seconds:>9.1f}{f.total_rss_mib:>9.0f}" for f in figures]
+
+
+def check_lines(checks: Iterable[Any]) -> list[str]:
+    """A scheme's read-back checks, one line each: ok or FAIL, the region, what was read."""
+    return [f"  {'ok  ' if c.ok else 'FAIL'} {f'[{c.region}] ' if c.region else ''}{c.name}: {c.detail}" for c in checks]
+
+
+def replication_lines(statuses: Iterable[Any], note: str) -> list[str]:
+    lines = [f"{'region':<8}{'topic':<40}{'to':<8}{'connected':<11}{'backlog':>9}{'delay s':>9}{'in/s':>9}{'out/s':>9}"]
+    for t in statuses:
+        name = t.topic.split("/")[-1][:38]
+        if not t.links:
+            lines.append(f"{t.region:<8}{name:<40}{'-':<8}{'(no replication: local or stretched cluster)'}")
+        for link in t.links:
+            lines.append(f"{t.region:<8}{name:<40}{link.remote:<8}{'yes' if link.connected else 'NO':<11}"
+                         f"{link.backlog:>9}{link.delay_seconds:>9.1f}{link.rate_in:>9.1f}{link.rate_out:>9.1f}")
+    return lines + [f"note: {note}"]
+
+
+def compose_status_lines(lab: Any, rows: Iterable[Any], healthy: bool) -> list[str]:
+    return [f"compose lab {lab.project}: scheme {lab.spec.scheme}, {'healthy' if healthy else 'NOT healthy'}"] + [
+        f"  {r.service:<16}{r.state:<12}{r.health or '-':<12}{'' if r.state != 'exited' else f'exit {r.exit_code}'}"
+        for r in rows]
+
+
+def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
+    """The publish-and-record benchmark: each run against pulsar-perf (the first figure), pacer error."""
+    perf = figures[0].achieved_rate
+    lines = [header,
+             f"{'run':<34}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}"]
+    for f in figures:
+        err = f"{f.rate_error * 100:.2f}%" if f.rate_error is not None else "-"
+        target_rate = f"{f.target_rate:.0f}" if f.target_rate else "max"
+        lines.append(f"{f.label:<34}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
+                     f"{err:>8}{f.acked:>10}{f.received:>10}")
+    lines.append("received counts this region's consumer receipts (recording keeps up when received == acked).")
+    raw = next((f for f in figures if f.label.startswith("python client")), None)
+    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
+    if raw and best and raw.achieved_rate > 0:
+        lines.append(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
+                     f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
+                     "of the Python client alone.")
+    return lines
