@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from geo_recon.cli.common import echo_progress
+from geo_recon.deploy import pulsar_dist
 
 
 @click.group()
@@ -16,8 +17,6 @@ def pulsar() -> None:
 @click.argument("kind", type=click.Choice(["server", "tools"]), default="server")
 def pulsar_fetch(kind: str) -> None:
     """Download the locked jars into the cache and verify their checksums."""
-    from geo_recon.deploy import pulsar_dist
-
     lib = pulsar_dist.fetch_jars(kind, progress=echo_progress)
     click.echo(str(lib))
 
@@ -26,15 +25,11 @@ def pulsar_fetch(kind: str) -> None:
 @click.argument("kind", type=click.Choice(["server", "tools"]), default="server")
 def pulsar_lock(kind: str) -> None:
     """Maintainers: re-resolve the pom with Maven and rewrite the lock file."""
-    from geo_recon.deploy import pulsar_dist
-
     click.echo(str(pulsar_dist.lock_jars(kind, progress=echo_progress)))
 
 
 @pulsar.command("java")
 def pulsar_java() -> None:
     """Show the Java that will run Pulsar (17 or newer is required)."""
-    from geo_recon.deploy import pulsar_dist
-
     java = pulsar_dist.find_java()
     click.echo(f"{java.path} (Java {java.version})")
