@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -32,19 +31,19 @@ import yaml
 from geo_recon import __version__, history, verdict
 from geo_recon.check import check_run, write_results
 from geo_recon.deploy import pulsar_dist
-from geo_recon.deploy.base import Backend, ConfiguresInside
+from geo_recon.deploy.base import Backend
 from geo_recon.deploy.compose_lab_backend import ComposeHooks
-from geo_recon.deployment import Deployment
-from geo_recon.errors import ConfigError, GeoReconError
+from geo_recon.errors import GeoReconError
 from geo_recon.faults.driver import FaultDriver, drive
 from geo_recon.faults.spec import ScheduledFault, expand
 from geo_recon.lifecycle.backends import backend_for
+from geo_recon.lifecycle.configure import configure, scheme_settings
 from geo_recon.lifecycle.observe import LiveLine, ReplicationSampler
-from geo_recon.lifecycle.workers import WorkerDriver, driver_for
+from geo_recon.lifecycle.workers import WorkerDriver, driver_for, warm_up
 from geo_recon.report import render_run
 from geo_recon.rundir import RunDir
 from geo_recon.scenario import Scenario
-from geo_recon.schemes import Check, Scheme, SchemeSettings
+from geo_recon.schemes import Scheme
 from geo_recon.schemes import get as scheme_named
 from geo_recon.secrets import scrub, scrubbing
 from geo_recon.workload import runner
@@ -152,7 +151,7 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
     """Backend up to backend down. Returns whether the workers' histories are in the run directory."""
     run_dir = outcome.run_dir
     controller = history.HistoryWriter(RunDir(run_dir).history_dir / "controller.jsonl")
-    settings = _settings(scenario)
+    settings = scheme_settings(scenario)
     faults: FaultDriver | None = None
     load: WorkerDriver | None = None
     result: dict[str, Any] | None = None
@@ -172,10 +171,10 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
         secrets = target.secrets
         progress = scrubbing(progress, secrets)  # every later line, errors included
         with phase("configure"):
-            _configure(backend, target, scheme, settings, scenario, progress)
+            configure(backend, target, scheme, settings, scenario, progress)
         if scenario.workload.warmup_s > 0:
             with phase("warm-up"):
-                _warm_up(backend, target, scheme, scenario, settings, run_dir, progress)
+                warm_up(backend, target, scheme, scenario, settings, run_dir, progress)
         with phase("load and faults"):
             run_id = runner.new_run_id()
             topics = runner.prepare_topics(target, scheme.name, scenario.workload, run_id, settings)
@@ -249,45 +248,6 @@ def _down(backend: Backend, run_dir: Path, phase, progress: Progress, *, keep: b
             progress(f"  could not take the lab down: {exc}")
 
 
-def _configure(backend: Backend, target: Deployment, scheme: Scheme, settings: SchemeSettings, scenario: Scenario,
-               progress: Progress) -> None:
-    """Apply the scheme and read every setting back; from inside the lab where the backend needs that."""
-    if isinstance(backend, ConfiguresInside):
-        s = scenario.settings
-        args = ["--tenant", s.tenant, "--namespace", s.namespace, "--dedup" if s.dedup else "--no-dedup",
-                "--persistence", s.persistence]
-        checks = [Check(**c) for c in backend.configure_inside(scheme.name, args, progress)]
-    else:
-        scheme.apply(target, settings, progress=lambda m: progress(f"  {m}"))
-        checks = scheme.verify(target, settings)
-    _report_checks(checks, scheme.name, progress)
-
-
-def _warm_up(backend: Backend, target: Deployment, scheme: Scheme, scenario: Scenario, settings: SchemeSettings,
-             run_dir: Path, progress: Progress) -> None:
-    """The same paths as the run (workers, replication, consumers) for a few seconds, not recorded:
-    freshly started brokers compile their hot paths in the first seconds, which would otherwise
-    show up as seconds of lag in the first measurements."""
-    workload = scenario.workload.model_copy(update={"duration_s": scenario.workload.warmup_s, "reader_drain": False,
-                                                    "drain_timeout_s": 30, "warmup_s": 0})
-    run_id = runner.new_run_id()
-    topics = runner.prepare_topics(target, scheme.name, workload, run_id, settings)
-    out = run_dir / "warm-up"
-    load = driver_for(backend, target, out=out, mount=out, run_id=run_id, topics=topics, workload=workload,
-                      seed=scenario.seed, settings=settings, progress=progress)
-    load.start()
-    try:
-        result = load.wait()
-    except BaseException:
-        load.stop()
-        raise
-    finally:
-        load.close()
-    acked = sum(s.get("acked", 0) for s in result["summaries"].values())
-    progress(f"  warm-up: {acked} messages acknowledged in {workload.duration_s:g}s (not recorded)")
-    shutil.rmtree(out, ignore_errors=True)
-
-
 def _heal_all(faults: FaultDriver | None, progress: Progress) -> None:
     if faults is not None:
         try:
@@ -295,27 +255,6 @@ def _heal_all(faults: FaultDriver | None, progress: Progress) -> None:
                 progress(f"  healed {item}")
         except GeoReconError as exc:
             progress(f"  healing failed: {exc}")
-
-
-def _report_checks(checks: list[Check], scheme: str, progress: Progress) -> None:
-    """Print every read-back check; ``RunError`` unless all passed."""
-    for c in checks:
-        progress(f"  {'ok  ' if c.ok else 'FAIL'} {f'[{c.region}] ' if c.region else ''}{c.name}: {c.detail}")
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        raise RunError(f"the {scheme} scheme is not in effect: " +
-                       "; ".join(f"{c.name}: {c.detail}" for c in failed))
-
-
-def _settings(scenario: Scenario) -> SchemeSettings:
-    s = scenario.settings
-    try:
-        e, w, a = (int(x) for x in s.persistence.split("/"))
-    except ValueError:
-        raise ConfigError(f"{scenario.source}: field settings.persistence: expected E/W/A like 2/2/2, "
-                          f"got {s.persistence!r}") from None
-    return SchemeSettings(tenant=s.tenant, namespace=s.namespace, dedup=s.dedup,
-                          ensemble=e, write_quorum=w, ack_quorum=a)
 
 
 def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase, progress: Progress) -> None:

@@ -11,6 +11,7 @@ stopped load left, write run.json.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from geo_recon.deploy.compose import HISTORY_VARIABLE, RUN_ID_VARIABLE, worker_s
 from geo_recon.deploy.compose_backend import ComposeBackend, ServiceState
 from geo_recon.deploy.compose_lab_backend import ComposeHooks, ComposeLabBackend
 from geo_recon.deployment import Deployment
+from geo_recon.scenario import Scenario
 from geo_recon.errors import ConfigError, GeoReconError
-from geo_recon.schemes import SchemeSettings
+from geo_recon.schemes import Scheme, SchemeSettings
 from geo_recon.workload import runner
 from geo_recon.workload.merge import merge_worker_dirs
 from geo_recon.workload.spec import WorkloadSpec
@@ -257,3 +259,28 @@ class ComposeWorkers:
                               extra={**extra, "compose_project": self.backend.lab.project,
                                      "merged_from": [str(self.mount)]})
         return merged
+
+
+def warm_up(backend: Backend, target: Deployment, scheme: Scheme, scenario: Scenario, settings: SchemeSettings,
+             run_dir: Path, progress: Progress) -> None:
+    """The same paths as the run (workers, replication, consumers) for a few seconds, not recorded:
+    freshly started brokers compile their hot paths in the first seconds, which would otherwise
+    show up as seconds of lag in the first measurements."""
+    workload = scenario.workload.model_copy(update={"duration_s": scenario.workload.warmup_s, "reader_drain": False,
+                                                    "drain_timeout_s": 30, "warmup_s": 0})
+    run_id = runner.new_run_id()
+    topics = runner.prepare_topics(target, scheme.name, workload, run_id, settings)
+    out = run_dir / "warm-up"
+    load = driver_for(backend, target, out=out, mount=out, run_id=run_id, topics=topics, workload=workload,
+                      seed=scenario.seed, settings=settings, progress=progress)
+    load.start()
+    try:
+        result = load.wait()
+    except BaseException:
+        load.stop()
+        raise
+    finally:
+        load.close()
+    acked = sum(s.get("acked", 0) for s in result["summaries"].values())
+    progress(f"  warm-up: {acked} messages acknowledged in {workload.duration_s:g}s (not recorded)")
+    shutil.rmtree(out, ignore_errors=True)
