@@ -236,6 +236,8 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
 
 def _down(backend: Backend, run_dir: Path, phase, progress: Progress, *, keep: bool) -> None:
     backend.keep_logs(run_dir, progress)
+    if not backend.started:  # existing clusters, a reused lab, a lab that did not come up
+        return
     if keep:
         hint = backend.left_running()
         if hint:

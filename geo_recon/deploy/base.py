@@ -52,6 +52,7 @@ class Backend(Protocol):
     """Clusters in several regions that a run can use."""
 
     name: str  # "local", "compose", "external": for messages and run.json
+    started: bool  # ``up`` started something, which ``down`` takes down (never so for existing clusters)
 
     def up(self, progress: Progress, workdir: Path) -> Deployment:
         """Start the clusters (or check the existing ones) and say where they answer. ``workdir`` is the

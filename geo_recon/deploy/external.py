@@ -17,6 +17,7 @@ from geo_recon.errors import ConfigError
 
 class ExternalBackend:
     name = "external"
+    started = False  # never: these clusters are not ours
 
     def __init__(self, clusters_file: str | Path) -> None:
         self.clusters_file = str(clusters_file)
