@@ -94,7 +94,7 @@ def test_existing_clusters_are_broken_healed_and_judged(clusters, tmp_path, name
     assert proc.returncode in (0, 1), log[-3000:]  # judged: met or not, never undecided
     run_dir = (tmp_path / "runs" / "latest").resolve()
     start, stop, line = r.fault_window(run_dir)
-    assert line["fault"] == name and stop - start >= 9e9
+    assert line["fault"] == name and stop - start >= 5e9  # recorded once in effect: inject and verify take a while
     FAULTS[name][2](run_dir, start, stop)
     # healed, and the lab is still up: the run neither started nor stopped it
     assert run_cli("lab", "status", "--name", NAME).returncode == 0
