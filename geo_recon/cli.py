@@ -809,6 +809,7 @@ from geo_recon.check.cli import bench as _bench_group, check as _check_command  
 cli.add_command(_check_command)
 cli.add_command(_bench_group)
 _bench_group.add_command(bench_load)
+cli.add_command(__import__("geo_recon.canary.cli", fromlist=["canary"]).canary)  # canary run | bench (click only)
 
 
 @cli.command("merge")

@@ -68,6 +68,7 @@ STATE_VERSION = 1
 _PROD, _SEQ, _ORIG, _SENT, _ACK, _ST, _DUE, _EXPOSED, _SLOTS = range(9)
 # States.
 _PENDING, _OK, _UNKNOWN, _DECIDED_OK, _DECIDED_NOT = range(5)
+_NEVER = 1 << 62
 
 
 class _Lost:
@@ -177,6 +178,7 @@ class CanaryChecker:
         k = len(regions)
         self._k = k
         self._now = 0
+        self._wake = _NEVER  # the earliest due or forget time at a queue's head: below it, nothing to decide
         self._live: dict[str, dict[int, list]] = {}  # producer -> seq -> entry (undecided and tombstones)
         self._origin_of: dict[str, int] = {}  # producer -> origin index
         self._forgot: dict[str, int] = {}  # producer -> highest seq forgotten (rule 5)
@@ -210,7 +212,10 @@ class CanaryChecker:
 
     def sent(self, producer: str, origin: str, seq: int, t_ns: int) -> None:
         """``producer`` (of region ``origin``) invoked a send of ``seq`` at ``t_ns``."""
-        self._advance(t_ns)
+        if t_ns > self._now:
+            self._now = t_ns
+        if self._now > self._wake:
+            self._run_due()
         o = self._r[origin]
         known = self._origin_of.setdefault(producer, o)
         if known != o:
@@ -218,9 +223,12 @@ class CanaryChecker:
         per = self._live.get(producer)
         if per is None:
             per = self._live[producer] = {}
-        entry = [producer, seq, o, t_ns, None, _PENDING, self._now + 2 * self._deadline, False] + [None] * self._k
+        due = self._now + 2 * self._deadline
+        entry = [producer, seq, o, t_ns, None, _PENDING, due, False] + [None] * self._k
         per[seq] = entry
         self._pending_q.append(entry)
+        if due < self._wake:
+            self._wake = due
         self._sent[o] += 1
         self._count += 1
         if self._count > self._peak:
@@ -228,16 +236,21 @@ class CanaryChecker:
 
     def acked(self, producer: str, seq: int, t_ns: int) -> None:
         """The send of ``seq`` was acknowledged (stored in its origin region) at ``t_ns``."""
-        self._advance(t_ns)
-        entry = self._entry(producer, seq)
+        if t_ns > self._now:
+            self._now = t_ns
+        if self._now > self._wake:
+            self._run_due()
+        per = self._live.get(producer)
+        entry = None if per is None else per.get(seq)
         if entry is None or entry[_ST] != _PENDING:
             return  # an ack for a message already decided (unknown outcome) or never sent: nothing expected
-        t = self._now if t_ns < self._now else t_ns
         o = entry[_ORIG]
         entry[_ST] = _OK
         entry[_ACK] = t_ns
-        entry[_DUE] = t + self._deadline
+        due = entry[_DUE] = self._now + self._deadline
         self._done_q.append(entry)
+        if due < self._wake:
+            self._wake = due
         self._acked[o] += 1
         self._last_ack[o] = t_ns
         k = self._k
@@ -263,18 +276,23 @@ class CanaryChecker:
         entry = self._entry(producer, seq)
         if entry is None or entry[_ST] != _PENDING:
             return
-        t = self._now if t_ns < self._now else t_ns
         entry[_ST] = _UNKNOWN
-        entry[_DUE] = t + self._deadline
+        due = entry[_DUE] = self._now + self._deadline
         self._done_q.append(entry)
+        if due < self._wake:
+            self._wake = due
         self._failed[entry[_ORIG]] += 1
 
     def delivered(self, region: str, producer: str, seq: int, msg_id: Hashable, t_ns: int) -> None:
         """Region ``region``'s consumer received ``(producer, seq)`` stored as ``msg_id``, at ``t_ns``."""
-        self._advance(t_ns)
+        if t_ns > self._now:
+            self._now = t_ns
+        if self._now > self._wake:
+            self._run_due()
         r = self._r[region]
         k = self._k
-        entry = self._entry(producer, seq)
+        per = self._live.get(producer)
+        entry = None if per is None else per.get(seq)
         if entry is None:
             o = self._origin_of.get(producer)
             if o is not None and seq <= self._forgot.get(producer, -1):
@@ -400,6 +418,10 @@ class CanaryChecker:
     def _advance(self, t: int) -> None:
         if t > self._now:
             self._now = t
+        if self._now > self._wake:
+            self._run_due()
+
+    def _run_due(self) -> None:
         now = self._now
         done, pending, tomb = self._done_q, self._pending_q, self._tomb_q
         # Decide in due order across both queues, so that the tombstones are in forget order.
@@ -418,6 +440,14 @@ class CanaryChecker:
                 break
         while tomb and tomb[0][0] < now:
             self._forget(tomb.popleft()[1])
+        wake = _NEVER
+        if done:
+            wake = done[0][_DUE]
+        if pending and pending[0][_DUE] < wake:
+            wake = pending[0][_DUE]  # perhaps stale (completed since): then this only wakes us early
+        if tomb and tomb[0][0] < wake:
+            wake = tomb[0][0]
+        self._wake = wake
 
     def _decide(self, entry: list) -> None:
         """Rule 3: the watermark passed this message's due time."""
@@ -503,6 +533,7 @@ class CanaryChecker:
         checker._hist = [list(h) for h in state["hist"]]
         checker._hist_sum, checker._hist_n = list(state["hist_sum"]), list(state["hist_n"])
         k = checker._k
+        checker._wake = 0  # the next event looks at the queues' heads
         for item in state["entries"]:
             where = item[0]
             entry = [*item[1:1 + _SLOTS], *(_dec_slot(s) for s in item[1 + _SLOTS])]

@@ -19,7 +19,7 @@ from geo_recon.canary.checker import PAIR_COUNTERS, CanaryChecker
 from tests.property.canary_reference import reference
 
 MS = 1_000_000
-SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
