@@ -61,7 +61,9 @@ def run(lab_name, clusters_file, tenant, namespace, topic, subscription, rate, d
     check_namespace(target, settings, progress=_progress)
     stop = threading.Event()
     if duration is not None:
-        threading.Timer(duration, stop.set).start()
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True  # stopped sooner (Ctrl-C): do not keep the process alive
+        timer.start()
     Canary(target, settings, progress=_progress).run(stop)
 
 
