@@ -52,12 +52,12 @@ def run(lab_name, clusters_file, tenant, namespace, topic, subscription, rate, d
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:9464")
-    target = dep.resolve(lab_name, clusters_file)
     settings = CanarySettings(rate=rate, deadline_s=deadline_s, horizon_s=horizon_s, tenant=tenant,
                               namespace=namespace, topic=topic, subscription=subscription, host=host, port=int(port),
                               state_dir=state_dir, checkpoint_every_s=checkpoint_every_s,
                               send_timeout_s=send_timeout_s)
     settings.validate()
+    target = dep.resolve(lab_name, clusters_file)
     check_namespace(target, settings, progress=_progress)
     stop = threading.Event()
     if duration is not None:
