@@ -38,7 +38,7 @@ from geo_recon.canary.metrics import CanaryView, MetricsServer
 from geo_recon.deployment import Deployment, RegionEndpoint
 from geo_recon.errors import ConfigError
 from geo_recon.workload import message, schedule
-from geo_recon.workload.worker import DEFINITE_FAILURES, format_msg_id
+from geo_recon.workload.worker import format_msg_id
 
 STATE_FILE = "canary-state.json"
 TOPIC_NAME = "geo-recon-canary"
@@ -416,7 +416,7 @@ class _RegionLink(threading.Thread):
         def done(result: Any, _msg_id: Any) -> None:
             if getattr(result, "name", str(result)) == "Ok":
                 events.put(("a", name, seq, time.time_ns(), region))
-            else:  # refused (DEFINITE_FAILURES) or unknown: either way not expected anywhere
+            else:  # refused or unknown (timeout, disconnect): either way not expected anywhere
                 events.put(("f", name, seq, time.time_ns()))
 
         return done
@@ -475,4 +475,4 @@ def _quiet_logger():
     return logger
 
 
-__all__ = ["Canary", "CanarySettings", "DEFINITE_FAILURES", "summary_line"]
+__all__ = ["Canary", "CanarySettings", "check_namespace", "summary_line"]
