@@ -47,25 +47,47 @@ def lab():
     run_cli("lab", "down", "--name", NAME)  # also removes the faults left in place (region a has no data left)
 
 
+class _Canary:
+    """The canary as a user runs it: a CLI process, stopped with SIGTERM, restarted on the same state."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.proc, self.starts = out, None, 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.out / f"canary-{self.starts}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "geo_recon", "canary", "run", "--lab", NAME, "--rate", str(RATE),
+             "--deadline", str(DEADLINE_S), "--listen", f"127.0.0.1:{CANARY_PORT}",
+             "--state-dir", str(self.out / "state"), "--checkpoint-every", "1", "--send-timeout", "10"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        log.close()
+        _wait(lambda: _get(f"http://127.0.0.1:{CANARY_PORT}/healthz") is not None, 60, "the canary's /healthz")
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+        finally:
+            self.proc = None
+
+    def log(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.out.glob("canary-*.log")))[-3000:]
+
+
 @pytest.fixture(scope="module")
 def canary(lab, tmp_path_factory):
-    out = tmp_path_factory.mktemp("canary")
-    log = open(out / "canary.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "geo_recon", "canary", "run", "--lab", NAME, "--rate", str(RATE),
-         "--deadline", str(DEADLINE_S), "--listen", f"127.0.0.1:{CANARY_PORT}", "--state-dir", str(out / "state"),
-         "--checkpoint-every", "1", "--send-timeout", "10"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    runner = _Canary(tmp_path_factory.mktemp("canary"))
+    runner.start()
     try:
-        _wait(lambda: _get(f"http://127.0.0.1:{CANARY_PORT}/healthz") is not None, 60, "the canary's /healthz")
-        yield out / "canary.log"
+        yield runner
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        runner.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +118,8 @@ def prom(canary, tmp_path_factory):
 
 
 class _Prom:
-    def __init__(self, url: str, canary_log: Path) -> None:
-        self.url, self.canary_log = url, canary_log
+    def __init__(self, url: str, canary: _Canary) -> None:
+        self.url, self.canary = url, canary
 
     def query(self, expr: str) -> dict[tuple, float]:
         body = _get(f"{self.url}/api/v1/query?query={urllib.parse.quote(expr)}")
@@ -112,7 +134,7 @@ class _Prom:
         return next(iter(result.values()), None)
 
     def tail(self) -> str:
-        return self.canary_log.read_text()[-3000:]
+        return self.canary.log()
 
 
 def _get(url: str) -> str | None:
@@ -148,6 +170,19 @@ def test_steady_state_every_pair_delivers_and_nothing_is_exposed(prom):
     assert health["status"] == "ok" and all(r["up"] for r in health["regions"].values()), health
     assert prom.value("sum(geo_recon_canary_lost_total)") == 0, prom.tail()
     assert prom.value("max(geo_recon_canary_oldest_pending_seconds)") < 5
+
+
+def test_a_canary_restarted_after_more_than_the_deadline_does_not_count_its_downtime_as_loss(prom):
+    before = prom.value('sum(geo_recon_canary_delivered_total{origin="a",region="b"})')
+    assert prom.canary.stop() == 0, prom.tail()  # SIGTERM: a last checkpoint, then exit 0
+    time.sleep(DEADLINE_S + 5)  # every message in flight at the stop is past its deadline now
+    prom.canary.start()
+    assert "restored" in (prom.canary.out / "canary-2.log").read_text(), prom.tail()
+    _wait(lambda: (prom.value('sum(geo_recon_canary_delivered_total{origin="a",region="b"})') or 0) > before + RATE * 5,
+          60, "deliveries to go on after the restart")
+    time.sleep(5)
+    assert prom.value("sum(geo_recon_canary_lost_total)") == 0, prom.tail()
+    assert prom.value("sum(geo_recon_canary_unexpected_total)") == 0, prom.tail()
 
 
 def test_a_partition_raises_exposure_and_lag_which_fall_after_the_heal_with_nothing_lost(prom):
