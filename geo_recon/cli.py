@@ -810,6 +810,10 @@ cli.add_command(_check_command)
 cli.add_command(_bench_group)
 _bench_group.add_command(bench_load)
 
+from geo_recon.compose_engine_cli import register as _register_compose_engine  # noqa: E402
+
+_register_compose_engine(compose)  # compose engine up|down, compose images
+
 
 @cli.command("merge")
 @click.argument("worker_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
