@@ -61,13 +61,15 @@ COPY toxiproxy-cli /toxiproxy-cli
 ENTRYPOINT ["/toxiproxy"]
 CMD ["-host=0.0.0.0"]
 """
+# Two stages, so the wheels are not a layer of the image.
 WORKER_DOCKERFILE = """\
-FROM {base}
+FROM {base} AS install
 COPY wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/geo-recon \\
  && /opt/geo-recon/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \\
-      --find-links /tmp/wheels geo-recon \\
- && rm -rf /tmp/wheels
+      --find-links /tmp/wheels geo-recon
+FROM {base}
+COPY --from=install /opt/geo-recon /opt/geo-recon
 ENV PATH=/opt/geo-recon/bin:{path}
 WORKDIR /
 CMD ["geo-recon", "--help"]
@@ -129,6 +131,16 @@ def _build(context: Path, tag: str, *, dockerfile: Path | None = None) -> None:
     _check(_docker([*argv, str(context)], env={"DOCKER_BUILDKIT": "0"}), f"building {tag}")
 
 
+def _drop_older(tag: str) -> None:
+    """Remove the image's earlier builds (same name and version, other inputs): one worker image per source."""
+    repository = tag.split(":", 1)[0]
+    family = tag.rsplit("-", 1)[0] + "-"  # the same version (geo-recon-pulsar:4.0.7-), another input hash
+    proc = _docker(["images", "--format", "{{.Repository}}:{{.Tag}}", repository], timeout=60)
+    older = [t for t in proc.stdout.decode().split() if t != tag and t.startswith(family)]
+    if older:
+        _docker(["rmi", *older], timeout=300)
+
+
 def _digest(*parts: str | bytes) -> str:
     sha = hashlib.sha256()
     for part in parts:
@@ -158,6 +170,8 @@ def _ensure(role: str, tag: str, alias: str, build: Callable[[], None], progress
     else:
         built = False
     _tag(tag, alias)
+    if built:
+        _drop_older(tag)
     seconds = time.monotonic() - started
     progress(f"{role}: {tag} ({size / 2**20:.0f} MiB){f', built in {seconds:.0f}s' if built else ', up to date'}"
              + (f" = {alias}" if alias else ""))
