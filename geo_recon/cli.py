@@ -811,6 +811,10 @@ cli.add_command(_bench_group)
 _bench_group.add_command(bench_load)
 cli.add_command(__import__("geo_recon.canary.cli", fromlist=["canary"]).canary)  # canary run | bench (click only)
 
+from geo_recon.compose_engine_cli import register as _register_compose_engine  # noqa: E402
+
+_register_compose_engine(compose)  # compose engine up|down, compose images
+
 
 @cli.command("merge")
 @click.argument("worker_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))

@@ -59,6 +59,13 @@ class Faults(Protocol):
     def heal_all(self) -> list[str]: ...
 
 
+def _ensure_images(progress: Progress) -> object:
+    """The images of $GEO_RECON_IMAGES (local, the default: built here; official: pulled)."""
+    from geo_recon.deploy import images
+
+    return images.ensure(os.environ.get("GEO_RECON_IMAGES", "local"), progress=progress)
+
+
 @dataclass
 class ComposeHooks:
     """What a compose run talks to: Docker (command lines), Toxiproxy's API, time. Tests pass fakes."""
@@ -69,6 +76,8 @@ class ComposeHooks:
     clock: Callable[[], float] = time.monotonic
     start_delay_s: float = 15.0  # from `up` of the workers to their common start: container start, client connect
     poll_s: float = 2.0
+    # Makes sure the lab's images are there before `up` (geo_recon.deploy.images; cached by their inputs).
+    images: Callable[[Progress], object] = _ensure_images
 
 
 @dataclass
@@ -359,10 +368,9 @@ def _run_on_compose(scenario: Scenario, scheme: str, plan: _ComposePlan, schedul
             if busy:
                 raise RunError(f"compose project {backend.lab.project} already has containers ({', '.join(busy)}); "
                                f"take it down first: docker compose -p {backend.lab.project} down --volumes")
+            hooks.images(sub)  # every image, the worker's too, before anything starts
             lab_started = True
             backend.up()
-            sub("building the worker image")
-            backend.build_workers()
         host = _compose_deployment(backend, scheme)
         with phase("configure"):
             _compose_configure(backend, scheme, scenario, progress)

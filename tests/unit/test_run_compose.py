@@ -39,7 +39,8 @@ def _sleep(seconds):
 
 
 def _hooks(engine, toxiproxy, sleep=_sleep):
-    return run_mod.ComposeHooks(runner=engine, http=toxiproxy, sleep=sleep, start_delay_s=0.0, poll_s=0.0)
+    return run_mod.ComposeHooks(runner=engine, http=toxiproxy, sleep=sleep, start_delay_s=0.0, poll_s=0.0,
+                                images=lambda progress: None)
 
 
 def _run(tmp_path, scenario, engine, toxiproxy, sleep=_sleep, **kwargs):
@@ -129,7 +130,6 @@ def test_a_compose_run_brings_the_lab_up_configures_loads_injects_heals_checks_a
     calls = engine.compose_calls()
     assert _without_ps(calls) == [
         ["up", "--detach", "--force-recreate", "--renew-anon-volumes", "--remove-orphans"],
-        ["--profile", "workers", "build", "a-worker", "b-worker"],
         ["--profile", "workers", "run", "--rm", "--no-deps", "-T", "a-worker", "geo-recon", "configure", *VERIFY_ARGS],
         ["--profile", "workers", "run", "--rm", "--no-deps", "-T", "a-worker", "geo-recon", "verify-config",
          *VERIFY_ARGS, "--json"],
