@@ -328,6 +328,8 @@ def _workload_options(func):
         click.option("--subscription-type", type=click.Choice(["exclusive", "failover", "key_shared", "shared"]),
                      default="failover", show_default=True),
         click.option("--drain-timeout", type=float, default=60.0, show_default=True),
+        click.option("--driver", type=click.Choice(["python", "go"]), default="python", show_default=True,
+                     help="The producers' client: go is pulsar-client-go, for rates Python cannot reach."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -335,7 +337,7 @@ def _workload_options(func):
 
 
 def _workload(rate, duration, message_size, keys, producers, topics, partitions, batching, producer_dedup,
-              max_outstanding, subscription_type, drain_timeout, **_):
+              max_outstanding, subscription_type, drain_timeout, driver="python", **_):
     from pydantic import ValidationError
 
     from geo_recon.errors import ConfigError
@@ -345,7 +347,7 @@ def _workload(rate, duration, message_size, keys, producers, topics, partitions,
         return WorkloadSpec(rate=rate, duration_s=duration, message_size=message_size, keys=keys, producers=producers,
                             topics=topics, partitions=partitions, batching=batching, producer_dedup=producer_dedup,
                             max_outstanding=max_outstanding, subscription_type=subscription_type,
-                            drain_timeout_s=drain_timeout)
+                            drain_timeout_s=drain_timeout, driver=driver)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None

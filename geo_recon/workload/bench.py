@@ -34,10 +34,12 @@ class LoadFigure:
 
 
 def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: float, seconds: float, size: int,
-                   batching: bool, namespaces: dict[str, str], clock_host: str, label: str) -> LoadFigure:
+                   batching: bool, namespaces: dict[str, str], clock_host: str, label: str,
+                   driver: str = "python") -> LoadFigure:
     one = Deployment((deployment.region(region),), source=deployment.source, scheme=deployment.scheme)
     workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
-                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60)
+                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60,
+                            driver=driver)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
         result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
     summary = result["summaries"].get(region)
@@ -91,6 +93,10 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
         figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,
                                       batching=batching, namespaces=namespaces, clock_host=clock_host,
                                       label=f"geo-recon max (batching {'on' if batching else 'off'})"))
+    progress(f"geo-recon native worker (go), unthrottled, batching on, {seconds:.0f}s ...")
+    figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
+                                  namespaces=namespaces, clock_host=clock_host, driver="go",
+                                  label="geo-recon native max (go, batching on)"))
     for rate in fixed_rates:
         progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,

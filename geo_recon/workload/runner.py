@@ -26,6 +26,7 @@ from geo_recon.deploy import procs
 from geo_recon.deployment import Deployment
 from geo_recon.errors import GeoReconError
 from geo_recon.schemes import SchemeSettings
+from geo_recon.workload import native
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
 
@@ -127,7 +128,10 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
             roles.append("reconcile")
         for role in roles:
             log = run_dir / "logs" / f"worker-{ep.region}-{role}.log"
-            argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
+            if role == "produce" and workload.driver == "go":
+                argv = native.produce_command(config_path)
+            else:
+                argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
             workers.refs[f"{ep.region}/{role}"] = procs.start(argv, cwd=run_dir, log_path=log,
                                                               netns=(namespaces or {}).get(ep.region), env=env)
             workers.logs[f"{ep.region}/{role}"] = log

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SubscriptionType = Literal["exclusive", "failover", "key_shared", "shared"]
+Driver = Literal["python", "go"]
 ORDERED = {"exclusive", "failover", "key_shared"}
 
 
@@ -67,10 +68,14 @@ class WorkloadSpec(BaseModel):
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
     warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
     billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
+    driver: Driver = Field("python", description="the producers' client: python (pulsar-client) or go "
+                                                 "(pulsar-client-go, for rates Python cannot reach)")
 
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
         if self.billing is not None:
+            if self.driver != "python":
+                raise ValueError("the billing workload runs on the python driver only")
             return self
         if self.producers < self.topics:
             raise ValueError(f"producers ({self.producers}) must be at least topics ({self.topics}): "
