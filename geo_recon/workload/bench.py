@@ -103,3 +103,23 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
                                       batching=True, namespaces=namespaces, clock_host=clock_host,
                                       label=f"geo-recon fixed {rate:.0f}/s (batching)"))
     return figures
+
+
+def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
+    """The figures and the ratios the goals are stated in, measured in the same run."""
+    by_label = {f.label: f for f in figures}
+    perf = figures[0].achieved_rate if figures else 0.0
+    raw = next((f for f in figures if f.label.startswith("python client")), None)
+    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
+    native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+
+    def ratio(a: LoadFigure | None, b: LoadFigure | float | None) -> float | None:
+        base = b.achieved_rate if isinstance(b, LoadFigure) else b
+        return None if a is None or not base else round(a.achieved_rate / base, 4)
+
+    return {**context,
+            "figures": [{"label": label, "target_rate": f.target_rate, "achieved_rate": f.achieved_rate,
+                         "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
+                        for label, f in by_label.items()],
+            "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
+                       "native_recorder_vs_perf": ratio(native, perf)}}

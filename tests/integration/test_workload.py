@@ -28,11 +28,15 @@ def lab():
     run_cli("lab", "down", "--name", NAME)
 
 
-@pytest.fixture(scope="module")
-def steady_run(lab, tmp_path_factory):
-    out = tmp_path_factory.mktemp("steady") / "run"
-    proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", str(RATE), "--duration", str(SECONDS))
+@pytest.fixture(scope="module", params=["python", "go"])
+def steady_run(lab, tmp_path_factory, request):
+    """The same load with either producer driver: both histories must pass the same checks."""
+    out = tmp_path_factory.mktemp(f"steady-{request.param}") / "run"
+    proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", str(RATE), "--duration", str(SECONDS),
+                   "--driver", request.param)
     assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "workers" / "a.produce.summary.json").read_text())
+    assert summary.get("driver", "python") == request.param and summary["errors"] == []
     return out
 
 
