@@ -321,6 +321,8 @@ def _workload_options(func):
         click.option("--message-size", type=int, default=100, show_default=True),
         click.option("--keys", type=int, default=100, show_default=True),
         click.option("--producers", type=int, default=1, show_default=True, help="Producers per region."),
+        click.option("--processes", type=int, default=1, show_default=True,
+                     help="Producer processes per region (each its own client and history file)."),
         click.option("--topics", type=int, default=1, show_default=True),
         click.option("--partitions", type=int, default=0, show_default=True),
         click.option("--batching/--no-batching", default=False, show_default=True),
@@ -338,7 +340,7 @@ def _workload_options(func):
 
 
 def _workload(rate, duration, message_size, keys, producers, topics, partitions, batching, producer_dedup,
-              max_outstanding, subscription_type, drain_timeout, driver="python", **_):
+              max_outstanding, subscription_type, drain_timeout, driver="python", processes=1, **_):
     from pydantic import ValidationError
 
     from geo_recon.errors import ConfigError
@@ -348,7 +350,7 @@ def _workload(rate, duration, message_size, keys, producers, topics, partitions,
         return WorkloadSpec(rate=rate, duration_s=duration, message_size=message_size, keys=keys, producers=producers,
                             topics=topics, partitions=partitions, batching=batching, producer_dedup=producer_dedup,
                             max_outstanding=max_outstanding, subscription_type=subscription_type,
-                            drain_timeout_s=drain_timeout, driver=driver)
+                            drain_timeout_s=drain_timeout, driver=driver, processes=processes)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None

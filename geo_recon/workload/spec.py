@@ -55,6 +55,8 @@ class WorkloadSpec(BaseModel):
     message_size: int = Field(100, ge=0, le=5 * 1024 * 1024, description="payload bytes")
     keys: int = Field(100, ge=1, description="distinct message keys")
     producers: int = Field(1, ge=1, le=64, description="producers per region")
+    processes: int = Field(1, ge=1, le=16, description="producer processes per region, each with its own client "
+                                                       "and history file, paced together to the region's rate")
     topics: int = Field(1, ge=1, le=64)
     partitions: int = Field(0, ge=0, le=64, description="0: non-partitioned topics")
     batching: bool = False
@@ -74,9 +76,12 @@ class WorkloadSpec(BaseModel):
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
         if self.billing is not None:
-            if self.driver != "python":
-                raise ValueError("the billing workload runs on the python driver only")
+            if self.driver != "python" or self.processes != 1:
+                raise ValueError("the billing workload runs on the python driver in one process per region")
             return self
+        if self.producers < self.processes:
+            raise ValueError(f"producers ({self.producers}) must be at least processes ({self.processes}): "
+                             "each producer process runs at least one producer")
         if self.producers < self.topics:
             raise ValueError(f"producers ({self.producers}) must be at least topics ({self.topics}): "
                              "each producer writes one topic")

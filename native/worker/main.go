@@ -70,6 +70,35 @@ type workerConfig struct {
 	StartAtNs  int64        `json:"start_at_ns"`
 	RunDir     string       `json:"run_dir"`
 	ClockRef   *string      `json:"clock_ref"`
+	Part       int          `json:"part"`  // this process's share: producers i with i % parts == part
+	Parts      int          `json:"parts"` // producer processes in the region (workload.processes)
+}
+
+// stem: the name this process's progress and summary files start with (as the Python worker's).
+func (c workerConfig) stem() string {
+	if c.Part == 0 {
+		return c.Region + ".produce"
+	}
+	return fmt.Sprintf("%s.produce%d", c.Region, c.Part)
+}
+
+// historyFile: one history file per process, so no two processes share one.
+func (c workerConfig) historyFile() string {
+	if c.Part == 0 {
+		return c.Region + ".jsonl"
+	}
+	return fmt.Sprintf("%s.%d.jsonl", c.Region, c.Part)
+}
+
+// myProducers: the producer indices this process runs.
+func (c workerConfig) myProducers() []int {
+	var out []int
+	for i := 0; i < c.Workload.Producers; i++ {
+		if i%c.Parts == c.Part {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // ------------------------------------------------------------------ history
@@ -205,7 +234,7 @@ var resultNames = map[pulsar.Result]string{
 	pulsar.TopicTerminated: "TopicTerminated", pulsar.ProducerFenced: "ProducerFenced",
 	pulsar.ClientMemoryBufferIsFull: "MemoryBufferIsFull", pulsar.AddToBatchFailed: "AddToBatchFailed",
 	pulsar.ProducerBlockedQuotaExceededException: "ProducerBlockedQuotaExceededException",
-	pulsar.TopicNotFound: "TopicNotFound", pulsar.SchemaFailure: "SchemaFailure",
+	pulsar.TopicNotFound:                         "TopicNotFound", pulsar.SchemaFailure: "SchemaFailure",
 }
 
 func errorName(err error) string {
@@ -503,11 +532,17 @@ func run(cfg workerConfig) (map[string]any, error) {
 		spec.MaxOutstanding = 1000
 		cfg.Workload = spec
 	}
+	if cfg.Parts < 1 {
+		cfg.Parts = 1
+	}
+	if cfg.Part < 0 || cfg.Part >= cfg.Parts {
+		return nil, fmt.Errorf("config: part %d is not below parts %d", cfg.Part, cfg.Parts)
+	}
 	workers := filepath.Join(cfg.RunDir, "workers")
 	if err := os.MkdirAll(workers, 0o755); err != nil {
 		return nil, err
 	}
-	hist, err := newHistoryWriter(filepath.Join(cfg.RunDir, "history", cfg.Region+".jsonl"), 200*time.Millisecond)
+	hist, err := newHistoryWriter(filepath.Join(cfg.RunDir, "history", cfg.historyFile()), 200*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
@@ -521,8 +556,8 @@ func run(cfg workerConfig) (map[string]any, error) {
 		close(w.stopping)
 	}()
 
-	progressPath := filepath.Join(workers, cfg.Region+".produce.progress.json")
-	summaryPath := filepath.Join(workers, cfg.Region+".produce.summary.json")
+	progressPath := filepath.Join(workers, cfg.stem()+".progress.json")
+	summaryPath := filepath.Join(workers, cfg.stem()+".summary.json")
 	stopProgress := make(chan struct{})
 	go func() {
 		for {
@@ -535,7 +570,7 @@ func run(cfg workerConfig) (map[string]any, error) {
 		}
 	}()
 
-	logFile, _ := os.OpenFile(filepath.Join(cfg.RunDir, "logs", "worker-"+cfg.Region+"-client.log"),
+	logFile, _ := os.OpenFile(filepath.Join(cfg.RunDir, "logs", "worker-"+cfg.stem()+"-client.log"),
 		os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	logger := logrus.New()
 	logger.SetLevel(logrus.WarnLevel)
@@ -559,7 +594,7 @@ func run(cfg workerConfig) (map[string]any, error) {
 		w.phase.Store("producing")
 		var producers sync.WaitGroup
 		per := spec.Rate / float64(spec.Producers)
-		for i := 0; i < spec.Producers; i++ {
+		for _, i := range cfg.myProducers() {
 			producers.Add(1)
 			go func(index int) {
 				defer producers.Done()
@@ -577,7 +612,7 @@ func run(cfg workerConfig) (map[string]any, error) {
 	w.writeJSON(progressPath, w.progress(progressPath))
 
 	names := make([]string, 0, spec.Producers)
-	for i := 0; i < spec.Producers; i++ {
+	for _, i := range cfg.myProducers() {
 		names = append(names, fmt.Sprintf("%s/p%d", cfg.Region, i))
 	}
 	sort.Strings(names)
