@@ -1,3 +1,4 @@
+import os
 import signal
 import sys
 import time
@@ -39,14 +40,6 @@ def test_processes_are_found_by_their_lab_marker(tmp_path):
     finally:
         procs.kill(ref)
     assert procs.find_by_marker("zz9test") == []
-"""Processes the lab starts inherit nothing from us but stdin, stdout and stderr."""
-
-import os
-import time
-
-from geo_recon.deploy import procs
-
-
 def test_a_descriptor_our_parent_handed_us_does_not_reach_the_lab(tmp_path):
     # `flock LOCK geo-recon lab up` hands the CLI the lock as an inheritable descriptor; a JVM that kept it
     # would hold the lock until the lab is down.
