@@ -7,6 +7,7 @@ the outcome to an exit code: 0 valid / met, 1 anomalies found / not met,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -320,6 +321,8 @@ def _workload_options(func):
         click.option("--message-size", type=int, default=100, show_default=True),
         click.option("--keys", type=int, default=100, show_default=True),
         click.option("--producers", type=int, default=1, show_default=True, help="Producers per region."),
+        click.option("--processes", type=int, default=1, show_default=True,
+                     help="Producer processes per region (each its own client and history file)."),
         click.option("--topics", type=int, default=1, show_default=True),
         click.option("--partitions", type=int, default=0, show_default=True),
         click.option("--batching/--no-batching", default=False, show_default=True),
@@ -328,6 +331,8 @@ def _workload_options(func):
         click.option("--subscription-type", type=click.Choice(["exclusive", "failover", "key_shared", "shared"]),
                      default="failover", show_default=True),
         click.option("--drain-timeout", type=float, default=60.0, show_default=True),
+        click.option("--driver", type=click.Choice(["python", "go"]), default="python", show_default=True,
+                     help="The producers' client: go is pulsar-client-go, for rates Python cannot reach."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -335,7 +340,7 @@ def _workload_options(func):
 
 
 def _workload(rate, duration, message_size, keys, producers, topics, partitions, batching, producer_dedup,
-              max_outstanding, subscription_type, drain_timeout, **_):
+              max_outstanding, subscription_type, drain_timeout, driver="python", processes=1, **_):
     from pydantic import ValidationError
 
     from geo_recon.errors import ConfigError
@@ -345,7 +350,7 @@ def _workload(rate, duration, message_size, keys, producers, topics, partitions,
         return WorkloadSpec(rate=rate, duration_s=duration, message_size=message_size, keys=keys, producers=producers,
                             topics=topics, partitions=partitions, batching=batching, producer_dedup=producer_dedup,
                             max_outstanding=max_outstanding, subscription_type=subscription_type,
-                            drain_timeout_s=drain_timeout)
+                            drain_timeout_s=drain_timeout, driver=driver, processes=processes)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None
@@ -485,7 +490,8 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_
 @click.option("--seconds", type=float, default=20.0, show_default=True)
 @click.option("--size", type=int, default=100, show_default=True, help="Message size in bytes.")
 @click.option("--fixed-rates", default="1000,5000", show_default=True, help="Rates to check the pacer at.")
-def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the figures and ratios as JSON (for scripts).")
+def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates, as_json) -> None:
     """Highest publish-and-record rate of one region vs pulsar-perf on the same cluster; pacer error."""
     import platform
 
@@ -505,6 +511,10 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
     figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
                              fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
                              progress=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(load_bench.to_json(figures, machine=platform.node(), cores=os.cpu_count(), size=size,
+                                                 seconds=seconds, scheme=scheme), indent=2))
+        return
     click.echo(f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
                f"{scheme} scheme ({target.source})")
     perf = figures[0].achieved_rate
@@ -521,6 +531,9 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
         click.echo(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
                    f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
                    "of the Python client alone.")
+    native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+    if native and perf > 0:
+        click.echo(f"the native (go) recording worker reaches {native.achieved_rate / perf * 100:.0f}% of pulsar-perf.")
 
 
 @cli.group()

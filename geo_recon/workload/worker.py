@@ -55,6 +55,20 @@ class WorkerConfig(BaseModel):
     run_dir: str
     clock_ref: str | None = None  # controller URL answering its clock, for the offset probe
     coordinated_drain: bool = True  # wait for the controller's "drained" signal (local runs)
+    part: int = 0  # this producer process's share: producers i with i % parts == part
+    parts: int = 1  # producer processes in the region (workload.processes)
+
+
+def stem(region: str, role: str, part: int = 0) -> str:
+    """The name a worker process's progress, summary and config files start with."""
+    return region if role == "all" else f"{region}.{role}{part or ''}"
+
+
+def history_file(region: str, role: str, part: int = 0) -> str:
+    """The history file a worker process writes: one per process, so no two processes share one."""
+    if role == "consume":
+        return f"{region}-recv.jsonl"
+    return f"{region}.jsonl" if not part else f"{region}.{part}.jsonl"
 
 
 def format_msg_id(msg_id: Any) -> str:
@@ -128,12 +142,13 @@ class Worker:
         self._last_receipt_at = time.monotonic()
         workers_dir = self.run_dir / "workers"
         workers_dir.mkdir(parents=True, exist_ok=True)
-        stem = self.region if role == "all" else f"{self.region}.{role}"
-        self.progress_path = workers_dir / f"{stem}.progress.json"
-        self.summary_path = workers_dir / f"{stem}.summary.json"
-        self.sibling_progress = workers_dir / f"{self.region}.produce.progress.json"
+        name = stem(self.region, role, config.part)
+        self.progress_path = workers_dir / f"{name}.progress.json"
+        self.summary_path = workers_dir / f"{name}.summary.json"
+        self.sibling_progress = [workers_dir / f"{stem(self.region, 'produce', k)}.progress.json"
+                                 for k in range(config.parts)]
         self.drained_flag = workers_dir / "drained"
-        history_name = f"{self.region}-recv.jsonl" if role == "consume" else f"{self.region}.jsonl"
+        history_name = history_file(self.region, role, config.part)
         # The reconciler writes verdicts, not history lines (billing/verdicts.jsonl).
         self.writer = None if role == "reconcile" else history.HistoryWriter(self.run_dir / "history" / history_name)
 
@@ -151,7 +166,7 @@ class Worker:
             tls_trust_certs_file_path=self.cfg.tls_ca,
             operation_timeout_seconds=15,
             io_threads=2, message_listener_threads=1,
-            logger=_client_logger(log_dir / f"worker-{self.region}-client.log"),
+            logger=_client_logger(log_dir / f"worker-{stem(self.region, self.role, self.cfg.part)}-client.log"),
         )
         progress = threading.Thread(target=self._report_progress, name="progress", daemon=True)
         progress.start()
@@ -217,7 +232,7 @@ class Worker:
             if w.billing is not None:
                 names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
             else:
-                names |= {f"{self.region}/p{i}" for i in range(w.producers)}
+                names |= {f"{self.region}/p{i}" for i in self._my_producers()}
         if self.role != "produce":
             names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
             names.add(f"{self.region}/reader")
@@ -229,12 +244,13 @@ class Worker:
         w = self.cfg.workload
         latest = self.cfg.start_at_ns / 1e9 + w.duration_s + w.send_timeout_ms / 1000 + 60
         while time.time() < latest and not self.stopping.is_set():
-            try:
-                if json.loads(self.sibling_progress.read_text()).get("phase") == "done":
-                    return
-            except (FileNotFoundError, ValueError):
-                pass
+            if all(_phase(path) == "done" for path in self.sibling_progress):
+                return
             time.sleep(0.2)
+
+    def _my_producers(self) -> list[int]:
+        """The producer indices this process runs (all of them unless the region has several processes)."""
+        return [i for i in range(self.cfg.workload.producers) if i % self.cfg.parts == self.cfg.part]
 
     # ------------------------------------------------------------ producing
 
@@ -245,7 +261,9 @@ class Worker:
 
             return billing_load.start_producers(self, client)
         threads = []
-        for index, rate in enumerate(schedule.producer_rates(w.rate, w.producers)):
+        rates = schedule.producer_rates(w.rate, w.producers)
+        for index in self._my_producers():
+            rate = rates[index]
             topic = self.cfg.topics[schedule.topic_of(index, w.topics)]
             thread = threading.Thread(target=self._produce, args=(client, index, topic, rate),
                                       name=f"producer-{index}", daemon=True)
@@ -507,6 +525,13 @@ def probe_clock(url: str | None, samples: int = 15) -> tuple[int, int | None]:
             if best is None or rtt < best[1]:
                 best = (remote - (t0 + t1) // 2, rtt)
     return best if best else (0, None)
+
+
+def _phase(progress_path: Path) -> str | None:
+    try:
+        return json.loads(progress_path.read_text()).get("phase")
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _client_logger(path: Path) -> logging.Logger:
