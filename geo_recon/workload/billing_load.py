@@ -102,7 +102,7 @@ def _produce(worker: "Worker", client, system: str) -> None:
             continue
         break
     worker.achieved_rates[name] = round(sent / max(w.duration_s, 1e-9), 2)
-    worker._finish_sends(producer, outstanding)
+    worker._finish_sends(producer, outstanding, name)
 
 
 def reconcile(worker: "Worker", client) -> dict[str, Any]:
