@@ -232,7 +232,7 @@ def _judge_recovery(results: dict[str, Any], limit_s: float, publishing: set[str
         for field, name, doing in (("publish_ms", "publish", "publishing"), ("receive_ms", "receive", "receiving")):
             if field == "publish_ms" and row["region"] not in publishing:
                 continue
-            where = f"{row['fault_id']}/{row['region']}"
+            where = f"{row['fault_id']}/{row['region']}/{name}"
             head = f"region {row['region']} after {row['fault_id']} healed"
             value = row.get(field)
             if value is not None:
