@@ -134,9 +134,10 @@ class Worker:
         self.summary_path = workers_dir / f"{stem}.summary.json"
         self.sibling_progress = workers_dir / f"{self.region}.produce.progress.json"
         self.drained_flag = workers_dir / "drained"
-        history_name = f"{self.region}-recv.jsonl" if role == "consume" else f"{self.region}.jsonl"
-        # The reconciler writes verdicts, not history lines (billing/verdicts.jsonl).
-        self.writer = None if role == "reconcile" else history.HistoryWriter(self.run_dir / "history" / history_name)
+        history_name = {"consume": f"{self.region}-recv.jsonl", "reconcile": f"{self.region}-reconciler.jsonl"}.get(
+            role, f"{self.region}.jsonl")
+        # The reconciler records its receipts here too; its verdicts go to billing/verdicts.jsonl.
+        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -213,7 +214,9 @@ class Worker:
         w = self.cfg.workload
         names = set()
         if self.role == "reconcile":
-            return names
+            from geo_recon.workload.billing_load import reconciler_process
+
+            return {reconciler_process(self.region)}
         if self.role != "consume":
             if w.billing is not None:
                 names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
