@@ -818,8 +818,10 @@ def compose_heal(project_dir: Path) -> None:
 
 # The checker's commands live beside the checker; the module imports only click.
 from geo_recon.check.cli import bench as _bench_group, check as _check_command  # noqa: E402
+from geo_recon.judge_cli import judge as _judge_command  # noqa: E402
 
 cli.add_command(_check_command)
+cli.add_command(_judge_command)
 cli.add_command(_bench_group)
 _bench_group.add_command(bench_load)
 cli.add_command(__import__("geo_recon.canary.cli", fromlist=["canary"]).canary)  # canary run | bench (click only)

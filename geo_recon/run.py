@@ -37,7 +37,7 @@ from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError, EnvironmentProblem, GeoReconError, LabError
 from geo_recon.faults.injector import Injector
 from geo_recon.faults.spec import ScheduledFault, expand
-from geo_recon.scenario import Scenario
+from geo_recon.scenario import Scenario, load_seconds
 from geo_recon.workload import runner
 
 Progress = Callable[[str], None]
@@ -138,6 +138,10 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
         raise ConfigError(f"{scenario.source}: faults need a lab this tool controls (backend local or compose); "
                           "the external backend only drives load and checks")
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
+    seconds = load_seconds(scenario, scheme, schedule)
+    if seconds > scenario.workload.duration_s:  # the final phase: clients must be seen working after the last heal
+        progress(f"load runs {seconds:g}s, not {scenario.workload.duration_s:g}s: the recovery limit past the last heal")
+        scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(update={"duration_s": seconds})})
     extra_versions = {"docker compose": compose_plan.compose_version} if compose_plan else {}
     outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, extra_versions)
     phase = _phase_timer(outcome, progress)
@@ -807,13 +811,11 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
             progress(f"could not decide: {exc}")
             return
         check.write_results(result, run_dir)
-        results = json.loads((run_dir / "results.json").read_text())
-    billing = None
     if scenario.workload.billing is not None:
         from geo_recon.workload.billing_facts import billing_report
 
         try:
-            billing = billing_report(run_dir)
+            billing = billing_report(run_dir)  # billing/report.json, which the verdict reads
         except (GeoReconError, OSError, ValueError) as exc:
             outcome.error = f"billing: {exc}"
             progress(f"could not decide the billing reconciliation: {exc}")
@@ -821,12 +823,16 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
         progress(f"  billing: {billing['transactions']} transactions reconciled in {billing['reconciling_region']}, "
                  f"{billing['found']}/{billing['injected']} injected errors found, "
                  f"{billing['false_exceptions']} false exception(s) {billing['exceptions']}")
-    met, judgements = verdict.judge(results, scenario.expectations.for_scheme(scheme), billing)
-    outcome.met = None if outcome.interrupted else met
-    (run_dir / "verdict.json").write_text(json.dumps(
-        {"scenario": scenario.name, "scheme": scheme, **verdict.to_json(met, judgements)}, indent=2))
-    for j in judgements:
-        progress(f"  {'met    ' if j.met else 'NOT MET'} {j.words}")
+    try:  # the stored run judged as `geo-recon judge RUN_DIR` judges it, so the two always agree
+        stored = verdict.judge_run_dir(run_dir)
+    except GeoReconError as exc:
+        outcome.error = f"judge: {exc}"
+        progress(f"could not decide: {exc}")
+        return
+    outcome.met = None if outcome.interrupted else stored.met
+    (run_dir / "verdict.json").write_text(json.dumps(stored.to_json(), indent=2))
+    for j in stored.judgements:
+        progress(f"  {verdict.mark(j.met)} {j.words}")
     with phase("report"):
         from geo_recon.report import render_run
 

@@ -30,6 +30,12 @@ from geo_recon.errors import GeoReconError
 FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
+#: Faults that slow the network but stop no client: nothing has to recover after their heal.
+DEGRADATION_KINDS = frozenset({"latency", "bandwidth"})
+#: After every heal, each region's producers and consumers must work again within this many seconds
+#: (scenario expectations ``max_recovery_s`` override it); ``run`` keeps the load going that long after
+#: the last heal. Clients reconnect with a growing backoff, so a long outage may need more.
+DEFAULT_RECOVERY_S = 30.0
 
 
 class RandomStart(BaseModel):

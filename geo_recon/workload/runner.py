@@ -273,7 +273,7 @@ def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | 
         workload=workload.model_dump(), clock_offsets_ns=offsets, start_at_ns=workers.start_at_ns,
         allowed=[] if workload.ordered else ["reordered"],
         workers={r: {"fate": result["fates"][r], **{k: v for k, v in result["summaries"].get(r, {}).items()
-                                                     if k in ("sent", "acked", "failed", "unknown", "received",
+                                                     if k in ("sent", "acked", "failed", "unknown", "stuck", "received",
                                                               "achieved_rates", "errors", "clock_rtt_ns")}}
                  for r in workers.regions},
         drain=result["drain"], **(extra or {}),

@@ -66,8 +66,8 @@ def stem(region: str, role: str, part: int = 0) -> str:
 
 def history_file(region: str, role: str, part: int = 0) -> str:
     """The history file a worker process writes: one per process, so no two processes share one."""
-    if role == "consume":
-        return f"{region}-recv.jsonl"
+    if role in ("consume", "reconcile"):
+        return f"{region}-recv.jsonl" if role == "consume" else f"{region}-reconciler.jsonl"
     return f"{region}.jsonl" if not part else f"{region}.{part}.jsonl"
 
 
@@ -85,6 +85,7 @@ class _Counters:
     acked: int = 0
     failed: int = 0
     unknown: int = 0
+    stuck: int = 0  # sends whose callback never came before their producer was closed
     received: int = 0
     acked_by_producer: dict[str, int] = field(default_factory=dict)
     seen: dict[str, bytearray] = field(default_factory=dict)  # producer -> bitmap of seqs received here
@@ -109,7 +110,7 @@ class _Counters:
             lags = sorted(self.recent_lag_ms)
             return {
                 "sent": self.sent, "acked": self.acked, "failed": self.failed, "unknown": self.unknown,
-                "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
+                "stuck": self.stuck, "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
                 "distinct_by_producer": dict(self.distinct_by_producer),
                 "lag_ms_p50": lags[len(lags) // 2] if lags else None,
                 "lag_ms_max": lags[-1] if lags else None,
@@ -149,8 +150,8 @@ class Worker:
                                  for k in range(config.parts)]
         self.drained_flag = workers_dir / "drained"
         history_name = history_file(self.region, role, config.part)
-        # The reconciler writes verdicts, not history lines (billing/verdicts.jsonl).
-        self.writer = None if role == "reconcile" else history.HistoryWriter(self.run_dir / "history" / history_name)
+        # The reconciler records its receipts here too; its verdicts go to billing/verdicts.jsonl.
+        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -227,7 +228,9 @@ class Worker:
         w = self.cfg.workload
         names = set()
         if self.role == "reconcile":
-            return names
+            from geo_recon.workload.billing_load import reconciler_process
+
+            return {reconciler_process(self.region)}
         if self.role != "consume":
             if w.billing is not None:
                 names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
@@ -324,25 +327,31 @@ class Worker:
             break
         elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
         self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
-        self._finish_sends(producer, outstanding)
+        self._finish_sends(producer, outstanding, name)
 
-    def _finish_sends(self, producer, outstanding: threading.BoundedSemaphore) -> None:
+    def _finish_sends(self, producer, outstanding: threading.BoundedSemaphore, name: str) -> None:
         """Flush, wait for every callback (each send ends ok, fail or info; timeouts fire on their
-        own), then close the producer."""
+        own), then close the producer. Sends still without a callback are counted as stuck and a
+        failed flush or close is reported: the verdict judges both."""
         w = self.cfg.workload
         try:
             producer.flush()
-        except Exception:
-            pass
+        except Exception as exc:  # the sends still get their callbacks (or are counted stuck below)
+            if type(exc).__name__ != "Timeout":  # a send that timed out is already recorded as info
+                self.errors.append(f"{name}: flush failed: {type(exc).__name__}: {exc}")
         deadline = time.monotonic() + w.send_timeout_ms / 1000 + 30
         acquired = 0
         while acquired < w.max_outstanding and time.monotonic() < deadline:
             if outstanding.acquire(timeout=0.5):
                 acquired += 1
+        stuck = w.max_outstanding - acquired
+        if stuck:
+            with self.counters.lock:
+                self.counters.stuck += stuck
         try:
             producer.close()
-        except Exception:
-            pass
+        except Exception as exc:
+            self.errors.append(f"{name}: close failed: {type(exc).__name__}: {exc}")
 
     def _on_sent(self, base: dict, seq: int, outstanding: threading.BoundedSemaphore):
         def callback(result, msg_id) -> None:
