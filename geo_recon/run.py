@@ -42,7 +42,7 @@ from geo_recon.lifecycle.observe import LiveLine, ReplicationSampler
 from geo_recon.lifecycle.workers import WorkerDriver, driver_for, warm_up
 from geo_recon.report import render_run
 from geo_recon.rundir import RunDir
-from geo_recon.scenario import Scenario
+from geo_recon.scenario import Scenario, load_seconds
 from geo_recon.schemes import Scheme
 from geo_recon.schemes import get as scheme_named
 from geo_recon.secrets import scrub, scrubbing
@@ -98,6 +98,10 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                  keep_lab: bool = False, reuse_lab: bool = False,
                  compose_hooks: ComposeHooks | None = None) -> RunOutcome:
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
+    seconds = load_seconds(scenario, scheme, schedule)
+    if seconds > scenario.workload.duration_s:  # the final phase: clients must be seen working after the last heal
+        progress(f"load runs {seconds:g}s, not {scenario.workload.duration_s:g}s: the recovery limit past the last heal")
+        scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(update={"duration_s": seconds})})
     # A backend that cannot do what the scenario asks (no engine, a fault it lacks): refused before anything exists.
     backend = backend_for(scenario, scheme, schedule, reuse_lab=reuse_lab, hooks=compose_hooks or ComposeHooks(),
                           progress=progress)
@@ -270,11 +274,9 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
             progress(f"could not decide: {exc}")
             return
         write_results(result, run_dir)
-        results = rd.read_json(RunDir.RESULTS)
-    billing = None
     if scenario.workload.billing is not None:
         try:
-            billing = billing_report(run_dir)
+            billing = billing_report(run_dir)  # billing/report.json, which the verdict reads
         except (GeoReconError, OSError, ValueError) as exc:
             outcome.error = f"billing: {exc}"
             progress(f"could not decide the billing reconciliation: {exc}")
@@ -282,11 +284,16 @@ def _check_and_judge(scenario: Scenario, scheme: str, outcome: RunOutcome, phase
         progress(f"  billing: {billing['transactions']} transactions reconciled in {billing['reconciling_region']}, "
                  f"{billing['found']}/{billing['injected']} injected errors found, "
                  f"{billing['false_exceptions']} false exception(s) {billing['exceptions']}")
-    met, judgements = verdict.judge(results, scenario.expectations.for_scheme(scheme), billing)
-    outcome.met = None if outcome.interrupted else met
-    rd.write_json(RunDir.VERDICT, {"scenario": scenario.name, "scheme": scheme, **verdict.to_json(met, judgements)})
-    for j in judgements:
-        progress(f"  {'met    ' if j.met else 'NOT MET'} {j.words}")
+    try:  # the stored run judged as `geo-recon judge RUN_DIR` judges it, so the two always agree
+        stored = verdict.judge_run_dir(run_dir)
+    except GeoReconError as exc:
+        outcome.error = f"judge: {exc}"
+        progress(f"could not decide: {exc}")
+        return
+    outcome.met = None if outcome.interrupted else stored.met
+    rd.write_json(RunDir.VERDICT, stored.to_json())
+    for j in stored.judgements:
+        progress(f"  {verdict.mark(j.met)} {j.words}")
     with phase("report"):
         try:
             for path in render_run(run_dir):

@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from geo_recon.deploy.topology import NAME_RE
 from geo_recon.errors import ConfigError
+from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS, FaultSpec, ScheduledFault
 from geo_recon.schemes import SCHEMES
 from geo_recon.schemes import get as scheme_named
-from geo_recon.faults.spec import FaultSpec
 from geo_recon.workload.spec import WorkloadSpec
 
 
@@ -77,7 +77,12 @@ class Settings(BaseModel):
 
 
 class Limits(BaseModel):
-    """Per-region limits; None means "report, do not judge"."""
+    """Per-region limits; None means "report, do not judge".
+
+    Anomalies the checker counts (lost, duplicates, reordered, unexpected) are judged even without a
+    limit: none is allowed unless ``allow`` names the kind or a ``max_*`` limit (for lost, also
+    ``min_delivered_fraction``) sets how many. ``max_recovery_s`` is judged by default.
+    """
 
     model_config = ConfigDict(extra="forbid")
     max_lost: int | None = None
@@ -89,6 +94,9 @@ class Limits(BaseModel):
     max_rpo_messages: int | None = None
     max_rpo_s: float | None = None
     max_rto_s: float | None = None
+    max_recovery_s: float | None = Field(DEFAULT_RECOVERY_S, gt=0, description=(
+        "after every heal, each region's producers and consumers must work again within this many seconds; "
+        "the load goes on this long after the last heal"))
     min_delivered_fraction: float | None = Field(None, ge=0, le=1)
     max_false_exceptions: int | None = Field(None, description="billing: exceptions not caused by injected errors")
     allow: list[str] = Field([], description="anomaly kinds the checker should not count against validity, "
@@ -133,6 +141,20 @@ class Scenario(BaseModel):
                 raise ValueError(f"faults.{i}: starts at {fault.at_s}s, after the load ends "
                                  f"({self.workload.duration_s}s)")
         return self
+
+
+RECOVERY_MARGIN_S = 5.0  # past the recovery limit, so a region that never recovers is seen as "never"
+
+
+def load_seconds(scenario: Scenario, scheme: str, schedule: list[ScheduledFault]) -> float:
+    """How long the load must run: the scenario's duration, or longer, so that it goes on for the recovery
+    limit (plus a margin) after the last heal of a fault that stops clients (Jepsen's final phase)."""
+    duration = scenario.workload.duration_s
+    limit = scenario.expectations.for_scheme(scheme).max_recovery_s
+    heals = [f.stop_s for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
+    if limit is None or not heals:
+        return duration
+    return max(duration, round(max(heals) + limit + RECOVERY_MARGIN_S, 3))
 
 
 def load(path: str | Path) -> Scenario:

@@ -1,50 +1,88 @@
 """Judge a checked run against a scenario's expectations. Pure: results in, verdict out.
 
-Each limit becomes one line that says what was allowed, what was measured and
-where; ``met`` is True when every judged line holds, False when one does not,
-and None when the run could not be decided (no results).
+Each rule becomes one line that says what was allowed, what was measured and
+where. A line is met (True), not met (False) or could not be decided (None).
+The run's verdict merges them as Jepsen's ``merge-valid`` does: any line not
+met makes it not met; else any undecided line makes it undecided; a run with
+no line at all is undecided too (nothing was judged), never met.
+
+The rules, in report order:
+
+* **Workers** (run.json ``workers``): a region whose worker died, reported
+  errors (e.g. could not create a producer) or closed with sends that never
+  completed is not met, with the count and the first error in words.
+* **Liveness**: every publishing region had a send acknowledged, and every
+  region's consumers received something.
+* **Anomalies**: every anomaly the checker counts against validity (lost,
+  duplicates, reordered, unexpected) fails the run unless the scenario allows
+  the kind (``allow``, or run.json ``allowed``) or limits it (``max_*``; for
+  lost also ``min_delivered_fraction``).
+* The scenario's limits: lag, delivered fraction, convergence, RPO, RTO.
+* **Recovery** after every heal of a fault that stops clients: each region's
+  producers and consumers work again within ``max_recovery_s``. Not recovered
+  is "never" when the load went on that long after the heal, else "not
+  observed" (undecided: the load ended first).
+* Billing: every injected error found, no exception without a cause.
+
+:func:`judge_run_dir` applies the stored scenario to a stored run directory;
+``geo-recon run`` and ``geo-recon judge`` both use it, so they always agree.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
+from geo_recon.check.anomalies import VALIDITY
+from geo_recon.check.recovery import unrecovered_outcome
 from geo_recon.scenario import Limits
+
+Met = bool | None
 
 
 @dataclass(frozen=True)
 class Judgement:
     name: str
-    limit: float
+    limit: float | None
     actual: float | None
-    met: bool
+    met: Met
     where: str
     words: str
 
 
-def judge(results: dict[str, Any] | None, limits: Limits,
-          billing: dict[str, Any] | None = None) -> tuple[bool | None, list[Judgement]]:
+def merge(lines: Iterable[Judgement]) -> Met:
+    """False if any line is not met; else None if any is undecided or there is none; else True."""
+    values = [j.met for j in lines]
+    if any(v is False for v in values):
+        return False
+    if not values or any(v is None for v in values):
+        return None
+    return True
+
+
+_NOUNS = {
+    "lost": ("max_lost", "acknowledged message(s) lost"),
+    "duplicates": ("max_duplicates", "message(s) stored more than once"),
+    "reordered": ("max_reordered", "message(s) out of order"),
+    "unexpected": ("max_unexpected", "message(s) received that were never sent"),
+}
+
+
+def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any] | None = None, *,
+          workers: dict[str, dict[str, Any]] | None = None,
+          publishing: Sequence[str] | None = None) -> tuple[Met, list[Judgement]]:
+    """``workers``: run.json ``workers`` (per region: fate, sent, acked, errors, stuck); ``publishing``: the
+    regions that must publish (default: every region in the results)."""
     if not results:
         return None, []
-    out: list[Judgement] = []
-    if billing is not None:
-        out += _judge_billing(billing, limits)
     regions = results.get("regions", {})
-
-    def per_region(limit_name: str, field: str, noun: str) -> None:
-        limit = getattr(limits, limit_name)
-        if limit is None:
-            return
-        for region, r in regions.items():
-            actual = r.get(field, 0)
-            out.append(Judgement(limit_name, limit, actual, actual <= limit, region,
-                                 f"region {region}: {actual} {noun} (at most {limit} allowed)"))
-
-    per_region("max_lost", "lost", "acknowledged message(s) lost")
-    per_region("max_duplicates", "duplicates", "message(s) stored more than once")
-    per_region("max_reordered", "reordered", "message(s) out of order")
-    per_region("max_unexpected", "unexpected", "message(s) received that were never sent")
+    out: list[Judgement] = []
+    if workers is not None:
+        out += _judge_workers(workers)
+    out += _judge_liveness(results, workers or {}, list(regions) if publishing is None else list(publishing))
+    out += _judge_anomalies(results, limits)
     if limits.max_lag_p99_ms is not None:
         for region, r in regions.items():
             p99 = (r.get("lag_ms") or {}).get("p99")
@@ -80,16 +118,140 @@ def judge(results: dict[str, Any] | None, limits: Limits,
                                  f"losing region {p['region']}: unreplicated writes span {span:.2f} s "
                                  f"(at most {limits.max_rpo_s:g} s)"))
     if limits.max_rto_s is not None:
-        for r in results.get("rto", []):
-            if not r.get("failed"):
+        out += _judge_rto(results.get("rto", []), limits.max_rto_s)
+    if limits.max_recovery_s is not None:
+        out += _judge_recovery(results, limits.max_recovery_s, set(publishing if publishing is not None else regions))
+    if billing is not None:
+        out += _judge_billing(billing, limits)
+    return merge(out), out
+
+
+def _judge_workers(workers: dict[str, dict[str, Any]]) -> list[Judgement]:
+    """A worker that died, reported errors or left sends that never completed: the history is not the whole
+    story of its region, so the run is not met."""
+    out = []
+    for region, w in workers.items():
+        fate = w.get("fate", "finished")
+        out.append(Judgement("worker_finished", None, None, fate == "finished", region,
+                             f"region {region}: the workers finished" if fate == "finished"
+                             else f"region {region}: {fate}"))
+        errors = list(w.get("errors") or [])
+        if errors:
+            out.append(Judgement("worker_errors", 0, len(errors), False, region,
+                                 f"region {region}: {len(errors)} worker error(s); the first: {errors[0]}"))
+        stuck = int(w.get("stuck") or 0)
+        if stuck:
+            out.append(Judgement("stuck_sends", 0, stuck, False, region,
+                                 f"region {region}: {stuck} send(s) never completed: the client gave no ok, "
+                                 "failure or timeout before the producer closed (their outcome is unknown)"))
+    return out
+
+
+def _judge_liveness(results: dict[str, Any], workers: dict[str, dict[str, Any]],
+                    publishing: list[str]) -> list[Judgement]:
+    """Every publishing region had a send acknowledged; every region's consumers received."""
+    out = []
+    by_region = (results.get("run") or {}).get("sends_by_region")
+    for region in publishing:
+        if by_region is None:
+            out.append(Judgement("published", 1, None, None, region,
+                                 f"region {region}: results.json has no per-region send counts (written by an "
+                                 "older geo-recon): re-check with `geo-recon check RUN_DIR --write`"))
+            continue
+        sends = by_region.get(region) or {}
+        acked = int(sends.get("ok", 0))
+        w = workers.get(region) or {}
+        tried = sum(int(sends.get(k, 0)) for k in ("ok", "fail", "info", "pending"))
+        detail = (f"{tried} send(s) invoked, none acknowledged" if tried
+                  else "no send invoked" + (f" ({w['errors'][0]})" if w.get("errors") else ""))
+        out.append(Judgement("published", 1, acked, acked > 0, region,
+                             f"region {region}: {acked} send(s) acknowledged" if acked
+                             else f"region {region}: never published: {detail}"))
+    for region, r in (results.get("regions") or {}).items():
+        receipts = int(r.get("receipts", 0))
+        out.append(Judgement("received", 1, receipts, receipts > 0, region,
+                             f"region {region}: {receipts} receipt(s)" if receipts
+                             else f"region {region}: its consumers never received a message"))
+    return out
+
+
+def _judge_anomalies(results: dict[str, Any], limits: Limits) -> list[Judgement]:
+    """Each counted anomaly per region: against its limit, or none allowed unless the scenario allows it."""
+    allowed = set(limits.allow) | set(results.get("allowed") or [])
+    out = []
+    for kind in VALIDITY:
+        limit_name, noun = _NOUNS[kind.value]
+        limit = getattr(limits, limit_name)
+        if limit is None and kind.value in allowed:
+            continue
+        if limit is None and kind.value == "lost" and limits.min_delivered_fraction is not None:
+            continue  # limited by the delivered fraction, judged with it
+        for region, r in (results.get("regions") or {}).items():
+            actual = int(r.get(kind.value, 0))
+            if limit is not None:
+                out.append(Judgement(limit_name, limit, actual, actual <= limit, region,
+                                     f"region {region}: {actual} {noun} (at most {limit} allowed)"))
+            else:
+                out.append(Judgement(kind.value, 0, actual, actual == 0, region,
+                                     f"region {region}: {actual} {noun} (none allowed: the scenario neither "
+                                     f"allows {kind.value} nor sets {limit_name})"))
+    return out
+
+
+def _judge_rto(rows: list[dict[str, Any]], limit_s: float) -> list[Judgement]:
+    out = []
+    for r in rows:
+        if not r.get("failed"):
+            continue
+        where = f"{r['fault_id']}/{r['region']}"
+        head = f"region {r['region']} during {r['fault_id']}"
+        if r.get("recovered"):
+            seconds = (r.get("ms") or 0) / 1000
+            out.append(Judgement("max_rto_s", limit_s, seconds, seconds <= limit_s, where,
+                                 f"{head}: publishing recovered in {seconds:.1f} s (at most {limit_s:g} s)"))
+            continue
+        first, end = r.get("first_failure_s"), r.get("load_end_s")
+        if first is not None and end is not None and end - first > limit_s:
+            # no ok send within the limit although the load went on: the RTO is above it, whatever comes after
+            outcome = unrecovered_outcome(since_s=r.get("heal_s", first), load_end_s=end, limit_s=limit_s)
+            out.append(Judgement("max_rto_s", limit_s, None, False, where,
+                                 f"{head}: publishing {'never recovered' if outcome == 'never' else 'did not recover'}"
+                                 f" ({end - first:.1f} s of load after the first failure; at most {limit_s:g} s)"))
+        else:
+            out.append(Judgement("max_rto_s", limit_s, None, None, where,
+                                 f"{head}: RTO not observed: the load ended "
+                                 f"{'' if end is None or first is None else f'{end - first:.1f} s '}after the first "
+                                 f"failure, before publishing recovered (at most {limit_s:g} s)"))
+    return out
+
+
+def _judge_recovery(results: dict[str, Any], limit_s: float, publishing: set[str]) -> list[Judgement]:
+    """After every heal of a fault that stops clients: each region publishes and receives again in time."""
+    out = []
+    for row in results.get("recovery") or []:
+        for field, name, doing in (("publish_ms", "publish", "publishing"), ("receive_ms", "receive", "receiving")):
+            if field == "publish_ms" and row["region"] not in publishing:
                 continue
-            seconds = None if r.get("ms") is None else r["ms"] / 1000
-            met = bool(r.get("recovered")) and seconds is not None and seconds <= limits.max_rto_s
-            words = (f"region {r['region']} during {r['fault_id']}: publishing recovered in {seconds:.1f} s"
-                     if r.get("recovered") else f"region {r['region']} during {r['fault_id']}: publishing never recovered")
-            out.append(Judgement("max_rto_s", limits.max_rto_s, seconds, met, f"{r['fault_id']}/{r['region']}",
-                                 f"{words} (at most {limits.max_rto_s:g} s)"))
-    return all(j.met for j in out), out
+            where = f"{row['fault_id']}/{row['region']}/{name}"
+            head = f"region {row['region']} after {row['fault_id']} healed"
+            value = row.get(field)
+            if value is not None:
+                seconds = value / 1000
+                out.append(Judgement("max_recovery_s", limit_s, seconds, seconds <= limit_s, where,
+                                     f"{head}: {doing} again after {seconds:.1f} s (at most {limit_s:g} s)"))
+                continue
+            outcome = unrecovered_outcome(since_s=row.get("heal_s"), load_end_s=row.get("load_end_s"),
+                                          limit_s=limit_s)
+            tail = ("" if row.get("heal_s") is None or row.get("load_end_s") is None
+                    else f"; the load ran {row['load_end_s'] - row['heal_s']:.1f} s past the heal")
+            if outcome == "never":
+                out.append(Judgement("max_recovery_s", limit_s, None, False, where,
+                                     f"{head}: {doing} never recovered{tail} (at most {limit_s:g} s)"))
+            else:
+                out.append(Judgement("max_recovery_s", limit_s, None, None, where,
+                                     f"{head}: {doing} recovery not observed: the load ended first{tail} "
+                                     f"(at most {limit_s:g} s)"))
+    return out
 
 
 def _judge_billing(b: dict[str, Any], limits: Limits) -> list[Judgement]:
@@ -115,5 +277,64 @@ def _judge_billing(b: dict[str, Any], limits: Limits) -> list[Judgement]:
     return out
 
 
-def to_json(met: bool | None, judgements: list[Judgement]) -> dict[str, Any]:
+def mark(met: Met) -> str:
+    """The fixed-width word a line starts with in progress output and ``geo-recon judge``."""
+    return {True: "met      ", False: "NOT MET  ", None: "UNDECIDED"}[met]
+
+
+def to_json(met: Met, judgements: list[Judgement]) -> dict[str, Any]:
     return {"met": met, "judgements": [asdict(j) for j in judgements]}
+
+
+# --------------------------------------------------------------------------- a stored run
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    scenario: str
+    scheme: str
+    met: Met
+    judgements: list[Judgement]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "scheme": self.scheme, **to_json(self.met, self.judgements)}
+
+
+def judge_run_dir(run_dir: str | Path) -> StoredVerdict:
+    """The stored scenario's expectations applied to the stored results (results.json, billing/report.json,
+    run.json's worker summaries). Raises :class:`~geo_recon.errors.ConfigError` when the scenario or run.json
+    cannot be read; a run with no results.json is undecided, with one line saying so."""
+    from geo_recon import scenario as scenario_mod
+    from geo_recon.errors import ConfigError
+
+    run_dir = Path(run_dir)
+    scenario = scenario_mod.load(run_dir / "scenario.yaml")
+    run = _read_json(run_dir / "run.json")
+    if run is None:
+        raise ConfigError(f"{run_dir / 'run.json'}: missing or not JSON: not a run directory")
+    scheme = str(run.get("scheme") or scenario.scheme)
+    limits = scenario.expectations.for_scheme(scheme)
+    results = _read_json(run_dir / "results.json")
+    if not results:
+        return StoredVerdict(scenario.name, scheme, None, [Judgement(
+            "checked", None, None, None, "", f"{run_dir}: no results.json: the history was never checked "
+            "(`geo-recon check RUN_DIR --write` checks it)")])
+    billing_spec = (run.get("workload") or {}).get("billing")
+    billing = None
+    publishing = None
+    if billing_spec:
+        publishing = sorted({s["region"] for s in billing_spec["systems"].values()})
+        billing = _read_json(run_dir / "billing" / "report.json")
+        if billing is None:
+            return StoredVerdict(scenario.name, scheme, None, [Judgement(
+                "billing", None, None, None, "", f"{run_dir}: a billing run with no billing/report.json: "
+                "the reconciliation was never labelled")])
+    met, judgements = judge(results, limits, billing, workers=run.get("workers"), publishing=publishing)
+    return StoredVerdict(scenario.name, scheme, met, judgements)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None

@@ -12,6 +12,10 @@ gets exactly one label:
 - ``replication_lag``: a ``missing`` or ``late`` event that was acked in its
   origin and received in the reconciling region, but later than the
   reconciler's window allowed;
+- ``reconciler_lag``: a ``missing`` or ``late`` event that the recording
+  consumer in the reconciling region received in time, but the reconciler's
+  own subscription delivered too late (by the reconciler's recorded receipt):
+  the reconciler's consumption, not replication, is to blame;
 - ``replication_duplicate``: a ``late`` event that had already been joined on
   time: the replicator delivered it to the reconciling region a second time
   (as a new message) after the transaction was final and forgotten;
@@ -51,6 +55,7 @@ class Label(StrEnum):
     REPLICATION_LOSS = "replication_loss"
     REPLICATION_LAG = "replication_lag"
     REPLICATION_DUPLICATE = "replication_duplicate"
+    RECONCILER_LAG = "reconciler_lag"
     SOURCE_UNAVAILABLE = "source_unavailable"
     UNEXPLAINED = "unexplained"
 
@@ -71,12 +76,16 @@ class ReplicationFacts:
     unacked: frozenset[Key] = frozenset()
     duplicated: frozenset[Key] = frozenset()
     """Stored more than once in the reconciling region (distinct message ids): re-sent by replication."""
+    reconciler_late: frozenset[Key] = frozenset()
+    """In time for the recording consumer, too late by the reconciler's own recorded receipt."""
 
     def cause(self, key: Key) -> Label | None:
         if key in self.lost:
             return Label.REPLICATION_LOSS
         if key in self.late:
             return Label.REPLICATION_LAG
+        if key in self.reconciler_late:
+            return Label.RECONCILER_LAG
         if key in self.unacked:
             return Label.SOURCE_UNAVAILABLE
         return None
@@ -85,7 +94,7 @@ class ReplicationFacts:
         """Every fact about one transaction (linear; only used for the few missed errors)."""
         found: list[tuple[Label, Key]] = []
         for label, keys in ((Label.REPLICATION_LOSS, self.lost), (Label.REPLICATION_LAG, self.late),
-                            (Label.SOURCE_UNAVAILABLE, self.unacked)):
+                            (Label.RECONCILER_LAG, self.reconciler_late), (Label.SOURCE_UNAVAILABLE, self.unacked)):
             found.extend((label, k) for k in sorted(keys) if k[1] == txn_id)
         return tuple(found)
 
@@ -254,6 +263,8 @@ def explain(case: LabelledException) -> str:
         Label.BUSINESS: f"the injected {case.injected.kind if case.injected else 'business'} error, found",
         Label.REPLICATION_LOSS: "acked in its origin region but never received here: replication loss",
         Label.REPLICATION_LAG: "acked in its origin region and received here too late: replication lag",
+        Label.RECONCILER_LAG: ("received here in time by the recording consumer, but the reconciler's own "
+                               "subscription delivered it too late: reconciler lag"),
         Label.REPLICATION_DUPLICATE: ("it had already been joined on time; replication delivered it here a second "
                                       "time (stored twice): a replication duplicate"),
         Label.SOURCE_UNAVAILABLE: ("its publish was never acked in the origin region, or acked too late: "

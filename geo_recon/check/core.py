@@ -40,7 +40,7 @@ from geo_recon.check.model import (
     Receipts,
     split_ref,
 )
-from geo_recon.check.recovery import convergence, fault_windows, rpo, rto, window_json
+from geo_recon.check.recovery import convergence, fault_windows, heals, recovery, rpo, rto, window_json
 from geo_recon.check.timing import (
     LagStats,
     bucket_seconds,
@@ -90,13 +90,16 @@ class CheckResult:
       ``convergence``: per stop ``{fault_id, stop_s, converged, ms, still_missing {region: n}}``;
       ``rpo``: per region-loss fault and lost region ``{fault_id, region, count, first_ok_s, last_ok_s,
       span_ms, window_ms}``; ``rto``: per fault and region ``{fault_id, region, ms, recovered, failed,
-      first_failure_s, recovered_s}`` (definitions in :mod:`geo_recon.check.recovery`).
+      first_failure_s, recovered_s, heal_s, load_end_s, outcome}``; ``recovery``: per heal of a fault that
+      stops clients, and region ``{fault_id, region, heal_s, publish_ms, receive_ms, load_end_s}``
+      (definitions in :mod:`geo_recon.check.recovery`).
     * ``publish_latency_ms``: per origin region, ok time minus invoke time ``{p50, p90, p99, max}``.
     * ``lag_series``: ``{origin: {observer: [[t_s, p50_ms, p99_ms, max_ms], ...]}}``, at most 2000 points
       by the message's ok time; ``lag_cdf``: per observer, 101 quantiles (0..100) in ms.
     * ``rates``: ``{bucket_s, columns: [t_s, sent, acked, received], regions: {region: [[...], ...]}}``,
       per-second rates averaged over buckets of ``bucket_s`` seconds, at most 2000 points.
-    * ``run``: regions, start/end (ns), duration, producers, send outcomes, receipts, scheme, seed;
+    * ``run``: regions, start/end (ns), duration, producers, send outcomes (``sends``, and per origin region
+      ``sends_by_region``), receipts, scheme, seed;
       ``input``: what was read (source, files, lines, skipped lines with examples, ignored lines);
       ``warnings``.
     """
@@ -109,6 +112,7 @@ class CheckResult:
     convergence: list[dict[str, Any]]
     rpo: list[dict[str, Any]]
     rto: list[dict[str, Any]]
+    recovery: list[dict[str, Any]]
     publish_latency_ms: dict[str, dict[str, float]]
     rates: dict[str, Any]
     run: dict[str, Any]
@@ -137,6 +141,7 @@ class CheckResult:
             "convergence": self.convergence,
             "rpo": self.rpo,
             "rto": self.rto,
+            "recovery": self.recovery,
             "publish_latency_ms": self.publish_latency_ms,
             "lag_series": {origin: {region: r.lag.series.get(origin, []) for region, r in self.regions.items()
                                     if origin in r.lag.series}
@@ -221,6 +226,7 @@ class _RegionPass:
     counts: dict[str, int]
     cases: dict[str, tuple[Case, ...]]
     received: np.ndarray
+    after_heals: list[int | None]  #: the first consumer receipt at or after each heal
     first: np.ndarray | None
     missing_ok: np.ndarray
     lag: LagStats
@@ -230,13 +236,14 @@ class _RegionPass:
 
 
 def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: int,
-                 series_bucket: int) -> _RegionPass:
+                 series_bucket: int, heal_times: list[int]) -> _RegionPass:
     """Facts, the detectors and lag for one region (its receipts are in memory only during this call)."""
     history, messages = ctx.history, ctx.history.messages
     counts = {k.value: 0 for k in COUNTED}
     ok_time = messages.done_time
     if history.receipt_counts[code] == 0:
-        return _RegionPass(counts=counts, cases={}, received=np.zeros(len(messages), dtype=bool), first=None,
+        return _RegionPass(counts=counts, cases={}, received=np.zeros(len(messages), dtype=bool),
+                           after_heals=[None] * len(heal_times), first=None,
                            missing_ok=np.sort(ok_time[ok]), lag=LagStats(None, {}, None),
                            per_second=np.zeros(0, dtype=np.int64), receipts=0, end=t0)
     receipts = history.region_receipts(code)
@@ -263,7 +270,12 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
     consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
     last = int(consumer_times.max()) if len(consumer_times) else t0
     per_sec = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
-    return _RegionPass(counts=counts, cases=cases, received=facts.received, first=first, missing_ok=missing_ok,
+    after_heals: list[int | None] = []
+    for heal in heal_times:  # a few heals: one pass each is cheaper than sorting every receipt
+        later = consumer_times[consumer_times >= heal]
+        after_heals.append(int(later.min()) if len(later) else None)
+    return _RegionPass(counts=counts, cases=cases, received=facts.received, after_heals=after_heals,
+                       first=first, missing_ok=missing_ok,
                        lag=stats, per_second=per_sec, receipts=len(receipts), end=int(receipts.time.max()))
 
 
@@ -299,9 +311,13 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     cases: dict[str, list[Case]] = {k.value: [] for k in ALL}
     received_per_second: dict[str, np.ndarray] = {}
     receipts_total = 0
+    windows = fault_windows(history.faults, regions=listed)
+    heal_times = heals(windows)
+    after_heals: dict[str, list[int | None]] = {}
 
     def one(region: str) -> _RegionPass:
-        return _region_pass(ctx, code=codes[region], region=region, ok=ok, t0=t0, series_bucket=series_bucket)
+        return _region_pass(ctx, code=codes[region], region=region, ok=ok, t0=t0, series_bucket=series_bucket,
+                            heal_times=heal_times)
 
     # regions one at a time by default: two at a time is faster on an idle machine but needs about 60% more memory
     # (and worker threads allocate from their own malloc arenas, which page-fault much more)
@@ -312,6 +328,7 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
             for kind, kind_cases in done.cases.items():
                 cases[kind].extend(kind_cases)
             received_by_code[codes[region]] = done.received
+            after_heals[region] = done.after_heals
             if done.first is None:
                 latest[:] = NEVER
             else:
@@ -332,13 +349,17 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
         region_counts[region][Anomaly.LOST.value] = lost.count
         cases[Anomaly.LOST.value].extend(lost.cases)  # type: ignore[arg-type]
 
-    windows = fault_windows(history.faults, regions=listed)
     received_listed = {r: received_by_code[codes[r]] for r in listed}
     conv = convergence(windows, messages=messages, latest=latest, missing_ok=missing_ok, t0=t0)
     del latest
     rpo_rows = rpo(windows, messages=messages, received=received_listed, region_names=names,  # type: ignore[arg-type]
                    t0=t0)
-    rto_rows = rto(windows, completions=history.completions, regions=listed, region_names=names, t0=t0)
+    invoke_times = messages.invoke_time[messages.invoke_time != NO_TIME]
+    load_end = int(invoke_times.max()) if len(invoke_times) else None  # the last send the load invoked
+    rto_rows = rto(windows, completions=history.completions, regions=listed, region_names=names, t0=t0,
+                   load_end=load_end)
+    recovery_rows = recovery(windows, completions=history.completions, first_receipt_after=after_heals,
+                             regions=listed, region_names=names, load_end=load_end, t0=t0)
 
     invoked = ok & (messages.invoke_time != NO_TIME)
     publish = percentiles_by_group(messages.done_time[invoked] - messages.invoke_time[invoked],
@@ -354,6 +375,7 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     return CheckResult(
         valid=valid, allowed=allowed_set, regions=results, cases={k: tuple(v) for k, v in cases.items()},
         faults=[window_json(w, t0) for w in windows], convergence=conv, rpo=rpo_rows, rto=rto_rows,
+        recovery=recovery_rows,
         publish_latency_ms=publish, rates=rates, run=run, input=history.input, warnings=warnings)
 
 
@@ -427,9 +449,22 @@ def _run_summary(history: History, *, t0: int, end: int, receipts: int) -> dict[
         "sends": {"ok": int(outcome_counts[Outcome.OK]), "fail": int(outcome_counts[Outcome.FAIL]),
                   "info": int(outcome_counts[Outcome.INFO]), "pending": int(outcome_counts[Outcome.PENDING]),
                   "never_invoked": int(outcome_counts[Outcome.NEVER_INVOKED])},
+        "sends_by_region": _sends_by_region(history),
         "receipts": receipts,
         "scheme": history.run.get("scheme"), "seed": history.run.get("seed"),
     }
+
+
+def _sends_by_region(history: History) -> dict[str, dict[str, int]]:
+    """Send outcomes per origin region (every region name, sends or not): who published at all."""
+    m = history.messages
+    invoked = m.outcome != Outcome.NEVER_INVOKED
+    out = {}
+    for code, name in enumerate(history.region_names):
+        counts = np.bincount(m.outcome[invoked & (m.origin == code)], minlength=5)
+        out[name] = {"ok": int(counts[Outcome.OK]), "fail": int(counts[Outcome.FAIL]),
+                     "info": int(counts[Outcome.INFO]), "pending": int(counts[Outcome.PENDING])}
+    return out
 
 
 # --------------------------------------------------------------------------- from a run directory

@@ -18,7 +18,17 @@
 * **RTO** per fault and region: from the first fail/info send completion in
   the region at or after the fault start (and before the next fault starts) to
   the next ok completion in the region: 0 when no send failed in that window;
-  null with ``recovered: false`` when no ok completion followed.
+  null with ``recovered: false`` when no ok completion followed. ``outcome``
+  says which of three it is: ``recovered`` (a number), ``never`` (the load went
+  on for at least ``DEFAULT_RECOVERY_S`` after the fault's heal and nothing
+  recovered) or ``not observed`` (the load ended first); ``heal_s`` and
+  ``load_end_s`` let a verdict decide the same with its own limit.
+* **Recovery** after each heal of a fault that stops clients (every kind but
+  latency and bandwidth), per region: how long after the heal the region's
+  producers had a send acknowledged (``publish_ms``) and its consumers received
+  a message (``receive_ms``), null when that never happened; ``load_end_s`` is
+  the last send invoked in the run, so a reader can tell "never" (the load went
+  on) from "not observed" (it ended first).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import numpy as np
 
 from geo_recon.check.model import NEVER, Completions, FaultEvent, Messages, Outcome
 from geo_recon.check.timing import ms
+from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS
 
 REGION_LOSS_FAULTS = frozenset({"kill", "stop", "pause"})
 
@@ -156,8 +167,49 @@ def rpo(windows: Sequence[FaultWindow], *, messages: Messages, received: dict[st
     return out
 
 
+def unrecovered_outcome(*, since_s: float | None, load_end_s: float | None, limit_s: float) -> str:
+    """``never`` when the load went on for ``limit_s`` after ``since_s`` (a heal, or the first failure of a
+    fault never healed) and nothing recovered; ``not observed`` when it ended first."""
+    if since_s is None or load_end_s is None or load_end_s - since_s < limit_s:
+        return "not observed"
+    return "never"
+
+
+def heals(windows: Sequence[FaultWindow]) -> list[int]:
+    """The stop times after which clients must work again (faults that stop clients), sorted."""
+    return sorted({w.stop for w in windows if w.stop is not None and w.fault not in DEGRADATION_KINDS})
+
+
+def recovery(windows: Sequence[FaultWindow], *, completions: Completions, first_receipt_after: dict[str, list[int | None]],
+             regions: Sequence[str], region_names: Sequence[str], load_end: int | None, t0: int) -> list[dict[str, Any]]:
+    """Per healed fault that stops clients, and region: time from the heal to the region's next ok send and
+    to its consumers' next receipt. ``first_receipt_after[region][j]``: the first consumer receipt at or after
+    ``heals(windows)[j]``."""
+    stops = heals(windows)
+    if not stops:
+        return []
+    oks = {}
+    for region in regions:
+        here = (completions.region == region_names.index(region)) & (completions.outcome == Outcome.OK)
+        oks[region] = np.sort(completions.time[here])
+    out = []
+    for w in windows:
+        if w.stop is None or w.fault in DEGRADATION_KINDS:
+            continue
+        j = stops.index(w.stop)
+        for region in regions:
+            i = int(np.searchsorted(oks[region], w.stop, side="left"))
+            published = int(oks[region][i]) if i < len(oks[region]) else None
+            received = first_receipt_after.get(region, [None] * len(stops))[j]
+            out.append({"fault_id": w.id, "region": region, "heal_s": _s(w.stop, t0),
+                        "publish_ms": None if published is None else ms(published - w.stop),
+                        "receive_ms": None if received is None else ms(received - w.stop),
+                        "load_end_s": _s(load_end, t0)})
+    return out
+
+
 def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Sequence[str],
-        region_names: Sequence[str], t0: int) -> list[dict[str, Any]]:
+        region_names: Sequence[str], t0: int, load_end: int | None = None) -> list[dict[str, Any]]:
     """Per fault and region: first failed/unknown send after the fault start to the next ok send."""
     starts = sorted(w.start for w in windows if w.start is not None)
     if not starts:
@@ -178,19 +230,23 @@ def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Se
         for region in regions:
             failed, oks = per_region[region]
             i = int(np.searchsorted(failed, w.start, side="left"))
-            entry: dict[str, Any] = {"fault_id": w.id, "region": region}
+            entry: dict[str, Any] = {"fault_id": w.id, "region": region, "heal_s": _s(w.stop, t0),
+                                     "load_end_s": _s(load_end, t0)}
             if i == len(failed) or (until is not None and failed[i] >= until):
-                entry.update(ms=0.0, recovered=True, failed=False, first_failure_s=None, recovered_s=None)
+                entry.update(ms=0.0, recovered=True, failed=False, first_failure_s=None, recovered_s=None,
+                             outcome="recovered")
                 out.append(entry)
                 continue
             first_failure = int(failed[i])
             after = oks[oks >= first_failure]  # one pass per fault and region: cheaper than sorting every ok
             if not len(after):
+                since = entry["heal_s"] if w.stop is not None else _s(first_failure, t0)
                 entry.update(ms=None, recovered=False, failed=True, first_failure_s=_s(first_failure, t0),
-                             recovered_s=None)
+                             recovered_s=None, outcome=unrecovered_outcome(
+                                 since_s=since, load_end_s=entry["load_end_s"], limit_s=DEFAULT_RECOVERY_S))
             else:
                 back = int(after.min())
                 entry.update(ms=ms(back - first_failure), recovered=True, failed=True,
-                             first_failure_s=_s(first_failure, t0), recovered_s=_s(back, t0))
+                             first_failure_s=_s(first_failure, t0), recovered_s=_s(back, t0), outcome="recovered")
             out.append(entry)
     return out

@@ -40,6 +40,8 @@ COMMANDS = {
     "billing": "billing:billing",
     "report": "run:report_command",
     "compare": "run:compare_command",
+    "judge": "judge:judge",
+    "canary": "canary:canary",
 }
 
 

@@ -89,6 +89,8 @@ def workload_options(func: Any) -> Any:
         click.option("--message-size", type=int, default=100, show_default=True),
         click.option("--keys", type=int, default=100, show_default=True),
         click.option("--producers", type=int, default=1, show_default=True, help="Producers per region."),
+        click.option("--processes", type=int, default=1, show_default=True,
+                     help="Producer processes per region (each its own client and history file)."),
         click.option("--topics", type=int, default=1, show_default=True),
         click.option("--partitions", type=int, default=0, show_default=True),
         click.option("--batching/--no-batching", default=False, show_default=True),
@@ -97,6 +99,8 @@ def workload_options(func: Any) -> Any:
         click.option("--subscription-type", type=click.Choice(["exclusive", "failover", "key_shared", "shared"]),
                      default="failover", show_default=True),
         click.option("--drain-timeout", type=float, default=60.0, show_default=True),
+        click.option("--driver", type=click.Choice(["python", "go"]), default="python", show_default=True,
+                     help="The producers' client: go is pulsar-client-go, for rates Python cannot reach."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -104,12 +108,13 @@ def workload_options(func: Any) -> Any:
 
 
 def workload_from_options(rate, duration, message_size, keys, producers, topics, partitions, batching, producer_dedup,
-                          max_outstanding, subscription_type, drain_timeout, **_) -> WorkloadSpec:
+                          max_outstanding, subscription_type, drain_timeout, driver="python", processes=1,
+                          **_) -> WorkloadSpec:
     try:
         return WorkloadSpec(rate=rate, duration_s=duration, message_size=message_size, keys=keys, producers=producers,
                             topics=topics, partitions=partitions, batching=batching, producer_dedup=producer_dedup,
                             max_outstanding=max_outstanding, subscription_type=subscription_type,
-                            drain_timeout_s=drain_timeout)
+                            drain_timeout_s=drain_timeout, driver=driver, processes=processes)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"option --{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}") from None

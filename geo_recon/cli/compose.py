@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from geo_recon.cli import compose_engine
 from geo_recon.cli.common import echo_progress, timed_progress
 from geo_recon.deploy import compose as compose_lab
 from geo_recon.deploy.compose_backend import ComposeBackend
@@ -197,3 +198,7 @@ def spec_from_options(*, scenario: Path | None, regions: str | None, scheme: str
                        base_port=20000 if base_port is None else base_port)
     spec.validate()
     return spec
+
+
+compose.add_command(compose_engine.engine)
+compose.add_command(compose_engine.images)

@@ -3,6 +3,7 @@ worker output merged, the reference clock."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -52,7 +53,8 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--seconds", type=float, default=20.0, show_default=True)
 @click.option("--size", type=int, default=100, show_default=True, help="Message size in bytes.")
 @click.option("--fixed-rates", default="1000,5000", show_default=True, help="Rates to check the pacer at.")
-def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the figures and ratios as JSON (for scripts).")
+def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates, as_json) -> None:
     """Highest publish-and-record rate of one region vs pulsar-perf on the same cluster; pacer error."""
     target = dep.resolve(lab_name, clusters_file)
     scheme = target.scheme or "async"
@@ -65,6 +67,10 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
     figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
                              fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
                              progress=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(load_bench.to_json(figures, machine=platform.node(), cores=os.cpu_count(), size=size,
+                                                 seconds=seconds, scheme=scheme), indent=2))
+        return
     header = (f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
               f"{scheme} scheme ({target.source})")
     click.echo("\n".join(load_bench_lines(figures, header=header)))

@@ -11,18 +11,24 @@ replicators use. Faults are ``ComposeFaults``: docker kill/stop/pause, Toxiproxy
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from geo_recon.deploy import compose as compose_lab
-from geo_recon.deploy import compose_backend
+from geo_recon.deploy import compose_backend, images
 from geo_recon.deploy.base import DelegatesFaults, Progress
 from geo_recon.deploy.compose_faults import ComposeFaults, Scheduled, check_schedule
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.deployment import Deployment, RegionEndpoint
 from geo_recon.errors import ConfigError, GeoReconError, LabError
+
+
+def ensure_images(progress: Progress) -> object:
+    """The images of $GEO_RECON_IMAGES (local, the default: built here; official: pulled)."""
+    return images.ensure(os.environ.get("GEO_RECON_IMAGES", "local"), progress=progress)
 
 
 @dataclass
@@ -35,6 +41,8 @@ class ComposeHooks:
     clock: Callable[[], float] = time.monotonic
     start_delay_s: float = 15.0  # from `up` of the workers to their common start: container start, client connect
     poll_s: float = 2.0
+    # Makes sure the lab's images are there before `up` (geo_recon.deploy.images; cached by their inputs).
+    images: Callable[[Progress], object] = ensure_images
 
 
 class ComposeLabBackend(DelegatesFaults):
@@ -77,7 +85,8 @@ class ComposeLabBackend(DelegatesFaults):
     # ------------------------------------------------------------ Backend
 
     def up(self, progress: Progress, workdir: Path | None = None) -> Deployment:
-        """Render the project into ``workdir/compose`` unless the scenario named one; start it; build the workers."""
+        """Render the project into ``workdir/compose`` unless the scenario named one; make sure its images exist;
+        start it."""
         sub = lambda m: progress(f"  {m}")  # noqa: E731
         if self.project_dir is None:
             if workdir is None:
@@ -95,10 +104,9 @@ class ComposeLabBackend(DelegatesFaults):
             project = self.compose.lab.project
             raise LabError(f"compose project {project} already has containers ({', '.join(busy)}); "
                            f"take it down first: docker compose -p {project} down --volumes")
+        hooks.images(sub)  # every image, the worker's too, before anything starts
         self.started = True
         self.compose.up()
-        sub("building the worker image")
-        self.compose.build_workers()
         return self.deployment()
 
     def down(self, progress: Progress) -> None:

@@ -34,6 +34,7 @@ def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = Non
     argv = ["env", "-C", str(cwd), *argv]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
+    _keep_inherited_fds_to_ourselves()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -54,6 +55,21 @@ def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = Non
             return ProcessRef(pid, ticks)
         time.sleep(0.01)
     return ProcessRef(pid, -1)
+
+
+def _keep_inherited_fds_to_ourselves() -> None:
+    """Mark every inheritable descriptor above stderr close-on-exec. Python opens its own files that way, but
+    a descriptor our parent handed us (``flock LOCK geo-recon lab up`` passes the lock as fd 3) would otherwise
+    live on in every JVM and worker, and a lock "released" by the CLI would stay held until the lab is down."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                os.set_inheritable(fd, False)
+        except OSError:  # closed meanwhile (the directory listing's own descriptor, another thread's file)
+            pass
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -51,6 +51,14 @@ class CommandSpec(BaseModel):
     timeout_s: float = Field(60.0, gt=0, description="each command's time limit")
 
 
+#: Faults that slow the network but stop no client: nothing has to recover after their heal.
+DEGRADATION_KINDS = frozenset({"latency", "bandwidth"})
+#: After every heal, each region's producers and consumers must work again within this many seconds
+#: (scenario expectations ``max_recovery_s`` override it); ``run`` keeps the load going that long after
+#: the last heal. Clients reconnect with a growing backoff, so a long outage may need more.
+DEFAULT_RECOVERY_S = 30.0
+
+
 class RandomStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     window_s: tuple[float, float]

@@ -51,6 +51,7 @@ class RunMetrics:
     rpo_s: float | None = None  #: oldest unreplicated acknowledgement before the fault, in s
     rto_s: dict[str, float | None] = field(default_factory=dict)  #: per region, worst fault; None: never recovered
     rto_failed: dict[str, bool] = field(default_factory=dict)  #: per region: did any send fail during a fault
+    rto_unobserved: dict[str, bool] = field(default_factory=dict)  #: per region: None because the load ended first
     publish_p50_ms: dict[str, float] = field(default_factory=dict)  #: per origin
     publish_p99_ms: dict[str, float] = field(default_factory=dict)
     lag_p50_ms: dict[str, float] = field(default_factory=dict)  #: per receiving region
@@ -81,9 +82,12 @@ def metrics(data: RunData, label: str) -> RunMetrics:
     rpo_s = (max(windows) if windows else 0.0) if rpo_rows else None
     rto: dict[str, float | None] = {}
     failed: dict[str, bool] = {}
+    unobserved: dict[str, bool] = {}
     for x in r.get("rto") or []:
         region = str(x.get("region"))
         failed[region] = failed.get(region, False) or bool(x.get("failed"))
+        if not x.get("recovered") and x.get("outcome") == "not observed":
+            unobserved[region] = True
         value = None if not x.get("recovered") else round(float(x.get("ms") or 0.0) / 1000, 6)
         if region not in rto:
             rto[region] = value
@@ -107,7 +111,7 @@ def metrics(data: RunData, label: str) -> RunMetrics:
     publish = r.get("publish_latency_ms") or {}
     return RunMetrics(
         **base, has_results=True, lost_regions=lost_regions, rpo_messages=rpo_messages, rpo_s=rpo_s,  # type: ignore[arg-type]
-        rto_s=rto, rto_failed=failed,
+        rto_s=rto, rto_failed=failed, rto_unobserved=unobserved,
         publish_p50_ms={o: s["p50"] for o, s in publish.items() if s and s.get("p50") is not None},
         publish_p99_ms={o: s["p99"] for o, s in publish.items() if s and s.get("p99") is not None},
         lag_p50_ms={g: v["lag_ms"]["p50"] for g, v in regions.items() if v.get("lag_ms")},
@@ -188,6 +192,11 @@ def _compare_lower(what: str, pairs: Sequence[tuple[str, float | None]], fmt: Ca
     return f"{word} in {best_label}: {fmt(best)} ({what}); {', '.join(others)}{tail}."
 
 
+def _unrecovered(m: RunMetrics, region: str) -> str:
+    """An RTO with no number: "never" (the load went on) or "not observed" (it ended first)."""
+    return "not observed" if m.rto_unobserved.get(region) else "never"
+
+
 def _no_results(m: RunMetrics) -> str:
     return f"{m.label} has no results ({m.verdict_words.rstrip('.')})"
 
@@ -257,7 +266,7 @@ def build_rows(runs: Sequence[RunMetrics]) -> list[Row]:
             return "-"
         if not m.rto_s:
             return "n/a"
-        return ", ".join(f"{g} {'never' if v is None else (f'{v:.2f} s' if m.rto_failed.get(g) else '0 s')}"
+        return ", ".join(f"{g} {_unrecovered(m, g) if v is None else (f'{v:.2f} s' if m.rto_failed.get(g) else '0 s')}"
                          for g, v in m.rto_s.items())
 
     regions = list(dict.fromkeys(g for m in runs for g in m.rto_s))
@@ -271,7 +280,8 @@ def build_rows(runs: Sequence[RunMetrics]) -> list[Row]:
                 if g not in m.rto_s:
                     continue
                 v = m.rto_s[g]
-                per.append(f"{m.label} " + ("never recovered" if v is None else
+                per.append(f"{m.label} " + (("never recovered" if _unrecovered(m, g) == "never" else
+                                             "recovery not observed (the load ended first)") if v is None else
                                             (f"{v:.2f} s" if m.rto_failed.get(g) else "no failed send")))
             parts.append(f"publishing in {g}: {', '.join(per)}")
         words = _join(parts + undecided) + "."

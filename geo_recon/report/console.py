@@ -75,4 +75,7 @@ def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
         lines.append(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
                      f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
                      "of the Python client alone.")
+    native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+    if native and perf > 0:
+        lines.append(f"the native (go) recording worker reaches {native.achieved_rate / perf * 100:.0f}% of pulsar-perf.")
     return lines

@@ -99,6 +99,12 @@ def headline(data: RunData) -> Headline:
         return Headline("undecided", "COULD NOT DECIDE", "the run was interrupted; nothing is decided.")
     if data.error:
         return Headline("undecided", "COULD NOT DECIDE", f"{data.error}.")
+    if verdict is not None and verdict.undecided:
+        open_lines = verdict.undecided
+        return Headline("undecided", "COULD NOT DECIDE", "; ".join(j.words for j in open_lines[:3])
+                        + ("; ..." if len(open_lines) > 3 else "") + ".")
+    if verdict is not None and not verdict.judgements:
+        return Headline("undecided", "COULD NOT DECIDE", "nothing was judged.")
     if data.results is not None and verdict is None:
         valid = data.results.get("valid")
         return Headline("undecided", "NO VERDICT",
@@ -117,6 +123,11 @@ def checker_line(results: Mapping[str, Any]) -> str:
     return (f"checker: {verdict}{extra}: {fmt_count(sends.get('ok', 0))} acknowledged sends from "
             f"{run.get('producers', '?')} producer(s) in {len(run.get('regions') or [])} region(s), "
             f"{fmt_count(run.get('receipts', 0))} receipts over {run.get('duration_s', 0):g} s")
+
+
+def met_word(met: bool | None) -> str:
+    """A judgement's state in one word: met, NOT MET, or UNDECIDED (could not be decided)."""
+    return {True: "met", False: "NOT MET"}.get(met, "UNDECIDED")  # type: ignore[arg-type]
 
 
 def judgement_value(value: float | None) -> str:
@@ -185,6 +196,9 @@ def rto_words(x: Mapping[str, Any]) -> str:
     if not x.get("failed"):
         return f"{region} no failed send"
     if not x.get("recovered"):
+        if x.get("outcome") == "not observed":  # the load ended before the region could be seen recovering
+            return (f"{region} recovery not observed (first failure at {fmt_s(x.get('first_failure_s'))}; "
+                    f"the load ended at {fmt_s(x.get('load_end_s'))})")
         return f"{region} never recovered (first failure at {fmt_s(x.get('first_failure_s'))})"
     return f"{region} {fmt_ms(x.get('ms'))}"
 

@@ -118,7 +118,8 @@ def _judgements(data: RunData) -> str:
     if not judgements:
         return ('<section id="judgements"><h2>Expectations</h2><p class="muted">The scenario sets no limits.</p>'
                 "</section>")
-    rows = [[(("met" if j.met else "NOT MET"), "good" if j.met else "bad"), (e(j.name), ""), (e(j.where), ""),
+    rows = [[(F.met_word(j.met), {True: "good", False: "bad"}.get(j.met, "")),  # type: ignore[arg-type]
+             (e(j.name), ""), (e(j.where), ""),
              (e(F.judgement_value(j.limit)), "num"), (e(F.judgement_value(j.actual)), "num"), (e(j.words), "")]
             for j in judgements]
     return ('<section id="judgements"><h2>Expectations</h2>'

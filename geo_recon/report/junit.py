@@ -57,8 +57,10 @@ def suite(data: RunData) -> ET.Element:
     if data.verdict is not None:
         for j in data.verdict.judgements:
             case = _case(el, classname, j.title)
-            if not j.met:
+            if j.met is False:
                 _fail(case, "failure", j.words, j.name)
+            elif j.met is None:
+                _fail(case, "error", f"could not decide: {j.words}", "undecided")
     met = data.met
     if met is None and (data.verdict is None or data.interrupted or data.error):
         why = ("the run was interrupted" if data.interrupted else data.error

@@ -34,7 +34,7 @@ def render(data: RunData) -> str:
         lines += ["The scenario sets no limits.", ""]
     else:
         lines += table(["", "limit", "where", "allowed", "measured", "in words"],
-                       [["met" if j.met else "**NOT MET**", j.name, j.where, F.judgement_value(j.limit),
+                       [["met" if j.met else f"**{F.met_word(j.met)}**", j.name, j.where, F.judgement_value(j.limit),
                          F.judgement_value(j.actual), j.words] for j in judgements], right=(3, 4)) + [""]
     results = data.results
     if results is None:

@@ -36,7 +36,7 @@ class Judgement:
     name: str
     limit: float | None
     actual: float | None
-    met: bool
+    met: bool | None  #: None: could not be decided (e.g. recovery not observed)
     where: str
     words: str
 
@@ -54,7 +54,11 @@ class Verdict:
 
     @property
     def not_met(self) -> tuple[Judgement, ...]:
-        return tuple(j for j in self.judgements if not j.met)
+        return tuple(j for j in self.judgements if j.met is False)
+
+    @property
+    def undecided(self) -> tuple[Judgement, ...]:
+        return tuple(j for j in self.judgements if j.met is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +237,8 @@ def _verdict(raw: Mapping[str, Any] | None, problems: list[str]) -> Verdict | No
         return None
     judgements = []
     for i, j in enumerate(raw.get("judgements") or []):
-        if not isinstance(j, dict) or not isinstance(j.get("name"), str) or not isinstance(j.get("met"), bool):
+        if not isinstance(j, dict) or not isinstance(j.get("name"), str) or not (
+                isinstance(j.get("met"), bool) or ("met" in j and j["met"] is None)):
             problems.append(f"verdict.json judgement {i + 1} has no name or met; left out.")
             continue
         where = j.get("where")

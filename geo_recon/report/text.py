@@ -24,7 +24,7 @@ def summary(data: RunData, *, cases_per_kind: int = 3) -> str:
     lines = [F.identity_line(data), f"  {data.run_dir}", "", f"verdict: {head.label}: {head.words}"]
     judgements = F.judgement_rows(data)
     if judgements:
-        lines.extend(f"  {'met    ' if j.met else 'NOT MET'}  {j.words}" for j in judgements)
+        lines.extend(f"  {F.met_word(j.met):<7}  {j.words}" for j in judgements)
     for note in data.notes():
         lines.append(f"note: {note}")
     results = data.results

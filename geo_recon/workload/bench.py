@@ -34,10 +34,12 @@ class LoadFigure:
 
 
 def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: float, seconds: float, size: int,
-                   batching: bool, namespaces: dict[str, str], clock_host: str, label: str) -> LoadFigure:
+                   batching: bool, namespaces: dict[str, str], clock_host: str, label: str,
+                   driver: str = "python") -> LoadFigure:
     one = Deployment((deployment.region(region),), source=deployment.source, scheme=deployment.scheme)
     workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
-                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60)
+                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60,
+                            driver=driver)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
         result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
     summary = result["summaries"].get(region)
@@ -91,9 +93,33 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
         figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,
                                       batching=batching, namespaces=namespaces, clock_host=clock_host,
                                       label=f"geo-recon max (batching {'on' if batching else 'off'})"))
+    progress(f"geo-recon native worker (go), unthrottled, batching on, {seconds:.0f}s ...")
+    figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
+                                  namespaces=namespaces, clock_host=clock_host, driver="go",
+                                  label="geo-recon native max (go, batching on)"))
     for rate in fixed_rates:
         progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,
                                       batching=True, namespaces=namespaces, clock_host=clock_host,
                                       label=f"geo-recon fixed {rate:.0f}/s (batching)"))
     return figures
+
+
+def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
+    """The figures and the ratios the goals are stated in, measured in the same run."""
+    by_label = {f.label: f for f in figures}
+    perf = figures[0].achieved_rate if figures else 0.0
+    raw = next((f for f in figures if f.label.startswith("python client")), None)
+    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
+    native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+
+    def ratio(a: LoadFigure | None, b: LoadFigure | float | None) -> float | None:
+        base = b.achieved_rate if isinstance(b, LoadFigure) else b
+        return None if a is None or not base else round(a.achieved_rate / base, 4)
+
+    return {**context,
+            "figures": [{"label": label, "target_rate": f.target_rate, "achieved_rate": f.achieved_rate,
+                         "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
+                        for label, f in by_label.items()],
+            "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
+                       "native_recorder_vs_perf": ratio(native, perf)}}

@@ -1,17 +1,20 @@
 """After a billing run: what replication did to each billing message, and why each exception happened.
 
-The facts come from the history alone (the same lines the checker reads), per
+The facts come from the history alone (the same lines the checker reads; never
+from the reconciler's verdicts, which they judge), per
 ``(system, txn_id)`` and for the reconciling region R:
 
 - ``lost``: acked in its origin, never received in R (not even by the final reader);
-- ``late`` or ``unacked`` when it reached R (the reconciler, by its late
-  verdicts; else the recording consumer in R) more than ``lateness_ms`` after the
-  earliest event time of its transaction (the reconciler makes a transaction
-  final no sooner than that, so an event arriving later may miss it; an event
-  in time by its own event time can still be too late for its transaction):
-  ``late`` when replicating took longer than publishing did, ``unacked`` (the
-  source could not publish in time, e.g. a stretched cluster stalling writes)
-  when publishing took longer;
+- ``late`` or ``unacked`` when it reached R (by the reconciler's own recorded
+  receipt, ``R/reconciler``; else the recording consumer's in R) more than
+  ``lateness_ms`` after the earliest event time of its transaction (the
+  reconciler makes a transaction final no sooner than that, so an event
+  arriving later may miss it; an event in time by its own event time can still
+  be too late for its transaction): ``late`` when replicating took longer than
+  publishing did, ``unacked`` (the source could not publish in time, e.g. a
+  stretched cluster stalling writes) when publishing took longer;
+- ``reconciler_late`` when the recording consumer had it in time and only the
+  reconciler's own subscription delivered it late;
 - ``unacked`` too when it was never published or never acknowledged;
 - ``duplicated`` when R stored it more than once (distinct message ids).
 
@@ -35,19 +38,19 @@ REPORT = "report.json"
 
 
 def replication_facts(run_dir: Path, region: str, lateness_ms: float,
-                      event_times: dict[tuple[str, str], int],
-                      arrivals: dict[tuple[str, str], int] | None = None):
+                      event_times: dict[tuple[str, str], int]):
     """``event_times``: (system, txn_id) -> when the generator says the system recorded it (the
     earliest, for a duplicate charge). A key never published at all, or acked more than
     ``lateness_ms`` after its event time, is ``unacked``: the source could not publish in time.
-    ``arrivals``: (system, txn_id) -> when the reconciler itself received it, where it said (its
-    late verdicts); it reads its own subscription, which can deliver later than the recording
-    consumer's, so its own time decides lateness where known."""
+    The reconciler reads its own subscription, which can deliver later than the recording
+    consumer's: its recorded receipts decide lateness where it has them."""
     from geo_recon.billing.classify import ReplicationFacts
 
     key_of: dict[tuple[str, int], tuple[str, str]] = {}
     acked: dict[tuple[str, int], int] = {}
     first_recv: dict[tuple[str, int], int] = {}
+    reconciler_recv: dict[tuple[str, int], int] = {}
+    reconciler = billing_load.reconciler_process(region)
     seen: set[tuple[str, int]] = set()
     stored_as: dict[tuple[str, int], set[str]] = {}
     for event in history.iter_events(run_dir):
@@ -60,7 +63,9 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
             ident = (event["producer"], event["seq"])
             seen.add(ident)
             stored_as.setdefault(ident, set()).add(event.get("msg_id", ""))
-            if event.get("via") != "reader":
+            if event.get("process") == reconciler:
+                reconciler_recv[ident] = min(reconciler_recv.get(ident, event["time"]), event["time"])
+            elif event.get("via") != "reader":
                 first_recv[ident] = min(first_recv.get(ident, event["time"]), event["time"])
     bound = lateness_ms * 1e6
     # The reconciler can make a transaction final once every system is L past its first event
@@ -70,26 +75,29 @@ def replication_facts(run_dir: Path, region: str, lateness_ms: float,
     for (_system, txn), t in event_times.items():
         if t < txn_first.get(txn, t + 1):
             txn_first[txn] = t
-    lost, late, unacked = set(), set(), set()
+    lost, late, unacked, reconciler_late = set(), set(), set(), set()
     published = set(key_of.values())
     unacked.update(key for key in event_times if key not in published)
-    arrivals = arrivals or {}
     for ident, key in key_of.items():
         ok = acked.get(ident)
         born = event_times.get(key, ok)
-        arrived = arrivals.get(key, first_recv.get(ident))
+        first = txn_first.get(key[1], born)
+        recorded = first_recv.get(ident)
+        arrived = reconciler_recv.get(ident, recorded)
         if ok is None:
             unacked.add(key)
         elif ident not in seen:
             lost.add(key)
-        elif arrived is not None and arrived - txn_first.get(key[1], born) > bound:
-            # Late end to end: blame the stage that took longer, publishing or replicating.
-            (unacked if ok - born >= arrived - ok else late).add(key)
+        elif arrived is not None and arrived - first > bound:
+            if recorded is not None and recorded - first <= bound and ok - first <= bound:
+                reconciler_late.add(key)  # here in time; only the reconciler's own subscription was late
+            else:  # late end to end: blame the stage that took longer, publishing or replicating
+                (unacked if ok - born >= arrived - ok else late).add(key)
         elif ok - txn_first.get(key[1], born) > bound:
             unacked.add(key)
     duplicated = {key_of[ident] for ident, ids in stored_as.items() if len(ids) > 1 and ident in key_of}
     return ReplicationFacts(lost=frozenset(lost), late=frozenset(late), unacked=frozenset(unacked),
-                            duplicated=frozenset(duplicated))
+                            duplicated=frozenset(duplicated), reconciler_late=frozenset(reconciler_late))
 
 
 def billing_report(run_dir: Path) -> dict[str, Any]:
@@ -109,16 +117,12 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
     for txn in transactions(spec):
         for event in txn.events:
             event_times[event.key] = min(event_times.get(event.key, event.event_time_ns), event.event_time_ns)
-    arrivals: dict[tuple[str, str], int] = {}
-    for v in verdicts:
-        if v.kind == "late" and v.system is not None:
-            key = (v.system, v.txn_id)
-            arrivals[key] = min(arrivals.get(key, v.decided_ns), v.decided_ns)
-    facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times, arrivals)
+    facts = replication_facts(run_dir, b.reconcile_in, b.lateness_ms, event_times)
     summary = classify(verdicts, injected_errors(spec), facts)
     replication = ("replication_loss", "replication_lag", "replication_duplicate")
     false_exceptions = sum(summary.exceptions.get(label, 0) + summary.late_events.get(label, 0) for label in replication)
     unavailable = summary.exceptions.get("source_unavailable", 0) + summary.late_events.get("source_unavailable", 0)
+    reconciler_lag = summary.exceptions.get("reconciler_lag", 0) + summary.late_events.get("reconciler_lag", 0)
     stats_path = run_dir / billing_load.BILLING_DIR / "reconciler.json"
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
     report = {
@@ -129,10 +133,10 @@ def billing_report(run_dir: Path) -> dict[str, Any]:
         "missed": len(summary.missed), "missed_unexplained": sum(1 for m in summary.missed if not m.masked_by),
         "exceptions": summary.exceptions, "exceptions_by_kind": summary.exceptions_by_kind,
         "late_events": summary.late_events, "false_exceptions": false_exceptions,
-        "source_unavailable": unavailable,
+        "source_unavailable": unavailable, "reconciler_lag": reconciler_lag,
         "unexplained": summary.unexplained, "valid": summary.valid,
         "facts": {"lost": len(facts.lost), "late": len(facts.late), "unacked": len(facts.unacked),
-                  "duplicated": len(facts.duplicated)},
+                  "duplicated": len(facts.duplicated), "reconciler_late": len(facts.reconciler_late)},
         "reconciler": stats,
         "throughput": end_to_end(stats, summary.transactions, verdicts),
         "cases": {label: [explain(c) for c in cases] for label, cases in summary.cases.items()},

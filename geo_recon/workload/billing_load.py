@@ -6,8 +6,10 @@ times, one Pulsar producer per system, recorded in the history exactly like any
 other send (producer ``<region>/<system>``, key = transaction id), so the checker
 judges the billing topics too. The reconciler is a third worker role in the
 reconciling region: it reads every system's topic under its own subscription,
-paced by the read planner, writes each final verdict to ``billing/verdicts.jsonl``
-(durably, before acknowledging what it read) and its statistics at the end.
+paced by the read planner, records every receipt in the history like every
+consumer (process ``<region>/reconciler``), writes each final verdict to
+``billing/verdicts.jsonl`` (receipts and verdicts durably, before acknowledging
+what it read) and its statistics at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ if TYPE_CHECKING:
 
 BILLING_DIR = "billing"
 SEEN_WINDOW = 500_000  # message ids remembered to drop broker redeliveries (bounded memory)
+
+
+def reconciler_process(region: str) -> str:
+    """The reconciler's process name on its history lines."""
+    return f"{region}/reconciler"
 
 
 def billing_spec(worker_cfg) -> Any:
@@ -102,7 +109,7 @@ def _produce(worker: "Worker", client, system: str) -> None:
             continue
         break
     worker.achieved_rates[name] = round(sent / max(w.duration_s, 1e-9), 2)
-    worker._finish_sends(producer, outstanding)
+    worker._finish_sends(producer, outstanding, name)
 
 
 def reconcile(worker: "Worker", client) -> dict[str, Any]:
@@ -141,7 +148,8 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
                              "watermark_ns": v.watermark_ns})
 
     def flush_and_ack() -> None:
-        verdicts.flush()  # verdicts on disk before what produced them is acknowledged
+        verdicts.flush()  # verdicts and receipts on disk before what produced them is acknowledged
+        worker.writer.flush()
         for system, msgs in pending.items():
             for m in msgs:
                 consumers[system].acknowledge(m)
@@ -167,6 +175,7 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
                     first_receipt_ns = now
                 last_receipt_ns = now
                 pending[system].append(msg)
+                _record_receipt(worker, msg, now, system)
                 ident = (system, str(msg.message_id()))
                 if ident in seen_ids:
                     redelivered += 1
@@ -210,6 +219,19 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out_dir / "reconciler.json")
     return summary
+
+
+def _record_receipt(worker: "Worker", msg, now: int, system: str) -> None:
+    """A ``recv`` line for the reconciler's receipt, as every consumer writes one (redeliveries too)."""
+    from geo_recon.workload.worker import format_msg_id
+
+    ident = message.identify(msg.properties())
+    if ident is None:
+        return
+    worker.writer.append({"type": "recv", "time": now, "region": worker.region,
+                          "process": reconciler_process(worker.region), "producer": ident[0], "seq": ident[1],
+                          "msg_id": format_msg_id(msg.message_id()), "redelivery": msg.redelivery_count(),
+                          "topic": worker.cfg.topics[topic_index(worker.cfg, system)]})
 
 
 def read_verdicts(run_dir: Path) -> list:

@@ -27,10 +27,11 @@ from geo_recon.deployment import Deployment
 from geo_recon.errors import GeoReconError
 from geo_recon.schemes import SchemeSettings
 from geo_recon.schemes import get as scheme_named
+from geo_recon.workload import native
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
+from geo_recon.workload.worker import stem as worker_stem
 
-ROLES = ("produce", "consume")  # two processes per region: the client calls into Python for every message
 
 Progress = Callable[[dict[str, dict]], None]
 
@@ -118,20 +119,27 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
             admin_url=ep.admin_url, tls_ca=ep.tls_ca, topics=topics, workload=workload, seed=seed,
             start_at_ns=start_at, run_dir=str(run_dir), clock_ref=clock_url, coordinated_drain=True,
         )
-        config_path = run_dir / "workers" / f"{ep.region}.config.json"
-        config_path.write_text(cfg.model_dump_json(indent=2))
         env = {"GEO_RECON_TOKEN": ep.token} if ep.token else {}
         if lab_marker:
             env["GEO_RECON_LAB"] = lab_marker  # `lab down` finds a stray worker by it
-        roles = list(ROLES)
+        # (role, part): the region's producer processes, its consumer process, maybe the reconciler
+        roles = [("produce", k) for k in range(workload.processes)] + [("consume", 0)]
         if workload.billing is not None and workload.billing.reconcile_in == ep.region:
-            roles.append("reconcile")
-        for role in roles:
-            log = run_dir / "logs" / f"worker-{ep.region}-{role}.log"
-            argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
-            workers.refs[f"{ep.region}/{role}"] = procs.start(argv, cwd=run_dir, log_path=log,
-                                                              netns=(namespaces or {}).get(ep.region), env=env)
-            workers.logs[f"{ep.region}/{role}"] = log
+            roles.append(("reconcile", 0))
+        for role, part in roles:
+            name = worker_stem(ep.region, role, part)
+            config_path = run_dir / "workers" / f"{name}.config.json"
+            config_path.write_text(cfg.model_copy(update={"part": part, "parts": workload.processes})
+                                   .model_dump_json(indent=2))
+            log = run_dir / "logs" / f"worker-{name.replace('.', '-')}.log"
+            if role == "produce" and workload.driver == "go":
+                argv = native.produce_command(config_path)
+            else:
+                argv = [sys.executable, "-m", "geo_recon", "worker", "--config", str(config_path), "--role", role]
+            key = f"{ep.region}/{role}{part or ''}"
+            workers.refs[key] = procs.start(argv, cwd=run_dir, log_path=log,
+                                            netns=(namespaces or {}).get(ep.region), env=env)
+            workers.logs[key] = log
     return workers
 
 
@@ -157,14 +165,18 @@ def read_progress(run_dir: Path, regions: list[str]) -> dict[str, dict]:
     out = {}
     for region in regions:
         parts = {}
-        for role in ROLES:
+        producers = sorted((run_dir / "workers").glob(f"{region}.produce*.progress.json")) or \
+            [run_dir / "workers" / f"{region}.produce.progress.json"]
+        for path in [*producers, run_dir / "workers" / f"{region}.consume.progress.json"]:
             try:
-                parts[role] = json.loads((run_dir / "workers" / f"{region}.{role}.progress.json").read_text())
+                parts[path.name] = json.loads(path.read_text())
             except (FileNotFoundError, ValueError):
-                parts[role] = {"phase": "starting"}
+                parts[path.name] = {"phase": "starting"}
         merged = _merge(list(parts.values()))
-        produce, consume = parts["produce"].get("phase"), parts["consume"].get("phase")
-        merged["phase"] = produce if produce in ("starting", "producing") else consume
+        producing = [p.get("phase") for name, p in parts.items() if ".produce" in name]
+        consume = parts[f"{region}.consume.progress.json"].get("phase")
+        early = [phase for phase in producing if phase in ("starting", "producing")]
+        merged["phase"] = early[0] if early else consume
         for key in ("lag_ms_p50", "lag_ms_max"):
             merged[key] = parts["consume"].get(key)
         out[region] = merged
@@ -221,7 +233,7 @@ def supervise(workers: WorkerSet, workload: WorkloadSpec, *, on_progress: Progre
     for region in regions:
         parts, missing = [], []
         roles = [key.split("/")[1] for key in workers.refs if key.startswith(f"{region}/")]
-        for role in roles:
+        for role in roles:  # "produce", "produce1", ..., "consume", "reconcile"
             path = run_dir / "workers" / f"{region}.{role}.summary.json"
             if path.exists():
                 parts.append(json.loads(path.read_text()))
@@ -262,7 +274,7 @@ def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | 
         workload=workload.model_dump(), clock_offsets_ns=offsets, start_at_ns=workers.start_at_ns,
         allowed=[] if workload.ordered else ["reordered"],
         workers={r: {"fate": result["fates"][r], **{k: v for k, v in result["summaries"].get(r, {}).items()
-                                                     if k in ("sent", "acked", "failed", "unknown", "received",
+                                                     if k in ("sent", "acked", "failed", "unknown", "stuck", "received",
                                                               "achieved_rates", "errors", "clock_rtt_ns")}}
                  for r in workers.regions},
         drain=result["drain"], **(extra or {}),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SubscriptionType = Literal["exclusive", "failover", "key_shared", "shared"]
+Driver = Literal["python", "go"]
 ORDERED = {"exclusive", "failover", "key_shared"}
 
 
@@ -54,6 +55,8 @@ class WorkloadSpec(BaseModel):
     message_size: int = Field(100, ge=0, le=5 * 1024 * 1024, description="payload bytes")
     keys: int = Field(100, ge=1, description="distinct message keys")
     producers: int = Field(1, ge=1, le=64, description="producers per region")
+    processes: int = Field(1, ge=1, le=16, description="producer processes per region, each with its own client "
+                                                       "and history file, paced together to the region's rate")
     topics: int = Field(1, ge=1, le=64)
     partitions: int = Field(0, ge=0, le=64, description="0: non-partitioned topics")
     batching: bool = False
@@ -67,11 +70,18 @@ class WorkloadSpec(BaseModel):
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
     warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
     billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
+    driver: Driver = Field("python", description="the producers' client: python (pulsar-client) or go "
+                                                 "(pulsar-client-go, for rates Python cannot reach)")
 
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
         if self.billing is not None:
+            if self.driver != "python" or self.processes != 1:
+                raise ValueError("the billing workload runs on the python driver in one process per region")
             return self
+        if self.producers < self.processes:
+            raise ValueError(f"producers ({self.producers}) must be at least processes ({self.processes}): "
+                             "each producer process runs at least one producer")
         if self.producers < self.topics:
             raise ValueError(f"producers ({self.producers}) must be at least topics ({self.topics}): "
                              "each producer writes one topic")

@@ -55,6 +55,20 @@ class WorkerConfig(BaseModel):
     run_dir: str
     clock_ref: str | None = None  # controller URL answering its clock, for the offset probe
     coordinated_drain: bool = True  # wait for the controller's "drained" signal (local runs)
+    part: int = 0  # this producer process's share: producers i with i % parts == part
+    parts: int = 1  # producer processes in the region (workload.processes)
+
+
+def stem(region: str, role: str, part: int = 0) -> str:
+    """The name a worker process's progress, summary and config files start with."""
+    return region if role == "all" else f"{region}.{role}{part or ''}"
+
+
+def history_file(region: str, role: str, part: int = 0) -> str:
+    """The history file a worker process writes: one per process, so no two processes share one."""
+    if role in ("consume", "reconcile"):
+        return f"{region}-recv.jsonl" if role == "consume" else f"{region}-reconciler.jsonl"
+    return f"{region}.jsonl" if not part else f"{region}.{part}.jsonl"
 
 
 def format_msg_id(msg_id: Any) -> str:
@@ -71,6 +85,7 @@ class _Counters:
     acked: int = 0
     failed: int = 0
     unknown: int = 0
+    stuck: int = 0  # sends whose callback never came before their producer was closed
     received: int = 0
     acked_by_producer: dict[str, int] = field(default_factory=dict)
     seen: dict[str, bytearray] = field(default_factory=dict)  # producer -> bitmap of seqs received here
@@ -95,7 +110,7 @@ class _Counters:
             lags = sorted(self.recent_lag_ms)
             return {
                 "sent": self.sent, "acked": self.acked, "failed": self.failed, "unknown": self.unknown,
-                "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
+                "stuck": self.stuck, "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
                 "distinct_by_producer": dict(self.distinct_by_producer),
                 "lag_ms_p50": lags[len(lags) // 2] if lags else None,
                 "lag_ms_max": lags[-1] if lags else None,
@@ -128,14 +143,15 @@ class Worker:
         self._last_receipt_at = time.monotonic()
         workers_dir = self.run_dir / "workers"
         workers_dir.mkdir(parents=True, exist_ok=True)
-        stem = self.region if role == "all" else f"{self.region}.{role}"
-        self.progress_path = workers_dir / f"{stem}.progress.json"
-        self.summary_path = workers_dir / f"{stem}.summary.json"
-        self.sibling_progress = workers_dir / f"{self.region}.produce.progress.json"
+        name = stem(self.region, role, config.part)
+        self.progress_path = workers_dir / f"{name}.progress.json"
+        self.summary_path = workers_dir / f"{name}.summary.json"
+        self.sibling_progress = [workers_dir / f"{stem(self.region, 'produce', k)}.progress.json"
+                                 for k in range(config.parts)]
         self.drained_flag = workers_dir / "drained"
-        history_name = f"{self.region}-recv.jsonl" if role == "consume" else f"{self.region}.jsonl"
-        # The reconciler writes verdicts, not history lines (billing/verdicts.jsonl).
-        self.writer = None if role == "reconcile" else history.HistoryWriter(self.run_dir / "history" / history_name)
+        history_name = history_file(self.region, role, config.part)
+        # The reconciler records its receipts here too; its verdicts go to billing/verdicts.jsonl.
+        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -151,7 +167,7 @@ class Worker:
             tls_trust_certs_file_path=self.cfg.tls_ca,
             operation_timeout_seconds=15,
             io_threads=2, message_listener_threads=1,
-            logger=_client_logger(log_dir / f"worker-{self.region}-client.log"),
+            logger=_client_logger(log_dir / f"worker-{stem(self.region, self.role, self.cfg.part)}-client.log"),
         )
         progress = threading.Thread(target=self._report_progress, name="progress", daemon=True)
         progress.start()
@@ -212,12 +228,14 @@ class Worker:
         w = self.cfg.workload
         names = set()
         if self.role == "reconcile":
-            return names
+            from geo_recon.workload.billing_load import reconciler_process
+
+            return {reconciler_process(self.region)}
         if self.role != "consume":
             if w.billing is not None:
                 names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
             else:
-                names |= {f"{self.region}/p{i}" for i in range(w.producers)}
+                names |= {f"{self.region}/p{i}" for i in self._my_producers()}
         if self.role != "produce":
             names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
             names.add(f"{self.region}/reader")
@@ -229,12 +247,13 @@ class Worker:
         w = self.cfg.workload
         latest = self.cfg.start_at_ns / 1e9 + w.duration_s + w.send_timeout_ms / 1000 + 60
         while time.time() < latest and not self.stopping.is_set():
-            try:
-                if json.loads(self.sibling_progress.read_text()).get("phase") == "done":
-                    return
-            except (FileNotFoundError, ValueError):
-                pass
+            if all(_phase(path) == "done" for path in self.sibling_progress):
+                return
             time.sleep(0.2)
+
+    def _my_producers(self) -> list[int]:
+        """The producer indices this process runs (all of them unless the region has several processes)."""
+        return [i for i in range(self.cfg.workload.producers) if i % self.cfg.parts == self.cfg.part]
 
     # ------------------------------------------------------------ producing
 
@@ -245,7 +264,9 @@ class Worker:
 
             return billing_load.start_producers(self, client)
         threads = []
-        for index, rate in enumerate(schedule.producer_rates(w.rate, w.producers)):
+        rates = schedule.producer_rates(w.rate, w.producers)
+        for index in self._my_producers():
+            rate = rates[index]
             topic = self.cfg.topics[schedule.topic_of(index, w.topics)]
             thread = threading.Thread(target=self._produce, args=(client, index, topic, rate),
                                       name=f"producer-{index}", daemon=True)
@@ -306,25 +327,31 @@ class Worker:
             break
         elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
         self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
-        self._finish_sends(producer, outstanding)
+        self._finish_sends(producer, outstanding, name)
 
-    def _finish_sends(self, producer, outstanding: threading.BoundedSemaphore) -> None:
+    def _finish_sends(self, producer, outstanding: threading.BoundedSemaphore, name: str) -> None:
         """Flush, wait for every callback (each send ends ok, fail or info; timeouts fire on their
-        own), then close the producer."""
+        own), then close the producer. Sends still without a callback are counted as stuck and a
+        failed flush or close is reported: the verdict judges both."""
         w = self.cfg.workload
         try:
             producer.flush()
-        except Exception:
-            pass
+        except Exception as exc:  # the sends still get their callbacks (or are counted stuck below)
+            if type(exc).__name__ != "Timeout":  # a send that timed out is already recorded as info
+                self.errors.append(f"{name}: flush failed: {type(exc).__name__}: {exc}")
         deadline = time.monotonic() + w.send_timeout_ms / 1000 + 30
         acquired = 0
         while acquired < w.max_outstanding and time.monotonic() < deadline:
             if outstanding.acquire(timeout=0.5):
                 acquired += 1
+        stuck = w.max_outstanding - acquired
+        if stuck:
+            with self.counters.lock:
+                self.counters.stuck += stuck
         try:
             producer.close()
-        except Exception:
-            pass
+        except Exception as exc:
+            self.errors.append(f"{name}: close failed: {type(exc).__name__}: {exc}")
 
     def _on_sent(self, base: dict, seq: int, outstanding: threading.BoundedSemaphore):
         def callback(result, msg_id) -> None:
@@ -507,6 +534,13 @@ def probe_clock(url: str | None, samples: int = 15) -> tuple[int, int | None]:
             if best is None or rtt < best[1]:
                 best = (remote - (t0 + t1) // 2, rtt)
     return best if best else (0, None)
+
+
+def _phase(progress_path: Path) -> str | None:
+    try:
+        return json.loads(progress_path.read_text()).get("phase")
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _client_logger(path: Path) -> logging.Logger:

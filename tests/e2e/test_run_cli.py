@@ -34,6 +34,8 @@ def test_the_smoke_scenario_from_nothing_to_a_verdict_that_check_reproduces(tmp_
     again = run_cli("check", str(run_dir), "--json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["regions"] == json.loads((run_dir / "results.json").read_text())["regions"]
+    judged = run_cli("judge", str(run_dir))  # the stored run re-judged: the same verdict
+    assert judged.returncode == 0 and judged.stdout.splitlines()[-1].startswith("MET: smoke (async)"), judged.stdout
 
 
 def test_ctrl_c_during_a_fault_heals_tears_down_and_keeps_the_history(tmp_path):

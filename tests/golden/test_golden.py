@@ -12,7 +12,7 @@ from geo_recon.check import check_run
 
 HERE = Path(__file__).parent
 RUNS = sorted(p.parent.name for p in HERE.glob("*/run.json"))
-KEYS = ("valid", "anomaly_types", "regions", "cases", "faults", "convergence", "rpo", "rto", "publish_latency_ms",
+KEYS = ("valid", "anomaly_types", "regions", "cases", "faults", "convergence", "rpo", "rto", "recovery", "publish_latency_ms",
         "warnings")
 
 

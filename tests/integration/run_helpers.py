@@ -12,7 +12,18 @@ SCENARIOS = REPO / "tests" / "integration" / "scenarios"
 
 def run_scenario(name: str, runs: Path, *extra: str) -> tuple[int, Path, str]:
     proc = run_cli("run", str(SCENARIOS / f"{name}.yaml"), "--runs", str(runs), "--reuse-lab", *extra, timeout=900)
-    return proc.returncode, (runs / "latest").resolve(), proc.stdout + proc.stderr
+    run_dir = (runs / "latest").resolve()
+    assert_judge_agrees(run_dir, proc.returncode)
+    return proc.returncode, run_dir, proc.stdout + proc.stderr
+
+
+def assert_judge_agrees(run_dir: Path, run_exit_code: int) -> None:
+    """`geo-recon judge RUN_DIR` re-judges the stored run to the verdict `run` reached (when `run` judged)."""
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    if outcome.get("error") or outcome.get("interrupted"):
+        return
+    judged = run_cli("judge", str(run_dir))
+    assert judged.returncode == run_exit_code, judged.stdout + judged.stderr
 
 
 def events(run_dir: Path) -> list[dict]:

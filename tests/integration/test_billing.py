@@ -61,3 +61,16 @@ def test_the_end_to_end_rate_and_verdict_delay_are_measured(runs):
         assert 0 < t["verdict_delay_ms_p50"] <= t["verdict_delay_ms_p99"], (scheme, t)
     comparison = json.loads((root / "comparison.json").read_text())
     assert "billing_delay" in {r["key"] for r in comparison["rows"]}
+
+
+def test_the_reconciler_records_its_receipts_and_judge_agrees_with_run(runs):
+    _, dirs, _ = runs
+    for scheme, run_dir in dirs.items():
+        with open(run_dir / "history" / "b-reconciler.jsonl") as fh:
+            receipts = [json.loads(line) for line in fh if line.strip()]
+        assert receipts and all(r["type"] == "recv" and r["process"] == "b/reconciler" for r in receipts), scheme
+        run = json.loads((run_dir / "run.json").read_text())
+        assert "b/reconciler" in run["clock_offsets_ns"], scheme  # its receipt times are corrected like any other
+        met = json.loads((run_dir / "verdict.json").read_text())["met"]
+        judged = run_cli("judge", str(run_dir))
+        assert judged.returncode == {True: 0, False: 1, None: 2}[met], (scheme, judged.stdout)

@@ -28,11 +28,15 @@ def lab():
     run_cli("lab", "down", "--name", NAME)
 
 
-@pytest.fixture(scope="module")
-def steady_run(lab, tmp_path_factory):
-    out = tmp_path_factory.mktemp("steady") / "run"
-    proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", str(RATE), "--duration", str(SECONDS))
+@pytest.fixture(scope="module", params=["python", "go"])
+def steady_run(lab, tmp_path_factory, request):
+    """The same load with either producer driver: both histories must pass the same checks."""
+    out = tmp_path_factory.mktemp(f"steady-{request.param}") / "run"
+    proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", str(RATE), "--duration", str(SECONDS),
+                   "--driver", request.param)
     assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "workers" / "a.produce.summary.json").read_text())
+    assert summary.get("driver", "python") == request.param and summary["errors"] == []
     return out
 
 
@@ -74,6 +78,23 @@ def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_
     assert all(abs(v) < 5_000_000 for v in run["clock_offsets_ns"].values())
 
 
+@pytest.mark.parametrize("driver", ["python", "go"])
+def test_several_producer_processes_per_region_share_its_rate_each_with_its_own_history(lab, tmp_path, driver):
+    out = tmp_path / "processes"
+    proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", "200", "--duration", "8", "--producers", "4",
+                   "--processes", "2", "--driver", driver, "--batching")
+    assert proc.returncode == 0, proc.stderr
+    for region in ("a", "b"):
+        for part, producers in ((f"{region}.jsonl", {f"{region}/p0", f"{region}/p2"}),
+                                (f"{region}.1.jsonl", {f"{region}/p1", f"{region}/p3"})):
+            invokes = [e for e in _lines(out, part) if e["type"] == "invoke"]
+            assert {e["producer"] for e in invokes} == producers
+            assert len(invokes) == 2 * 50 * 8  # two producers at 200/4 per second each
+    result = json.loads(run_cli("check", str(out), "--json").stdout)
+    assert result["valid"] is True
+    assert result["regions"]["a"]["expected"] == result["regions"]["b"]["expected"] == 2 * 200 * 8
+
+
 def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp_path):
     out = tmp_path / "killed"
     load = subprocess.Popen(
@@ -93,7 +114,7 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
         else:
             pytest.fail("worker a never got going")
         victim = next(r for r in procs.find_by_marker(NAME)
-                      if str(out / "workers" / "a.config.json") in (cmd := Path(f"/proc/{r.pid}/cmdline").read_text())
+                      if str(out / "workers" / "a.produce.config.json") in (cmd := Path(f"/proc/{r.pid}/cmdline").read_text())
                       and "produce" in cmd)
         # Freeze region a's broker first, so that sends are surely in flight (invoked, durable in the
         # history, never acknowledged) when the worker dies; at 300/s with acks in a few ms, a kill

@@ -50,3 +50,21 @@ def test_schemes_option(tmp_path):
     assert scenario.schemes_to_run(s, "strong,async") == ["strong", "async"]
     with pytest.raises(ConfigError, match="unknown scheme 'sync'"):
         scenario.schemes_to_run(s, "sync")
+
+
+def test_the_load_runs_the_recovery_limit_past_the_last_heal_of_a_fault_that_stops_clients():
+    from geo_recon.faults.spec import FaultSpec, expand
+    from geo_recon.scenario import Expectations, Scenario, load_seconds
+    from geo_recon.workload.spec import WorkloadSpec
+
+    def seconds(faults, **expectations):
+        s = Scenario(name="x", workload=WorkloadSpec(duration_s=50), faults=faults,
+                     expectations=Expectations(**expectations))
+        return load_seconds(s, "async", expand(s.faults, s.workload.duration_s, s.seed))
+
+    kill = FaultSpec(kind="kill", target="a", at_s=15, duration_s=20)
+    assert seconds([kill]) == 35 + 30 + 5  # default limit 30 s, plus a margin to tell "never" from "not observed"
+    assert seconds([kill], max_recovery_s=10) == 50  # already long enough
+    assert seconds([kill], max_recovery_s=None) == 50
+    assert seconds([FaultSpec(kind="latency", rtt_ms=20, between=["a", "b"], at_s=0, duration_s=50)]) == 50
+    assert seconds([]) == 50

@@ -89,17 +89,50 @@ def test_lateness_counts_from_the_transactions_earliest_event(tmp_path):
     assert not facts.late and not facts.lost
 
 
-def test_the_reconcilers_own_arrival_decides_lateness_where_it_said(tmp_path):
+def _reconciler_recv(producer, seq, t, msg_id, region="b"):
+    return {**_recv(producer, seq, t, msg_id, region), "process": f"{region}/reconciler"}
+
+
+def test_the_reconcilers_recorded_receipt_decides_lateness_and_its_own_delay_has_its_own_label(tmp_path):
     # t990 of a real strong run: the recording consumer in b had the payment 1.998 s after the
     # transaction's first event (in time, L = 2 s), the reconciler's own subscription 2.342 s after
-    # (its late verdict says when): acked at once, so the delivery was late, not the source.
+    # (its recorded receipt says when): acked at once, so neither the source nor replication was
+    # late: the reconciler's own subscription was.
     ms = 1_000_000
     lines = [*_send("a/order", 0, "t0", 10 * S, 10_005 * ms), _recv("a/order", 0, 10_008 * ms, "1:0"),
              *_send("b/payment", 0, "t0", 10_068 * ms, 10_073 * ms), _recv("b/payment", 0, 11_998 * ms, "3:0")]
     _write(tmp_path, lines)
     born = {("order", "t0"): 10 * S, ("payment", "t0"): 10_068 * ms}
     without = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born)
-    assert not without.late and not without.unacked
-    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born,
-                              arrivals={("payment", "t0"): 12_342 * ms})
-    assert facts.late == {("payment", "t0")} and not facts.unacked and not facts.lost
+    assert not without.late and not without.unacked and not without.reconciler_late
+
+    (tmp_path / "history" / "b-reconciler.jsonl").write_text("\n".join(json.dumps(x) for x in (
+        _reconciler_recv("a/order", 0, 10_010 * ms, "1:0"), _reconciler_recv("b/payment", 0, 12_342 * ms, "3:0"))))
+    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times=born)
+    assert facts.reconciler_late == {("payment", "t0")}
+    assert not facts.late and not facts.unacked and not facts.lost
+    late = Verdict(VerdictKind.LATE, "t0", "payment", (3,), (100,), 10_068 * ms, 12_343 * ms, 12_300 * ms)
+    (case,) = label_verdicts([late], [], facts)
+    assert case.label == Label.RECONCILER_LAG  # not replication_lag: replication delivered it in time
+
+
+def test_a_receipt_late_for_both_consumers_is_replication_lag(tmp_path):
+    ms = 1_000_000
+    lines = [*_send("a/order", 0, "t0", 10 * S, 10_005 * ms), _recv("a/order", 0, 13_000 * ms, "1:0"),
+             _reconciler_recv("a/order", 0, 13_100 * ms, "1:0")]
+    _write(tmp_path, lines)
+    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times={("order", "t0"): 10 * S})
+    assert facts.late == {("order", "t0")} and not facts.reconciler_late
+
+
+def test_facts_never_read_the_reconcilers_verdicts(tmp_path):
+    # A late verdict is the reconciler's output; only recorded receipts are evidence of when it arrived.
+    ms = 1_000_000
+    lines = [*_send("b/payment", 0, "t0", 10 * S, 10_005 * ms), _recv("b/payment", 0, 10_010 * ms, "3:0")]
+    _write(tmp_path, lines)
+    (tmp_path / "billing").mkdir()
+    (tmp_path / "billing" / "verdicts.jsonl").write_text(json.dumps(
+        {"kind": "late", "txn_id": "t0", "system": "payment", "event_ids": [1], "amounts": [1],
+         "event_time_ns": 10 * S, "decided_ns": 19 * S, "watermark_ns": 18 * S}) + "\n")
+    facts = replication_facts(tmp_path, "b", lateness_ms=2000, event_times={("payment", "t0"): 10 * S})
+    assert not facts.late and not facts.reconciler_late and not facts.unacked

@@ -108,3 +108,28 @@ def test_rto_from_first_failure_to_next_ok_per_region(tmp_path: Path) -> None:
     assert rto[("k1", "b")]["ms"] == 0.0 and rto[("k1", "b")]["failed"] is False
     # after p2, b's send failed and nothing succeeded afterwards
     assert rto[("p2", "b")]["ms"] is None and rto[("p2", "b")]["recovered"] is False
+
+
+def _outage(tmp_path: Path, *, load_ms: float) -> dict:
+    """a killed 100..200 ms: its sends fail then; b publishes until ``load_ms``, a never again after the kill."""
+    sends = [x for s in range(10) for x in sent("a/p0", s, 10 * s, outcome="ok" if s < 10 else "info")]
+    sends += [x for s in range(10, 20) for x in sent("a/p0", s, 10 * s, outcome="info")]
+    b_sends = [x for s in range(int(load_ms // 10)) for x in sent("b/p0", s, 10 * s)]
+    receipts = [recv("b/c0", "b/p0", s, 10 * s + 2) for s in range(int(load_ms // 10))]
+    receipts += [recv("a/c0", "b/p0", s, 10 * s + 3) for s in range(int(load_ms // 10))]
+    nemesis = [fault("start", 100), fault("stop", 200)]
+    return check_run(make_run(tmp_path, {"a.jsonl": sends, "b.jsonl": b_sends, "r.jsonl": receipts,
+                                         "n.jsonl": nemesis})).to_json()
+
+
+def test_recovery_after_the_heal_and_rto_never_or_not_observed(tmp_path: Path) -> None:
+    short = _outage(tmp_path / "short", load_ms=400)
+    rows = {r["region"]: r for r in short["recovery"]}
+    assert rows["a"]["publish_ms"] is None and rows["a"]["receive_ms"] == 3.0
+    assert rows["b"]["publish_ms"] == 1.0 and rows["a"]["heal_s"] == 0.2 - 0.0 and rows["a"]["load_end_s"] == 0.39
+    rto_a = next(r for r in short["rto"] if r["region"] == "a")
+    assert rto_a["recovered"] is False and rto_a["outcome"] == "not observed"  # 0.19 s of load past the heal
+    # 31 s of load past the heal (more than the default recovery limit of 30 s): "never"
+    long = _outage(tmp_path / "long", load_ms=31_300)
+    rto_a = next(r for r in long["rto"] if r["region"] == "a")
+    assert rto_a["outcome"] == "never"

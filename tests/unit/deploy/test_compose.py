@@ -154,7 +154,7 @@ def test_toxiproxy_listens_exactly_on_the_other_sites_ports_and_loads_its_config
         assert sorted(int(p["listen"].rsplit(":", 1)[1]) for p in config) == remote_ports
         assert all(p["enabled"] is True and p["name"].startswith(f"{region}_to_") for p in config)
         service = doc["services"][compose.toxiproxy_service(region)]
-        assert service["image"] == "ghcr.io/shopify/toxiproxy:2.12.0"
+        assert service["image"] == "geo-recon-toxiproxy:2.12.0"  # built by geo-recon compose images
         assert "-config=/config/toxiproxy.json" in service["command"]
         assert f"./toxiproxy/{region}.json:/config/toxiproxy.json:ro" in service["volumes"]
         assert set(service["networks"]) == {compose.network(s) for s in lab.sites}
@@ -169,7 +169,7 @@ def test_ports_are_the_local_plans_published_on_loopback_and_never_clash(spec):
     for comp in lab.components:
         service = doc["services"][compose.hostname(comp.name)]
         assert service["ports"] == [f"127.0.0.1:{p}:{p}" for p in comp.ports.values()]
-        assert service["image"] == "apachepulsar/pulsar:4.0.7"
+        assert service["image"] == "geo-recon-pulsar:4.0.7"  # built by geo-recon compose images
         assert service["restart"] == "no"
         host_ports += list(comp.ports.values())
     for region in lab.regions:

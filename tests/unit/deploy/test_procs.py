@@ -1,3 +1,4 @@
+import os
 import signal
 import sys
 import time
@@ -39,3 +40,16 @@ def test_processes_are_found_by_their_lab_marker(tmp_path):
     finally:
         procs.kill(ref)
     assert procs.find_by_marker("zz9test") == []
+def test_a_descriptor_our_parent_handed_us_does_not_reach_the_lab(tmp_path):
+    # `flock LOCK geo-recon lab up` hands the CLI the lock as an inheritable descriptor; a JVM that kept it
+    # would hold the lock until the lab is down.
+    read, write = os.pipe()
+    os.set_inheritable(write, True)
+    ref = procs.start(["sleep", "30"], cwd=tmp_path, log_path=tmp_path / "log")
+    try:
+        time.sleep(0.2)
+        assert sorted(int(fd) for fd in os.listdir(f"/proc/{ref.pid}/fd")) == [0, 1, 2]
+    finally:
+        procs.kill(ref)
+        os.close(read)
+        os.close(write)

@@ -14,7 +14,7 @@ regions (a, b): region a is killed from 6 s to 12 s while both regions publish
 
 The run directory gets what the orchestrator writes (run.json, resolved.json,
 outcome.json), results.json from :func:`geo_recon.check.check_run`, and
-verdict.json judged with the same words as ``geo_recon.verdict`` on main.
+verdict.json judged by the real :func:`geo_recon.verdict.judge_run_dir` from the scenario.yaml written here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from geo_recon.check import check_run, write_results
+from geo_recon.verdict import judge_run_dir
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -157,40 +160,14 @@ def write_region_loss(run_dir: Path, scheme: str, *, seed: int = 3) -> Path:
     result = check_run(run_dir)
     write_results(result, run_dir)
     results = json.loads((run_dir / "results.json").read_text())
-    met, judgements = judge(results, LIMITS[scheme])
-    (run_dir / "verdict.json").write_text(json.dumps(
-        {"scenario": "region-loss", "scheme": scheme, "met": met, "judgements": judgements}, indent=2))
+    (run_dir / "scenario.yaml").write_text(yaml.safe_dump({
+        "name": "region-loss", "seed": seed, "scheme": scheme, "topology": {"regions": list(REGIONS)},
+        "workload": {"rate": RATE, "duration_s": DURATION_S}, "expectations": LIMITS[scheme],
+        "faults": [{"kind": "kill", "target": "a", "at_s": KILL[0], "duration_s": KILL[1] - KILL[0]}]}))
+    stored = judge_run_dir(run_dir)  # the real judge, as `geo-recon run` and `geo-recon judge` use it
+    met = stored.met
+    (run_dir / "verdict.json").write_text(json.dumps(stored.to_json(), indent=2))
     (run_dir / "outcome.json").write_text(json.dumps(
-        {"met": met, "exit_code": 0 if met else 1, "error": None, "interrupted": False,
+        {"met": met, "exit_code": {True: 0, False: 1, None: 2}[met], "error": None, "interrupted": False,
          "phases": {"lab up": 21.5, "configure": 0.7, "load and faults": 22.0, "check": 0.4}}, indent=2))
     return run_dir
-
-
-def judge(results: dict[str, Any], limits: dict[str, float]) -> tuple[bool, list[dict[str, Any]]]:
-    """The subset of geo_recon.verdict.judge (on main) these fixtures use, with the same words."""
-    out: list[dict[str, Any]] = []
-
-    def add(name: str, limit: float, actual: float, met: bool, where: str, words: str) -> None:
-        out.append({"name": name, "limit": limit, "actual": actual, "met": met, "where": where, "words": words})
-
-    for name, field, noun in (("max_lost", "lost", "acknowledged message(s) lost"),
-                              ("max_duplicates", "duplicates", "message(s) stored more than once"),
-                              ("max_unexpected", "unexpected", "message(s) received that were never sent")):
-        if name in limits:
-            for region, r in results["regions"].items():
-                add(name, limits[name], r[field], r[field] <= limits[name], region,
-                    f"region {region}: {r[field]} {noun} (at most {limits[name]} allowed)")
-    if "min_delivered_fraction" in limits:
-        for region, r in results["regions"].items():
-            fraction = 1 - r["lost"] / r["expected"]
-            add("min_delivered_fraction", limits["min_delivered_fraction"], round(fraction, 6),
-                fraction >= limits["min_delivered_fraction"], region,
-                f"region {region}: {fraction:.4%} of acknowledged messages delivered "
-                f"(at least {limits['min_delivered_fraction']:.2%})")
-    if "max_rpo_messages" in limits:
-        for p in results["rpo"]:
-            add("max_rpo_messages", limits["max_rpo_messages"], p["count"], p["count"] <= limits["max_rpo_messages"],
-                f"{p['fault_id']}/{p['region']}",
-                f"losing region {p['region']} ({p['fault_id']}): {p['count']} acknowledged message(s) never left it "
-                f"(at most {limits['max_rpo_messages']})")
-    return all(j["met"] for j in out), out

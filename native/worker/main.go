@@ -1,0 +1,659 @@
+// geo-recon-native-worker: the "produce" role of a geo-recon worker, on pulsar-client-go.
+//
+// It reads the same worker config JSON as `geo-recon worker --config F --role produce`
+// (written by the controller), sends on the same schedule (message i of a producer is
+// due at start + i/rate, producers split the region's rate and are spread over topics
+// round-robin), and writes the same history lines to RUN_DIR/history/<region>.jsonl:
+// `invoke` before each send, then `ok` (with the message id), `fail` only when the client
+// refused the message before it left the process, `info` when the outcome is unknown.
+// The history is flushed and fsynced every 200 ms, as the Python writer does, so a crash
+// loses at most the last interval (and may cut the last line short, which the reader
+// reports). Progress and summary files have the Python worker's shape.
+//
+// Why it exists: the Python client calls back into Python (taking the GIL) for every
+// acknowledgement, which caps a Python load generator far below what a region can take.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/sirupsen/logrus"
+)
+
+// Message properties the checker's consumers read (geo_recon/workload/message.py).
+const (
+	propProducer = "gr.producer"
+	propSeq      = "gr.seq"
+	propSent     = "gr.sent_ns"
+)
+
+type workloadSpec struct {
+	Rate           float64 `json:"rate"`
+	DurationS      float64 `json:"duration_s"`
+	MessageSize    int     `json:"message_size"`
+	Keys           int     `json:"keys"`
+	Producers      int     `json:"producers"`
+	Topics         int     `json:"topics"`
+	Batching       bool    `json:"batching"`
+	ProducerDedup  bool    `json:"producer_dedup"`
+	MaxOutstanding int     `json:"max_outstanding"`
+	SendTimeoutMs  int     `json:"send_timeout_ms"`
+}
+
+type workerConfig struct {
+	RunID      string       `json:"run_id"`
+	Region     string       `json:"region"`
+	ServiceURL string       `json:"service_url"`
+	TLSCA      *string      `json:"tls_ca"`
+	Topics     []string     `json:"topics"`
+	Workload   workloadSpec `json:"workload"`
+	Seed       int64        `json:"seed"`
+	StartAtNs  int64        `json:"start_at_ns"`
+	RunDir     string       `json:"run_dir"`
+	ClockRef   *string      `json:"clock_ref"`
+	Part       int          `json:"part"`  // this process's share: producers i with i % parts == part
+	Parts      int          `json:"parts"` // producer processes in the region (workload.processes)
+}
+
+// stem: the name this process's progress and summary files start with (as the Python worker's).
+func (c workerConfig) stem() string {
+	if c.Part == 0 {
+		return c.Region + ".produce"
+	}
+	return fmt.Sprintf("%s.produce%d", c.Region, c.Part)
+}
+
+// historyFile: one history file per process, so no two processes share one.
+func (c workerConfig) historyFile() string {
+	if c.Part == 0 {
+		return c.Region + ".jsonl"
+	}
+	return fmt.Sprintf("%s.%d.jsonl", c.Region, c.Part)
+}
+
+// myProducers: the producer indices this process runs.
+func (c workerConfig) myProducers() []int {
+	var out []int
+	for i := 0; i < c.Workload.Producers; i++ {
+		if i%c.Parts == c.Part {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// ------------------------------------------------------------------ history
+
+// historyWriter buffers lines and makes them durable every interval (write + fsync).
+type historyWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	file *os.File
+	err  error
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newHistoryWriter(path string, interval time.Duration) (*historyWriter, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w := &historyWriter{file: f, buf: make([]byte, 0, 1<<20), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				w.flush()
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+// append takes one formatted line (ending in '\n').
+func (w *historyWriter) append(line []byte) {
+	w.mu.Lock()
+	w.buf = append(w.buf, line...)
+	w.mu.Unlock()
+}
+
+func (w *historyWriter) flush() error {
+	w.mu.Lock()
+	data := w.buf
+	w.buf = make([]byte, 0, cap(data))
+	w.mu.Unlock()
+	if len(data) > 0 {
+		if _, err := w.file.Write(data); err != nil && w.err == nil {
+			w.err = err
+		}
+	}
+	if err := w.file.Sync(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *historyWriter) close() error {
+	close(w.stop)
+	<-w.done
+	err := w.flush()
+	if cerr := w.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// sendLine formats one send line: {"type":T,"f":"send","region":R,"process":P,"producer":P,"time":N,"seq":S,...extra}.
+func sendLine(kind, region, producer string, now int64, seq int64, extra func([]byte) []byte) []byte {
+	b := make([]byte, 0, 192)
+	b = append(b, `{"type":"`...)
+	b = append(b, kind...)
+	b = append(b, `","f":"send","region":`...)
+	b = appendJSONString(b, region)
+	b = append(b, `,"process":`...)
+	b = appendJSONString(b, producer)
+	b = append(b, `,"producer":`...)
+	b = appendJSONString(b, producer)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, now, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	if extra != nil {
+		b = extra(b)
+	}
+	return append(b, "}\n"...)
+}
+
+// ------------------------------------------------------------------ outcomes
+
+// definiteFailure: the client refused the message before it left this process.
+// Anything else (timeouts, closed connections, a producer closed with the message in
+// flight) may or may not have been stored: unknown.
+func definiteFailure(err error) bool {
+	for _, known := range []error{pulsar.ErrMessageTooLarge, pulsar.ErrMetaTooLarge, pulsar.ErrInvalidMessage,
+		pulsar.ErrSchema, pulsar.ErrSendQueueIsFull, pulsar.ErrMemoryBufferIsFull, pulsar.ErrFailAddToBatch,
+		pulsar.ErrProducerBlockedQuotaExceeded} {
+		if errors.Is(err, known) {
+			return true
+		}
+	}
+	return false
+}
+
+// resultNames: the Python client's names for the results a send can end with.
+var resultNames = map[pulsar.Result]string{
+	pulsar.TimeoutError: "Timeout", pulsar.ProducerQueueIsFull: "ProducerQueueIsFull",
+	pulsar.MessageTooBig: "MessageTooBig", pulsar.InvalidMessage: "InvalidMessage",
+	pulsar.ProducerClosed: "AlreadyClosed", pulsar.ConnectError: "ConnectError",
+	pulsar.TopicTerminated: "TopicTerminated", pulsar.ProducerFenced: "ProducerFenced",
+	pulsar.ClientMemoryBufferIsFull: "MemoryBufferIsFull", pulsar.AddToBatchFailed: "AddToBatchFailed",
+	pulsar.ProducerBlockedQuotaExceededException: "ProducerBlockedQuotaExceededException",
+	pulsar.TopicNotFound:                         "TopicNotFound", pulsar.SchemaFailure: "SchemaFailure",
+}
+
+func errorName(err error) string {
+	var perr *pulsar.Error
+	if errors.As(err, &perr) {
+		if name, ok := resultNames[perr.Result()]; ok {
+			return name
+		}
+		return fmt.Sprintf("Result%d", perr.Result())
+	}
+	return strings.SplitN(err.Error(), ":", 2)[0]
+}
+
+func formatMsgID(id pulsar.MessageID) string {
+	return fmt.Sprintf("%d:%d:%d:%d", id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx())
+}
+
+// ------------------------------------------------------------------ counters
+
+type counters struct {
+	sent, acked, failed, unknown atomic.Int64
+	mu                           sync.Mutex
+	ackedBy                      map[string]int64
+}
+
+func (c *counters) snapshot() map[string]any {
+	c.mu.Lock()
+	by := make(map[string]int64, len(c.ackedBy))
+	for k, v := range c.ackedBy {
+		by[k] = v
+	}
+	c.mu.Unlock()
+	return map[string]any{
+		"sent": c.sent.Load(), "acked": c.acked.Load(), "failed": c.failed.Load(), "unknown": c.unknown.Load(),
+		"received": 0, "acked_by_producer": by, "distinct_by_producer": map[string]int64{},
+		"lag_ms_p50": nil, "lag_ms_max": nil,
+	}
+}
+
+// ------------------------------------------------------------------ schedule
+
+func dueNs(start int64, rate float64, index int64) int64 {
+	return start + int64(float64(index)*1e9/rate)
+}
+
+// keyStream: a deterministic key per seq for one producer (same seed, same keys). Not the
+// Python driver's sequence (that one follows CPython's Random); keys only spread load.
+type keyStream struct {
+	state uint64
+	keys  []string
+}
+
+func newKeyStream(seed int64, producer string, keys int) *keyStream {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d:%s", seed, producer)
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = "k" + strconv.Itoa(i)
+	}
+	return &keyStream{state: h.Sum64(), keys: names}
+}
+
+func (k *keyStream) next() string {
+	k.state += 0x9e3779b97f4a7c15 // splitmix64
+	z := k.state
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return k.keys[z%uint64(len(k.keys))]
+}
+
+// ------------------------------------------------------------------ worker
+
+type worker struct {
+	cfg      workerConfig
+	hist     *historyWriter
+	count    counters
+	stopping chan struct{}
+	phase    atomic.Value
+	errMu    sync.Mutex
+	errs     []string
+	ratesMu  sync.Mutex
+	rates    map[string]float64
+}
+
+func (w *worker) addError(msg string) {
+	w.errMu.Lock()
+	w.errs = append(w.errs, msg)
+	w.errMu.Unlock()
+}
+
+func (w *worker) produce(client pulsar.Client, index int, topic string, rate float64) {
+	spec := w.cfg.Workload
+	name := fmt.Sprintf("%s/p%d", w.cfg.Region, index)
+	opts := pulsar.ProducerOptions{
+		Topic:                   topic,
+		SendTimeout:             time.Duration(spec.SendTimeoutMs) * time.Millisecond,
+		DisableBatching:         !spec.Batching,
+		BatchingMaxPublishDelay: 5 * time.Millisecond,
+		MaxPendingMessages:      spec.MaxOutstanding,
+	}
+	if spec.ProducerDedup {
+		opts.Name = fmt.Sprintf("%s-%s-p%d", w.cfg.RunID, w.cfg.Region, index)
+	}
+	producer, err := client.CreateProducer(opts)
+	if err != nil { // the region is unreachable at start: nothing was invoked
+		w.addError(fmt.Sprintf("%s: could not create a producer on %s: %v", name, topic, err))
+		return
+	}
+	payload := make([]byte, spec.MessageSize)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	total := int64(rate * spec.DurationS)
+	if rate*spec.DurationS > math.MaxInt64/2 {
+		total = math.MaxInt64 / 2
+	}
+	start := w.cfg.StartAtNs
+	end := start + int64(spec.DurationS*1e9)
+	keys := newKeyStream(w.cfg.Seed, name, spec.Keys)
+	outstanding := make(chan struct{}, spec.MaxOutstanding)
+	var pending sync.WaitGroup
+	var sent int64
+	region := w.cfg.Region
+	topicExtra := func(key string) func([]byte) []byte {
+		return func(b []byte) []byte {
+			b = append(b, `,"key":`...)
+			b = appendJSONString(b, key)
+			b = append(b, `,"topic":`...)
+			return appendJSONString(b, topic)
+		}
+	}
+loop:
+	for seq := int64(0); seq < total; seq++ {
+		now := time.Now().UnixNano()
+		if now >= end {
+			break
+		}
+		if wait := dueNs(start, rate, seq) - now; wait > 0 {
+			select {
+			case <-w.stopping:
+				break loop
+			case <-time.After(time.Duration(wait)):
+			}
+		}
+		select {
+		case <-w.stopping:
+			break loop
+		case outstanding <- struct{}{}:
+		}
+		sentNs := time.Now().UnixNano()
+		key := keys.next()
+		w.hist.append(sendLine("invoke", region, name, sentNs, seq, topicExtra(key)))
+		w.count.sent.Add(1)
+		msg := &pulsar.ProducerMessage{
+			Payload: payload, Key: key,
+			Properties: map[string]string{propProducer: name, propSeq: strconv.FormatInt(seq, 10),
+				propSent: strconv.FormatInt(sentNs, 10)},
+		}
+		if spec.ProducerDedup {
+			s := seq
+			msg.SequenceID = &s
+		}
+		pending.Add(1)
+		thisSeq := seq
+		producer.SendAsync(context.Background(), msg, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			defer pending.Done()
+			defer func() { <-outstanding }()
+			w.complete(name, thisSeq, id, err)
+		})
+		sent++
+	}
+	elapsed := float64(time.Now().UnixNano()-start) / 1e9
+	if elapsed > spec.DurationS {
+		elapsed = spec.DurationS
+	}
+	achieved := 0.0
+	if sent > 0 && elapsed > 0 {
+		achieved = math.Round(float64(sent)/elapsed*100) / 100
+	}
+	w.ratesMu.Lock()
+	w.rates[name] = achieved
+	w.ratesMu.Unlock()
+	w.finishSends(producer, &pending, name)
+}
+
+// finishSends: flush, wait for every callback (each send ends ok, fail or info; timeouts
+// fire on their own), then close. Sends whose callback never came are named in errors.
+func (w *worker) finishSends(producer pulsar.Producer, pending *sync.WaitGroup, name string) {
+	_ = producer.Flush()
+	done := make(chan struct{})
+	go func() { pending.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Duration(w.cfg.Workload.SendTimeoutMs)*time.Millisecond + 30*time.Second):
+		w.addError(fmt.Sprintf("%s: some sends never completed (no callback within the send timeout + 30 s)", name))
+	}
+	producer.Close()
+}
+
+func (w *worker) complete(producer string, seq int64, id pulsar.MessageID, err error) {
+	now := time.Now().UnixNano()
+	region := w.cfg.Region
+	switch {
+	case err == nil:
+		msgID := formatMsgID(id)
+		w.hist.append(sendLine("ok", region, producer, now, seq, func(b []byte) []byte {
+			b = append(b, `,"msg_id":`...)
+			return appendJSONString(b, msgID)
+		}))
+		w.count.acked.Add(1)
+		w.count.mu.Lock()
+		w.count.ackedBy[producer]++
+		w.count.mu.Unlock()
+	default:
+		kind := "info"
+		if definiteFailure(err) {
+			kind = "fail"
+			w.count.failed.Add(1)
+		} else {
+			w.count.unknown.Add(1)
+		}
+		name := errorName(err)
+		w.hist.append(sendLine(kind, region, producer, now, seq, func(b []byte) []byte {
+			b = append(b, `,"error":`...)
+			return appendJSONString(b, name)
+		}))
+	}
+}
+
+func (w *worker) writeJSON(path string, data map[string]any) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return
+	}
+	tmp := strings.TrimSuffix(path, ".json") + ".tmp"
+	if os.WriteFile(tmp, raw, 0o644) == nil {
+		_ = os.Rename(tmp, path)
+	}
+}
+
+func (w *worker) progress(path string) map[string]any {
+	p := w.count.snapshot()
+	p["region"] = w.cfg.Region
+	p["phase"] = w.phase.Load()
+	p["time_ns"] = time.Now().UnixNano()
+	p["driver"] = "go"
+	return p
+}
+
+// probeClock: the controller's clock minus ours, from the lowest-round-trip UDP probe.
+func probeClock(ref *string, samples int) (int64, *int64) {
+	if ref == nil || !strings.HasPrefix(*ref, "udp://") {
+		return 0, nil
+	}
+	conn, err := net.Dial("udp", strings.TrimPrefix(*ref, "udp://"))
+	if err != nil {
+		return 0, nil
+	}
+	defer conn.Close()
+	var bestOff int64
+	var bestRTT int64 = -1
+	buf := make([]byte, 64)
+	for i := 0; i < samples; i++ {
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		t0 := time.Now().UnixNano()
+		if _, err := conn.Write([]byte("t")); err != nil {
+			continue
+		}
+		n, err := conn.Read(buf)
+		t1 := time.Now().UnixNano()
+		if err != nil {
+			continue
+		}
+		remote, err := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64)
+		if err != nil {
+			continue
+		}
+		if rtt := t1 - t0; bestRTT < 0 || rtt < bestRTT {
+			bestRTT, bestOff = rtt, remote-(t0+t1)/2
+		}
+	}
+	if bestRTT < 0 {
+		return 0, nil
+	}
+	return bestOff, &bestRTT
+}
+
+func run(cfg workerConfig) (map[string]any, error) {
+	spec := cfg.Workload
+	if spec.Producers < 1 || spec.Topics < 1 || len(cfg.Topics) < spec.Topics || spec.Rate <= 0 || spec.Keys < 1 {
+		return nil, fmt.Errorf("config: producers, topics, rate and keys must be positive and topics listed")
+	}
+	if spec.MaxOutstanding < 1 {
+		spec.MaxOutstanding = 1000
+		cfg.Workload = spec
+	}
+	if cfg.Parts < 1 {
+		cfg.Parts = 1
+	}
+	if cfg.Part < 0 || cfg.Part >= cfg.Parts {
+		return nil, fmt.Errorf("config: part %d is not below parts %d", cfg.Part, cfg.Parts)
+	}
+	workers := filepath.Join(cfg.RunDir, "workers")
+	if err := os.MkdirAll(workers, 0o755); err != nil {
+		return nil, err
+	}
+	hist, err := newHistoryWriter(filepath.Join(cfg.RunDir, "history", cfg.historyFile()), 200*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{cfg: cfg, hist: hist, stopping: make(chan struct{}), rates: map[string]float64{}}
+	w.count.ackedBy = map[string]int64{}
+	w.phase.Store("starting")
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-signals
+		close(w.stopping)
+	}()
+
+	progressPath := filepath.Join(workers, cfg.stem()+".progress.json")
+	summaryPath := filepath.Join(workers, cfg.stem()+".summary.json")
+	stopProgress := make(chan struct{})
+	go func() {
+		for {
+			w.writeJSON(progressPath, w.progress(progressPath))
+			select {
+			case <-stopProgress:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+
+	logFile, _ := os.OpenFile(filepath.Join(cfg.RunDir, "logs", "worker-"+cfg.stem()+"-client.log"),
+		os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logger := logrus.New()
+	logger.SetLevel(logrus.WarnLevel)
+	if logFile != nil {
+		logger.SetOutput(logFile)
+		defer logFile.Close()
+	}
+	options := pulsar.ClientOptions{URL: cfg.ServiceURL, OperationTimeout: 15 * time.Second,
+		ConnectionTimeout: 10 * time.Second, Logger: plog.NewLoggerWithLogrus(logger)}
+	if token := os.Getenv("GEO_RECON_TOKEN"); token != "" {
+		options.Authentication = pulsar.NewAuthenticationToken(token)
+	}
+	if cfg.TLSCA != nil && *cfg.TLSCA != "" {
+		options.TLSTrustCertsFilePath = *cfg.TLSCA
+	}
+	offset, rtt := probeClock(cfg.ClockRef, 15)
+	client, err := pulsar.NewClient(options)
+	if err != nil {
+		w.addError(fmt.Sprintf("%s: could not create a client for %s: %v", cfg.Region, cfg.ServiceURL, err))
+	} else {
+		w.phase.Store("producing")
+		var producers sync.WaitGroup
+		per := spec.Rate / float64(spec.Producers)
+		for _, i := range cfg.myProducers() {
+			producers.Add(1)
+			go func(index int) {
+				defer producers.Done()
+				w.produce(client, index, cfg.Topics[index%spec.Topics], per)
+			}(i)
+		}
+		producers.Wait()
+		client.Close()
+	}
+	w.phase.Store("done")
+	if err := hist.close(); err != nil {
+		w.addError(fmt.Sprintf("writing the history failed: %v", err))
+	}
+	close(stopProgress)
+	w.writeJSON(progressPath, w.progress(progressPath))
+
+	names := make([]string, 0, spec.Producers)
+	for _, i := range cfg.myProducers() {
+		names = append(names, fmt.Sprintf("%s/p%d", cfg.Region, i))
+	}
+	sort.Strings(names)
+	summary := w.count.snapshot()
+	w.errMu.Lock()
+	errs := append([]string{}, w.errs...)
+	w.errMu.Unlock()
+	summary["region"], summary["run_id"], summary["role"] = cfg.Region, cfg.RunID, "produce"
+	summary["clock_offset_ns"], summary["clock_rtt_ns"] = offset, rtt
+	summary["achieved_rates"], summary["errors"], summary["processes"] = w.rates, errs, names
+	summary["driver"] = "go"
+	w.writeJSON(summaryPath, summary)
+	return summary, nil
+}
+
+func main() {
+	configPath := flag.String("config", "", "worker config JSON written by the controller")
+	role := flag.String("role", "produce", "only produce is implemented natively")
+	flag.Parse()
+	if *configPath == "" || *role != "produce" {
+		fmt.Fprintln(os.Stderr, "usage: geo-recon-native-worker --config FILE [--role produce]")
+		os.Exit(2)
+	}
+	raw, err := os.ReadFile(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(2)
+	}
+	var cfg workerConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %s: not a worker config: %v\n", *configPath, err)
+		os.Exit(2)
+	}
+	summary, err := run(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(2)
+	}
+	out, _ := json.Marshal(summary)
+	fmt.Println(string(out))
+	if errs, _ := summary["errors"].([]string); len(errs) > 0 {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,81 @@
+"""Writes the stored run directories beside this file (run from the repository root: python tests/e2e/runs/make_runs.py)."""
+import json
+from pathlib import Path
+
+S = 1_000_000_000
+T0 = 1_800_000_000 * S
+ROOT = Path("tests/e2e/runs")
+
+
+def send(region, seq, t, outcome="ok"):
+    p = f"{region}/p0"
+    base = {"f": "send", "region": region, "process": p, "producer": p, "seq": seq}
+    out = [{"type": "invoke", **base, "time": t, "key": f"k{seq % 3}", "topic": "persistent://geo/recon/t0"}]
+    if outcome:
+        out.append({"type": outcome, **base, "time": t + 3_000_000, **({"msg_id": f"{ord(region)}:{seq}:-1:0"}
+                                                                     if outcome == "ok" else {"error": "Timeout"})})
+    return out
+
+
+def recv(region, origin, seq, t):
+    return {"type": "recv", "time": t, "region": region, "process": f"{region}/c0.0", "producer": f"{origin}/p0",
+            "seq": seq, "msg_id": f"{ord(origin)}:{seq}:-1:0", "redelivery": 0}
+
+
+def write(name, *, scenario, histories, workers):
+    d = ROOT / name
+    (d / "history").mkdir(parents=True, exist_ok=True)
+    for file, lines in histories.items():
+        (d / "history" / file).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (d / "scenario.yaml").write_text(scenario)
+    run = {"regions": ["a", "b"], "scheme": "async", "run_id": f"r-{name}", "seed": 1,
+           "topics": ["persistent://geo/recon/t0"], "start_at_ns": T0, "clock_offsets_ns": {}, "allowed": [],
+           "workload": {"rate": 10, "duration_s": 2}, "workers": workers,
+           "drain": {"caught_up": True, "waited_s": 0.5}, "scenario": name, "interrupted": False, "error": None}
+    (d / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+SCENARIO = "name: {name}\nscheme: async\nworkload: {{rate: 10, duration_s: 2}}\nexpectations:\n{exp}"
+N = 20
+
+
+def t(i):
+    return T0 + i * 100_000_000
+
+
+def ok_worker(region, sent=N, received=2 * N):
+    return {"fate": "finished", "sent": sent, "acked": sent, "failed": 0, "unknown": 0, "stuck": 0,
+            "received": received, "errors": []}
+
+
+# 1. region a's producer never started: nothing sent from a; b publishes, both receive b's messages
+b_sends = [x for s in range(N) for x in send("b", s, t(s))]
+write("producer-never-started",
+      scenario=SCENARIO.format(name="producer-never-started", exp="  max_lost: 0\n"),
+      histories={"b.jsonl": b_sends,
+                 "a-recv.jsonl": [recv("a", "b", s, t(s) + 40_000_000) for s in range(N)],
+                 "b-recv.jsonl": [recv("b", "b", s, t(s) + 5_000_000) for s in range(N)]},
+      workers={"a": {**ok_worker("a", sent=0, received=N),
+                     "errors": ["a/p0: could not create a producer on persistent://geo/recon/t0: "
+                                "Pulsar error: ConnectError"]},
+               "b": ok_worker("b", received=N)})
+
+# 2. region b's consume worker died half way: its receipts stop at seq 9
+a_sends = [x for s in range(N) for x in send("a", s, t(s))]
+write("worker-died",
+      scenario=SCENARIO.format(name="worker-died", exp="  max_lost: 20\n"),
+      histories={"a.jsonl": a_sends, "b.jsonl": b_sends,
+                 "a-recv.jsonl": [recv("a", o, s, t(s) + 5_000_000) for o in "ab" for s in range(N)],
+                 "b-recv.jsonl": [recv("b", o, s, t(s) + 5_000_000) for o in "ab" for s in range(N // 2)]},
+      workers={"a": ok_worker("a"),
+               "b": {"fate": "consume worker died before finishing (log: logs/worker-b-consume.log)",
+                     "sent": N, "acked": N, "failed": 0, "unknown": 0, "stuck": 0, "errors": []}})
+
+# 3. three of a's messages never reach b, and the scenario sets no max_lost
+write("lost-without-limit",
+      scenario=SCENARIO.format(name="lost-without-limit", exp="  max_unexpected: 0\n"),
+      histories={"a.jsonl": a_sends, "b.jsonl": b_sends,
+                 "a-recv.jsonl": [recv("a", o, s, t(s) + 5_000_000) for o in "ab" for s in range(N)],
+                 "b-recv.jsonl": [recv("b", o, s, t(s) + 5_000_000) for o in "ab" for s in range(N)
+                                  if not (o == "a" and s in (4, 5, 6))]},
+      workers={"a": ok_worker("a"), "b": ok_worker("b", received=2 * N - 3)})

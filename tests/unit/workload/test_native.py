@@ -1,0 +1,53 @@
+"""The native producer's build and the workload options that choose it (the binary's behaviour is
+tested on the lab: tests/integration/test_workload.py runs the same checks on both drivers)."""
+
+import json
+import subprocess
+
+import pytest
+from pydantic import ValidationError
+
+from geo_recon.errors import EnvironmentProblem
+from geo_recon.workload import native
+from geo_recon.workload.spec import BillingWorkload, WorkloadSpec
+from geo_recon.workload.worker import WorkerConfig, history_file, stem
+
+
+def test_the_build_is_named_by_its_sources_so_an_edit_rebuilds(tmp_path):
+    for name in native.SOURCES:
+        (tmp_path / name).write_text(f"// {name}\n")
+    before = native.source_hash(tmp_path)
+    (tmp_path / "main.go").write_text("// changed\n")
+    assert native.source_hash(tmp_path) != before
+
+
+def test_missing_sources_name_the_file(tmp_path):
+    with pytest.raises(EnvironmentProblem, match=r"go\.mod"):
+        native.source_hash(tmp_path)
+
+
+def test_the_native_worker_refuses_a_config_it_cannot_run(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    proc = subprocess.run([str(native.binary()), "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"{bad}: not a worker config" in proc.stderr
+    cfg = WorkerConfig(run_id="r", region="a", regions=["a"], service_url="pulsar://127.0.0.1:1", admin_url="x",
+                       topics=["t"], workload=WorkloadSpec(), start_at_ns=0, run_dir=str(tmp_path), part=2, parts=2)
+    good = tmp_path / "c.json"
+    good.write_text(cfg.model_dump_json())
+    proc = subprocess.run([str(native.binary()), "--config", str(good)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "part 2 is not below parts 2" in proc.stderr
+
+
+def test_processes_split_producers_and_never_share_a_file():
+    assert [stem("a", "produce", k) for k in range(3)] == ["a.produce", "a.produce1", "a.produce2"]
+    assert [history_file("a", "produce", k) for k in range(3)] == ["a.jsonl", "a.1.jsonl", "a.2.jsonl"]
+    assert history_file("a", "consume") == "a-recv.jsonl"
+    with pytest.raises(ValidationError, match="producers \\(1\\) must be at least processes \\(2\\)"):
+        WorkloadSpec(processes=2)
+
+
+def test_billing_stays_on_the_python_driver():
+    with pytest.raises(ValidationError, match="python driver in one process"):
+        WorkloadSpec(billing=BillingWorkload(), driver="go")
+    assert json.loads(WorkloadSpec(driver="go").model_dump_json())["driver"] == "go"
