@@ -42,37 +42,9 @@ def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
-@cli.group()
-def pulsar() -> None:
-    """The pinned Pulsar jars (from Maven Central) and the Java that runs them."""
+from geo_recon.deploy.pulsar_cli import pulsar as _pulsar_group  # noqa: E402
 
-
-@pulsar.command("fetch")
-@click.argument("kind", type=click.Choice(["server", "tools"]), default="server")
-def pulsar_fetch(kind: str) -> None:
-    """Download the locked jars into the cache and verify their checksums."""
-    from geo_recon.deploy import pulsar_dist
-
-    lib = pulsar_dist.fetch_jars(kind, progress=_progress)
-    click.echo(str(lib))
-
-
-@pulsar.command("lock")
-@click.argument("kind", type=click.Choice(["server", "tools"]), default="server")
-def pulsar_lock(kind: str) -> None:
-    """Maintainers: re-resolve the pom with Maven and rewrite the lock file."""
-    from geo_recon.deploy import pulsar_dist
-
-    click.echo(str(pulsar_dist.lock_jars(kind, progress=_progress)))
-
-
-@pulsar.command("java")
-def pulsar_java() -> None:
-    """Show the Java that will run Pulsar (17 or newer is required)."""
-    from geo_recon.deploy import pulsar_dist
-
-    java = pulsar_dist.find_java()
-    click.echo(f"{java.path} (Java {java.version})")
+cli.add_command(_pulsar_group)
 
 
 @cli.group()
@@ -95,16 +67,18 @@ _lab_name = click.option("--name", default="lab", show_default=True, help="Lab n
 @click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds each component may take.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave a failed lab running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's endpoints as JSON.")
+@click.option("--pulsar", default=None, metavar="VERSION", help="Pulsar server version (see `geo-recon pulsar versions`).")
 def lab_up(regions: str, scheme: str, name: str, base_port: int, isolation: str, subnet: int,
-           timeout: float, keep_on_failure: bool, as_json: bool) -> None:
+           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None) -> None:
     """Start a lab and wait until every region passes a produce/consume round trip."""
     from geo_recon.deploy import local, netns
+    from geo_recon.deploy.pulsar_versions import release
     from geo_recon.deploy.topology import LabSpec, parse_regions
 
     if isolation == "auto":
         isolation = "netns" if netns.is_root() else "loopback"
     spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name, base_port=base_port,  # type: ignore[arg-type]
-                   isolation=isolation, subnet=subnet)  # type: ignore[arg-type]
+                   isolation=isolation, subnet=subnet, pulsar=release(pulsar).version)  # type: ignore[arg-type]
     spec.validate()
     state = local.up(spec, progress=_timed_progress(), timeout=timeout, keep_on_failure=keep_on_failure)
     _print_endpoints(state, as_json)
@@ -578,7 +552,10 @@ def faults_heal(lab_name) -> None:
               help="Where run directories go (a `latest` link points at the newest).")
 @click.option("--keep-lab", is_flag=True, help="Leave the lab running afterwards.")
 @click.option("--reuse-lab", is_flag=True, help="Use a lab that is already up with the same scheme and regions.")
-def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
+@click.option("--pulsar", "pulsar_versions", default=None, metavar="V1,V2",
+              help="Run on these Pulsar server versions one after the other and compare them "
+                   "(default: the scenario's `pulsar`, else the default version).")
+def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab, pulsar_versions) -> None:
     """Run a scenario end to end: lab, scheme, load, faults, heal, drain, check, report.
 
     Exit code: 0 expectations met, 1 not met, 2 could not decide, 130 interrupted."""
@@ -590,17 +567,19 @@ def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
     scenario = scenario_mod.load(scenario_file)
     outcomes = []
     progress = _timed_progress()
-    for scheme in scenario_mod.schemes_to_run(scenario, schemes):
-        outcome = run_mod.run_scenario(scenario, scheme, runs_root=Path(runs_root), progress=progress,
-                                       keep_lab=keep_lab, reuse_lab=reuse_lab)
-        outcomes.append(outcome)
-        phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phases.items())
-        verdict = {True: "expectations MET", False: "expectations NOT MET", None: "could not decide"}[outcome.met]
-        click.echo(f"{outcome.scheme}: {verdict} -> {outcome.run_dir} ({phases})")
-        if outcome.error:
-            click.echo(f"  reason: {outcome.error}")
-        if outcome.interrupted:
-            raise SystemExit(130)
+    versions = scenario_mod.versions_to_run(scenario, pulsar_versions)
+    for version in versions:
+        for scheme in scenario_mod.schemes_to_run(scenario, schemes):
+            outcome = run_mod.run_scenario(scenario, scheme, runs_root=Path(runs_root), progress=progress,
+                                           keep_lab=keep_lab, reuse_lab=reuse_lab, pulsar=version)
+            outcomes.append(outcome)
+            phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phases.items())
+            verdict = {True: "expectations MET", False: "expectations NOT MET", None: "could not decide"}[outcome.met]
+            click.echo(f"{outcome.scheme} (Pulsar {outcome.pulsar}): {verdict} -> {outcome.run_dir} ({phases})")
+            if outcome.error:
+                click.echo(f"  reason: {outcome.error}")
+            if outcome.interrupted:
+                raise SystemExit(130)
     if len(outcomes) > 1:
         from geo_recon.report import compare
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Protocol
 import yaml
 
 from geo_recon import __version__, deployment, history, schemes, verdict
-from geo_recon.deploy import compose_backend, local, netns, pulsar_dist
+from geo_recon.deploy import compose_backend, local, netns, pulsar_dist, pulsar_versions
 from geo_recon.deploy import state as lab_state
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError, EnvironmentProblem, GeoReconError, LabError
@@ -76,6 +76,7 @@ class RunOutcome:
     run_dir: Path
     scheme: str
     met: bool | None
+    pulsar: str = pulsar_versions.DEFAULT_PULSAR
     phases: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     interrupted: bool = False
@@ -87,13 +88,14 @@ class RunOutcome:
         return {True: 0, False: 1}.get(self.met, 2)  # type: ignore[arg-type]
 
 
-def new_run_dir(root: Path, scenario: Scenario, scheme: str) -> Path:
+def new_run_dir(root: Path, scenario: Scenario, scheme: str, pulsar: str | None = None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = root / f"{scenario.name}-{scheme}-{stamp}"
+    tag = f"{scheme}-pulsar{pulsar}" if pulsar else scheme
+    run_dir = root / f"{scenario.name}-{tag}-{stamp}"
     n = 1
     while run_dir.exists():
         n += 1
-        run_dir = root / f"{scenario.name}-{scheme}-{stamp}-{n}"
+        run_dir = root / f"{scenario.name}-{tag}-{stamp}-{n}"
     run_dir.mkdir(parents=True)
     latest = root / "latest"
     if latest.is_symlink() or latest.exists():
@@ -102,10 +104,10 @@ def new_run_dir(root: Path, scenario: Scenario, scheme: str) -> Path:
     return run_dir
 
 
-def versions() -> dict[str, str]:
+def versions(pulsar: str | None = None) -> dict[str, str]:
     import importlib.metadata
 
-    out = {"geo-recon": __version__, "pulsar": pulsar_dist.PULSAR_VERSION,
+    out = {"geo-recon": __version__, "pulsar": pulsar or pulsar_versions.DEFAULT_PULSAR,
            "pulsar-tools": pulsar_dist.TOOLS_VERSION, "python": platform.python_version()}
     try:
         out["pulsar-client (python)"] = importlib.metadata.version("pulsar-client")
@@ -120,7 +122,11 @@ def versions() -> dict[str, str]:
 
 def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: Progress,
                  keep_lab: bool = False, reuse_lab: bool = False,
-                 compose_hooks: ComposeHooks | None = None) -> RunOutcome:
+                 compose_hooks: ComposeHooks | None = None, pulsar: str | None = None) -> RunOutcome:
+    pulsar = pulsar_versions.release(pulsar or scenario.pulsar).version
+    if scenario.topology.backend == "compose" and pulsar != pulsar_dist.PULSAR_VERSION:
+        raise ConfigError(f"{scenario.source}: compose labs run Pulsar {pulsar_dist.PULSAR_VERSION} only; "
+                          f"run Pulsar {pulsar} on backend local")
     compose_plan = None
     if scenario.topology.backend == "compose":
         # No Docker engine, or a fault compose cannot do: a clear error before anything is created.
@@ -130,36 +136,38 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                           "the external backend only drives load and checks")
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
     extra_versions = {"docker compose": compose_plan.compose_version} if compose_plan else {}
-    outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, extra_versions)
+    outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, extra_versions, pulsar)
     phase = _phase_timer(outcome, progress)
     if compose_plan is not None:
         recorded = _run_on_compose(scenario, scheme, compose_plan, schedule, outcome, resolved, phase, progress,
                                    keep_lab=keep_lab)
     else:
         recorded = _run_on_lab(scenario, scheme, schedule, outcome, resolved, phase, progress,
-                               keep_lab=keep_lab, reuse_lab=reuse_lab)
+                               keep_lab=keep_lab, reuse_lab=reuse_lab, pulsar=pulsar)
     if recorded and outcome.error is None:
         _check_and_judge(scenario, scheme, outcome, phase, progress)
     (outcome.run_dir / "outcome.json").write_text(json.dumps(
-        {"met": outcome.met, "exit_code": outcome.exit_code, "error": outcome.error,
+        {"met": outcome.met, "exit_code": outcome.exit_code, "error": outcome.error, "pulsar": outcome.pulsar,
          "interrupted": outcome.interrupted, "phases": outcome.phases}, indent=2))
     return outcome
 
 
 def _open_run(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], runs_root: Path, progress: Progress,
-              extra_versions: dict[str, str]) -> tuple[RunOutcome, dict[str, Any]]:
+              extra_versions: dict[str, str], pulsar: str) -> tuple[RunOutcome, dict[str, Any]]:
     """The run directory with what the run is about to do: the scenario, the resolved schedule, versions."""
-    run_dir = new_run_dir(runs_root.resolve(), scenario, scheme)
-    outcome = RunOutcome(run_dir, scheme, None)
+    tagged = pulsar != pulsar_versions.DEFAULT_PULSAR or scenario.pulsar is not None
+    run_dir = new_run_dir(runs_root.resolve(), scenario, scheme, pulsar if tagged else None)
+    outcome = RunOutcome(run_dir, scheme, None, pulsar=pulsar)
     (run_dir / "scenario.yaml").write_text(Path(scenario.source).read_text() if scenario.source else
                                            yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True)))
     resolved = {"scenario": scenario.model_dump(mode="json", by_alias=True), "scheme": scheme, "seed": scenario.seed,
                 "schedule": [{"id": f.id, "fault": f.spec.describe(), "start_s": f.start_s, "stop_s": f.stop_s}
                              for f in schedule],
-                "versions": {**versions(), **extra_versions},
+                "pulsar": pulsar,
+                "versions": {**versions(pulsar), **extra_versions},
                 "machine": {"host": platform.node(), "cpus": os.cpu_count()}}
     (run_dir / "resolved.json").write_text(json.dumps(resolved, indent=2))
-    progress(f"run {run_dir} ({scenario.name}, {scheme} scheme, seed {scenario.seed})")
+    progress(f"run {run_dir} ({scenario.name}, {scheme} scheme, Pulsar {pulsar}, seed {scenario.seed})")
     for f in schedule:
         progress(f"  scheduled {f.id}: {f.spec.describe()} at {f.start_s:g}s for {f.stop_s - f.start_s:g}s")
     return outcome, resolved
@@ -179,7 +187,8 @@ def _phase_timer(outcome: RunOutcome, progress: Progress):
 
 
 def _run_on_lab(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], outcome: RunOutcome,
-                resolved: dict[str, Any], phase, progress: Progress, *, keep_lab: bool, reuse_lab: bool) -> bool:
+                resolved: dict[str, Any], phase, progress: Progress, *, keep_lab: bool, reuse_lab: bool,
+                pulsar: str) -> bool:
     """A local lab or existing clusters. Returns whether workers ran (there is a history to check)."""
     run_dir = outcome.run_dir
     lab_name: str | None = None
@@ -190,7 +199,7 @@ def _run_on_lab(scenario: Scenario, scheme: str, schedule: list[ScheduledFault],
     result: dict[str, Any] | None = None
     try:
         with phase("lab up"):
-            target, lab_name, started_lab = _bring_up(scenario, scheme, reuse_lab, progress)
+            target, lab_name, started_lab = _bring_up(scenario, scheme, reuse_lab, progress, pulsar)
         with phase("configure"):
             settings = _settings(scenario)
             schemes.apply(target, scheme, settings, progress=lambda m: progress(f"  {m}"))
@@ -633,7 +642,7 @@ def _settings(scenario: Scenario) -> schemes.SchemeSettings:
                                   ensemble=e, write_quorum=w, ack_quorum=a)
 
 
-def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress
+def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress, pulsar: str
               ) -> tuple[deployment.Deployment, str | None, bool]:
     topo = scenario.topology
     if topo.backend == "external":
@@ -641,11 +650,13 @@ def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress
     opts = topo.lab
     existing = lab_state.load(opts.name)
     if existing is not None and existing.phase == "up":
-        same = existing.scheme == scheme and existing.regions == list(topo.regions)
+        same = (existing.scheme == scheme and existing.regions == list(topo.regions)
+                and existing.pulsar_version == pulsar)
         if reuse and same:
             progress(f"reusing lab {opts.name!r}")
             return deployment.from_lab(opts.name), opts.name, False
-        raise RunError(f"lab {opts.name!r} is already up ({existing.scheme}, regions {existing.regions}); "
+        raise RunError(f"lab {opts.name!r} is already up ({existing.scheme}, regions {existing.regions}, "
+                       f"Pulsar {existing.pulsar_version}); "
                        f"stop it with `geo-recon lab down --name {opts.name}`"
                        + (" or pass --reuse-lab" if same else ""))
     isolation = opts.isolation
@@ -655,7 +666,8 @@ def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress
                                                         for f in scenario.faults):
         raise EnvironmentProblem(f"{scenario.source}: network faults need network namespaces; run as root")
     spec = LabSpec(regions=tuple(topo.regions), scheme=scheme, name=opts.name,  # type: ignore[arg-type]
-                   base_port=opts.base_port, isolation=isolation, subnet=opts.subnet)  # type: ignore[arg-type]
+                   base_port=opts.base_port, isolation=isolation, subnet=opts.subnet,  # type: ignore[arg-type]
+                   pulsar=pulsar)
     local.up(spec, progress=lambda m: progress(f"  {m}"))
     return deployment.from_lab(opts.name), opts.name, True
 

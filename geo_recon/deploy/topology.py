@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from geo_recon.deploy.pulsar_versions import DEFAULT_PULSAR, release
 from geo_recon.errors import ConfigError
 
 Scheme = Literal["async", "strong"]
@@ -45,6 +46,7 @@ class LabSpec:
     base_port: int = 20000
     isolation: Isolation = "netns"
     subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
+    pulsar: str = DEFAULT_PULSAR  # server version (pulsar_versions)
 
     def validate(self) -> None:
         if not NAME_RE.fullmatch(self.name):
@@ -67,6 +69,7 @@ class LabSpec:
             raise ConfigError(f"base port {self.base_port}: the lab needs ports {self.base_port}..{top}, within 1024..65535")
         if not 0 <= self.subnet <= 255:
             raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
+        release(self.pulsar)
 
 
 # Fault tooling listens on the host (the bridge address, or 127.0.0.1): the Toxiproxy API at
