@@ -222,7 +222,7 @@ def _run_on_lab(scenario: Scenario, scheme: str, schedule: list[ScheduledFault],
                 fault_thread = None
                 if schedule and lab_name:
                     injector = Injector(lab_name, on_event=controller.append,
-                                        progress=lambda m: progress(f"  {m}"))
+                                        progress=lambda m: progress(f"  {m}"), namespace=settings.ns_path)
                     fault_thread = threading.Thread(
                         target=_drive_faults, args=(injector, schedule, workers.start_at_ns, stop, fault_errors),
                         name="faults", daemon=True)
@@ -639,7 +639,7 @@ def _settings(scenario: Scenario) -> schemes.SchemeSettings:
         raise ConfigError(f"{scenario.source}: field settings.persistence: expected E/W/A like 2/2/2, "
                           f"got {s.persistence!r}") from None
     return schemes.SchemeSettings(tenant=s.tenant, namespace=s.namespace, dedup=s.dedup,
-                                  ensemble=e, write_quorum=w, ack_quorum=a)
+                                  ensemble=e, write_quorum=w, ack_quorum=a, replication=s.replication)
 
 
 def _bring_up(scenario: Scenario, scheme: str, reuse: bool, progress: Progress, pulsar: str

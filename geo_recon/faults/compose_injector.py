@@ -84,6 +84,8 @@ def plan_fault(lab: ComposeLab, fault: ScheduledFault) -> FaultPlan:
                               f"(it has {known})")
         comps = sorted(comps, key=lambda c: _START_ORDER.get(c.kind, 3))
         return FaultPlan(services=tuple(hostname(c.name) for c in comps))
+    if spec.kind == "unload":
+        raise ConfigError(f"{_name(fault)}: unload faults are not available on the compose backend (use backend local)")
     if spec.kind == "bandwidth":
         raise ConfigError(f"{_name(fault)}: bandwidth faults are not available on the compose backend "
                           "(use backend local, or a latency fault)")

@@ -32,9 +32,10 @@ from typing import Any, Callable
 from geo_recon.deploy import local, netns, procs, state
 from geo_recon.deploy.state import ComponentState, LabState
 from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
-from geo_recon.errors import ConfigError, FaultError, LabError
+from geo_recon.errors import ConfigError, FaultError, GeoReconError, LabError
 from geo_recon.faults import toxiproxy
-from geo_recon.faults.spec import NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_each, match_components
+from geo_recon.faults.spec import (INSTANT_KINDS, NETWORK_KINDS, FaultSpec, ScheduledFault, fault_event, heal_each,
+                                   match_components)
 
 EventSink = Callable[[dict[str, Any]], None]
 ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
@@ -52,7 +53,9 @@ class ActiveFault:
 
 
 class Injector:
-    def __init__(self, lab_name: str, *, on_event: EventSink | None = None, progress: Callable[[str], None] | None = None):
+    def __init__(self, lab_name: str, *, on_event: EventSink | None = None, progress: Callable[[str], None] | None = None,
+                 namespace: str = "geo/recon"):
+        self.namespace = namespace  # tenant/namespace whose topics an unload fault unloads
         lab = state.load(lab_name)
         if lab is None:
             raise ConfigError(f"no lab named {lab_name!r}")
@@ -95,13 +98,15 @@ class Injector:
             self._process_fault(spec, active)
         elif spec.kind in ("partition", "isolate"):
             self._partition(spec, active)
+        elif spec.kind == "unload":
+            self._unload(spec)
         else:
             self._slow_links(spec, active)
         self._save()
         self._event("start", fault, **({"measured": self.measured} if self.measured else {}))
         self.measured = {}
         self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {time.monotonic() - started:.1f}s)")
-        if spec.kind == "restart":  # a restart heals itself
+        if spec.kind in INSTANT_KINDS:  # a restart or an unload heals itself
             self.active.pop(fault.id, None)
             self._save()
             self._event("stop", fault)
@@ -175,6 +180,23 @@ class Injector:
             local.start_component(self.lab, comp)
         local.wait_ready(comps, timeout=120)
         active.stopped = []
+
+    # ------------------------------------------------------------ unload
+
+    def _unload(self, spec: FaultSpec) -> None:
+        from geo_recon.admin import AdminClient, unload
+
+        region = self._sites([spec.target or ""])[0]
+        endpoint = next(e for e in self.lab.endpoints if e.region == region)
+        admin = AdminClient(endpoint.admin_url, label=f"{region} admin")
+        try:
+            ledgers = unload(admin, self.namespace, whole_namespace=spec.scope == "namespace")
+        except GeoReconError as exc:
+            raise FaultError(str(exc)) from None
+        finally:
+            admin.close()
+        self.measured["reloaded_on_ledger"] = {t.rsplit("/", 1)[-1]: f"{old} -> {new}"
+                                               for t, (old, new) in ledgers.items()}
 
     # ------------------------------------------------------------ partitions
 

@@ -11,6 +11,9 @@ A fault spec in a scenario says what breaks and when::
     - kind: kill
       target: a                  # a whole region ("a") or one component ("a/broker", "a/bookie", "zk/zookeeper")
       random: {window_s: [5, 40], seed: 7}   # optional: random start inside a window
+    - kind: unload               # the admin API unloads region a's topics (scope: topics) or the
+      target: a                  # namespace's bundles (scope: namespace); instantaneous, verified by
+      scope: topics              # each topic reopening on a new ledger
 
 The schedule is a pure function of the specs, the run length and the seed, so
 the same scenario gives the same schedule under both schemes.
@@ -27,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geo_recon.errors import GeoReconError
 
-FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth"]
+FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth", "unload"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
+INSTANT_KINDS = {"restart", "unload"}  # over once injected: the stop follows the start
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
 
 
@@ -50,6 +54,8 @@ class FaultSpec(BaseModel):
     rtt_ms: float | None = Field(None, ge=0, description="latency: added round-trip time")
     jitter_ms: float = Field(0.0, ge=0)
     rate_kbps: int | None = Field(None, gt=0, description="bandwidth: kilobytes per second each way")
+    scope: Literal["topics", "namespace"] = Field("topics", description="unload: each topic of the test namespace, "
+                                                                         "or the namespace's bundles at once")
     at_s: float = Field(0.0, ge=0)
     duration_s: float = Field(10.0, ge=0)
     every_s: float | None = Field(None, gt=0)
@@ -58,6 +64,8 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "FaultSpec":
+        if self.kind == "unload" and (not self.target or "/" in self.target):
+            raise ValueError("an unload fault needs a target region (the cluster whose topics are unloaded)")
         if self.kind in PROCESS_KINDS | {"isolate"} and not self.target:
             raise ValueError(f"a {self.kind} fault needs a target (a region, or region/component)")
         if self.kind == "partition" and (not self.groups or len(self.groups) < 2 or not all(self.groups)):
@@ -95,6 +103,8 @@ class FaultSpec(BaseModel):
             return f"latency +{self.rtt_ms:g} ms RTT (jitter {self.jitter_ms:g}) between {','.join(self.between or ['all'])}"
         if self.kind == "bandwidth":
             return f"bandwidth {self.rate_kbps} KB/s between {','.join(self.between or ['all'])}"
+        if self.kind == "unload":
+            return f"unload {'the namespace' if self.scope == 'namespace' else 'every topic'} in {self.target}"
         return f"{self.kind} {self.target}"
 
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from geo_recon import history
+from geo_recon import history, schemes
 from geo_recon.admin import AdminError
 from geo_recon.deploy import procs
 from geo_recon.deployment import Deployment
-from geo_recon.errors import GeoReconError
+from geo_recon.errors import ConfigError, GeoReconError
 from geo_recon.schemes import SchemeSettings
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
@@ -44,7 +44,12 @@ def prepare_topics(deployment: Deployment, scheme: str, workload: WorkloadSpec, 
     if workload.billing is not None:  # one topic per billing system
         return [f"persistent://{settings.ns_path}/{run_id}-billing-{system}" for system in workload.billing.systems]
     topics = [f"persistent://{settings.ns_path}/{run_id}-t{i}" for i in range(workload.topics)]
-    if workload.partitions:
+    if scheme == "async" and settings.replication == "topic":
+        if workload.partitions:
+            raise ConfigError("topic-level replication (settings.replication: topic) needs non-partitioned topics "
+                              "(workload.partitions: 0)")
+        schemes.replicate_topics(deployment, topics, settings)
+    elif workload.partitions:
         targets = deployment.regions if scheme == "async" else deployment.regions[:1]
         for ep in targets:
             admin = ep.admin()
