@@ -107,7 +107,7 @@ def new_run_dir(root: Path, scenario: Scenario, scheme: str, pulsar: str | None 
 def versions(pulsar: str | None = None) -> dict[str, str]:
     import importlib.metadata
 
-    out = {"geo-recon": __version__, "pulsar": pulsar or pulsar_versions.DEFAULT_PULSAR,
+    out = {"geo-recon": __version__, "pulsar": pulsar or pulsar_versions.default_version(),
            "pulsar-tools": pulsar_dist.TOOLS_VERSION, "python": platform.python_version()}
     try:
         out["pulsar-client (python)"] = importlib.metadata.version("pulsar-client")
@@ -155,7 +155,7 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
 def _open_run(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], runs_root: Path, progress: Progress,
               extra_versions: dict[str, str], pulsar: str) -> tuple[RunOutcome, dict[str, Any]]:
     """The run directory with what the run is about to do: the scenario, the resolved schedule, versions."""
-    tagged = pulsar != pulsar_versions.DEFAULT_PULSAR or scenario.pulsar is not None
+    tagged = pulsar != pulsar_versions.default_version() or scenario.pulsar is not None
     run_dir = new_run_dir(runs_root.resolve(), scenario, scheme, pulsar if tagged else None)
     outcome = RunOutcome(run_dir, scheme, None, pulsar=pulsar)
     (run_dir / "scenario.yaml").write_text(Path(scenario.source).read_text() if scenario.source else

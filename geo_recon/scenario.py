@@ -216,4 +216,4 @@ def versions_to_run(scenario: Scenario, option: str | None) -> list[str]:
     """The Pulsar versions to run: ``--pulsar V1,V2``, else the scenario's ``pulsar``, else the default."""
     if option:
         return pulsar_versions.parse_versions(option)
-    return [scenario.pulsar or pulsar_versions.DEFAULT_PULSAR]
+    return [pulsar_versions.release(scenario.pulsar).version]

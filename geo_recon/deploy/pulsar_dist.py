@@ -343,7 +343,7 @@ def version_infos() -> list[pulsar_versions.VersionInfo]:
     for row in pulsar_versions.RELEASES:
         locked = (MAVEN_DIR / classpath("server", row.version).lock).exists()
         out.append(pulsar_versions.VersionInfo(
-            version=row.version, default=row.version == pulsar_versions.DEFAULT_PULSAR,
+            version=row.version, default=row.version == pulsar_versions.default_version(),
             installed=locked and jars_ready("server", row.version), locked=locked, note=row.note,
             known_bugs=list(row.known_bugs)))
     return out

@@ -17,6 +17,7 @@ lab therefore keeps its fixed ports below that range.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from geo_recon.errors import ConfigError
@@ -70,9 +71,15 @@ RELEASES: tuple[PulsarRelease, ...] = (
 DEFAULT_PULSAR = "4.0.7"
 
 
+def default_version() -> str:
+    """DEFAULT_PULSAR, unless $GEO_RECON_PULSAR names another supported version (e.g. to run a
+    test suite on a candidate default)."""
+    return os.environ.get("GEO_RECON_PULSAR") or DEFAULT_PULSAR
+
+
 def release(version: str | None = None) -> PulsarRelease:
-    """The table row of ``version`` (default: DEFAULT_PULSAR); a clear error for an unsupported one."""
-    wanted = version or DEFAULT_PULSAR
+    """The table row of ``version`` (default: ``default_version()``); a clear error for an unsupported one."""
+    wanted = version or default_version()
     for row in RELEASES:
         if row.version == wanted:
             return row

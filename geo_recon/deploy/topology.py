@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from geo_recon.deploy.pulsar_versions import DEFAULT_PULSAR, release
+from geo_recon.deploy.pulsar_versions import default_version, release
 from geo_recon.errors import ConfigError
 
 Scheme = Literal["async", "strong"]
@@ -46,7 +46,7 @@ class LabSpec:
     base_port: int = 20000
     isolation: Isolation = "netns"
     subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
-    pulsar: str = DEFAULT_PULSAR  # server version (pulsar_versions)
+    pulsar: str = field(default_factory=default_version)  # server version (pulsar_versions)
 
     def validate(self) -> None:
         if not NAME_RE.fullmatch(self.name):
