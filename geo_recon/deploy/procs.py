@@ -31,6 +31,7 @@ def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = Non
     Popen object would complain when dropped while its child still runs.
     `ip netns exec` and `env -C` both exec in place, so the pid is the JVM's.
     """
+    _keep_inherited_fds_to_ourselves()
     argv = ["env", "-C", str(cwd), *argv]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
@@ -54,6 +55,20 @@ def start(argv: list[str], *, cwd: Path, log_path: Path, netns: str | None = Non
             return ProcessRef(pid, ticks)
         time.sleep(0.01)
     return ProcessRef(pid, -1)
+
+
+def _keep_inherited_fds_to_ourselves() -> None:
+    """Mark every descriptor this process inherited (beyond stdio) close-on-exec, so a
+    long-lived child does not keep it open. The case that bites: `flock LOCK geo-recon lab up`
+    hands its lock's descriptor to the CLI, and a JVM that inherited it would hold the lock
+    for as long as the lab runs. Python's own descriptors are already close-on-exec."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:  # the descriptor listdir itself used, now closed
+                pass
 
 
 def _stat_fields(pid: int) -> list[str] | None:
