@@ -57,6 +57,10 @@ RELEASES: tuple[PulsarRelease, ...] = (
         broker_settings=_NIC_SPEED, note="newest 3.0.x (LTS) served here",
     ),
     PulsarRelease(
+        version="4.0.1", bookkeeper="4.17.1", zookeeper="3.9.3", known_bugs=("apache/pulsar#23697",),
+        note="for the known-bug corpus only: replicated messages dropped by deduplication on the receiving cluster",
+    ),
+    PulsarRelease(
         version="4.0.7", bookkeeper="4.17.2", zookeeper="3.9.3",
         note="newest 4.0.x (LTS) whose server modules all resolve here; inside the replicator-stall window fixed in 4.0.12",
     ),
