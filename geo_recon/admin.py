@@ -132,6 +132,75 @@ class AdminClient:
                   params={"group": group})
 
 
+def topic_path(topic: str) -> str:
+    """``persistent://t/n/x`` -> ``/admin/v2/persistent/t/n/x``."""
+    domain, _, rest = topic.partition("://")
+    return f"/admin/v2/{domain}/{rest}"
+
+
+def namespace_topics(admin: AdminClient, namespace: str) -> list[str]:
+    """The persistent topics of ``tenant/namespace`` on this cluster, without system topics."""
+    return sorted(t for t in admin.get(f"/admin/v2/persistent/{namespace}") or []
+                  if not t.rsplit("/", 1)[-1].startswith("__"))
+
+
+def last_ledger(admin: AdminClient, topic: str) -> int | None:
+    """The ledger the topic writes to now. Reading it loads the topic if it is not loaded."""
+    ledgers = (admin.get(topic_path(topic) + "/internalStats") or {}).get("ledgers") or []
+    return max((int(entry["ledgerId"]) for entry in ledgers), default=None)
+
+
+def unload(admin: AdminClient, namespace: str, *, whole_namespace: bool = False,
+           timeout: float = 30.0) -> dict[str, tuple[int | None, int]]:
+    """Unload every topic of ``namespace`` (one by one, or the whole namespace's bundles at once)
+    and prove it happened: a reloaded topic reopens its managed ledger on a new ledger, so each
+    topic's current ledger id must change. Returns {topic: (ledger before, ledger after)}.
+
+    Proving it reloads the topics (apache/pulsar#22890 is triggered by any reload)."""
+    import time
+
+    topics = namespace_topics(admin, namespace)
+    if not topics:
+        raise GeoReconError(f"{admin.label}: namespace {namespace} has no topics to unload")
+    before = {t: last_ledger(admin, t) for t in topics}
+    if whole_namespace:
+        admin.put(f"/admin/v2/namespaces/{namespace}/unload")
+    else:
+        for topic in topics:
+            admin.put(topic_path(topic) + "/unload")
+    after: dict[str, tuple[int | None, int]] = {}
+    deadline = time.monotonic() + timeout
+    while len(after) < len(topics):
+        for topic in topics:
+            if topic in after:
+                continue
+            now = last_ledger(admin, topic)
+            if now is not None and (before[topic] is None or now > before[topic]):  # type: ignore[operator]
+                after[topic] = (before[topic], now)
+        if len(after) < len(topics):
+            if time.monotonic() > deadline:
+                stuck = sorted(set(topics) - set(after))
+                raise GeoReconError(f"{admin.label}: unload of {namespace} not verified within {timeout:.0f}s: "
+                                    f"{', '.join(stuck)} still on the same ledger")
+            time.sleep(0.5)
+    return after
+
+
+def set_topic_replication(admin: AdminClient, topic: str, clusters: list[str], timeout: float = 20.0) -> None:
+    """Topic-level replication clusters, read back until they are in effect (the policy
+    travels through a system topic and takes a moment to read back)."""
+    import time
+
+    path = topic_path(topic) + "/replication"
+    admin.post(path, clusters)
+    deadline = time.monotonic() + timeout
+    while sorted(admin.get(path, ok_statuses=(404,)) or []) != sorted(clusters):
+        if time.monotonic() > deadline:
+            raise GeoReconError(f"{admin.label}: topic-level replication of {topic} does not read back as "
+                                f"{sorted(clusters)} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
 def _reason(resp: requests.Response) -> str:
     try:
         body = resp.json()

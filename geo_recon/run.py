@@ -30,7 +30,7 @@ import yaml
 
 from geo_recon import __version__, history, verdict
 from geo_recon.check import check_run, write_results
-from geo_recon.deploy import pulsar_dist
+from geo_recon.deploy import pulsar_dist, pulsar_versions
 from geo_recon.deploy.base import Backend
 from geo_recon.deploy.compose_lab_backend import ComposeHooks
 from geo_recon.errors import GeoReconError
@@ -63,6 +63,7 @@ class RunOutcome:
     run_dir: Path
     scheme: str
     met: bool | None
+    pulsar: str = pulsar_versions.DEFAULT_PULSAR
     phases: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     interrupted: bool = False
@@ -78,10 +79,10 @@ def new_run_dir(root: Path, scenario: Scenario, scheme: str) -> Path:
     return RunDir.create(root, f"{scenario.name}-{scheme}").path
 
 
-def versions() -> dict[str, str]:
+def versions(pulsar: str | None = None) -> dict[str, str]:
     import importlib.metadata
 
-    out = {"geo-recon": __version__, "pulsar": pulsar_dist.PULSAR_VERSION,
+    out = {"geo-recon": __version__, "pulsar": pulsar or pulsar_versions.default_version(),
            "pulsar-tools": pulsar_dist.TOOLS_VERSION, "python": platform.python_version()}
     try:
         out["pulsar-client (python)"] = importlib.metadata.version("pulsar-client")
@@ -96,7 +97,8 @@ def versions() -> dict[str, str]:
 
 def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: Progress,
                  keep_lab: bool = False, reuse_lab: bool = False,
-                 compose_hooks: ComposeHooks | None = None) -> RunOutcome:
+                 compose_hooks: ComposeHooks | None = None, pulsar: str | None = None) -> RunOutcome:
+    pulsar = pulsar_versions.release(pulsar or scenario.pulsar).version
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
     seconds = load_seconds(scenario, scheme, schedule)
     if seconds > scenario.workload.duration_s:  # the final phase: clients must be seen working after the last heal
@@ -104,34 +106,37 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
         scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(update={"duration_s": seconds})})
     # A backend that cannot do what the scenario asks (no engine, a fault it lacks): refused before anything exists.
     backend = backend_for(scenario, scheme, schedule, reuse_lab=reuse_lab, hooks=compose_hooks or ComposeHooks(),
-                          progress=progress)
-    outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, backend.versions())
+                          progress=progress, pulsar=pulsar)
+    outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, backend.versions(), pulsar)
     phase = _phase_timer(outcome, progress)
     recorded = _run_on(backend, scenario, scheme_named(scheme), schedule, outcome, resolved, phase, progress,
                        keep_lab=keep_lab)
     if recorded and outcome.error is None:
         _check_and_judge(scenario, scheme, outcome, phase, progress)
     RunDir(outcome.run_dir).write_json(RunDir.OUTCOME, {
-        "met": outcome.met, "exit_code": outcome.exit_code, "error": outcome.error,
+        "met": outcome.met, "exit_code": outcome.exit_code, "error": outcome.error, "pulsar": outcome.pulsar,
         "interrupted": outcome.interrupted, "phases": outcome.phases})
     return outcome
 
 
 def _open_run(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], runs_root: Path, progress: Progress,
-              extra_versions: dict[str, str]) -> tuple[RunOutcome, dict[str, Any]]:
+              extra_versions: dict[str, str], pulsar: str) -> tuple[RunOutcome, dict[str, Any]]:
     """The run directory with what the run is about to do: the scenario, the resolved schedule, versions."""
-    rd = RunDir.create(runs_root.resolve(), f"{scenario.name}-{scheme}")
+    # a version other than the default (or one the scenario pins) is in the directory's name
+    tagged = pulsar != pulsar_versions.default_version() or scenario.pulsar is not None
+    rd = RunDir.create(runs_root.resolve(), f"{scenario.name}-{scheme}" + (f"-pulsar{pulsar}" if tagged else ""))
     run_dir = rd.path
-    outcome = RunOutcome(run_dir, scheme, None)
+    outcome = RunOutcome(run_dir, scheme, None, pulsar=pulsar)
     rd.file(RunDir.SCENARIO).write_text(Path(scenario.source).read_text() if scenario.source else
                                         yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True)))
     resolved = {"scenario": scenario.model_dump(mode="json", by_alias=True), "scheme": scheme, "seed": scenario.seed,
                 "schedule": [{"id": f.id, "fault": f.spec.describe(), "start_s": f.start_s, "stop_s": f.stop_s}
                              for f in schedule],
-                "versions": {**versions(), **extra_versions},
+                "pulsar": pulsar,
+                "versions": {**versions(pulsar), **extra_versions},
                 "machine": {"host": platform.node(), "cpus": os.cpu_count()}}
     rd.write_json(RunDir.RESOLVED, resolved)
-    progress(f"run {run_dir} ({scenario.name}, {scheme} scheme, seed {scenario.seed})")
+    progress(f"run {run_dir} ({scenario.name}, {scheme} scheme, Pulsar {pulsar}, seed {scenario.seed})")
     for f in schedule:
         progress(f"  scheduled {f.id}: {f.spec.describe()} at {f.start_s:g}s for {f.stop_s - f.start_s:g}s")
     return outcome, resolved

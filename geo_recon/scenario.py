@@ -31,6 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from geo_recon.deploy import pulsar_versions
 from geo_recon.deploy.topology import NAME_RE
 from geo_recon.errors import ConfigError
 from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS, FaultSpec, ScheduledFault
@@ -74,6 +75,22 @@ class Settings(BaseModel):
     namespace: str = "recon"
     dedup: bool = False
     persistence: str = "2/2/2"
+    replication: Literal["namespace", "topic"] = Field(
+        "namespace", description="async: replication clusters set on the namespace, or on each topic "
+                                 "(topic-level policies; the namespace then lists only its own cluster)")
+
+
+class KnownBug(BaseModel):
+    """A scenario that reproduces a known apache/pulsar bug: where it is, and the verdict expected per version."""
+
+    model_config = ConfigDict(extra="forbid")
+    issue: str = Field(description="e.g. apache/pulsar#22890")
+    fixed_by: str = ""
+    title: str = ""
+    affected: str = Field(description="the affected versions, in words, e.g. 3.0.0-3.0.5")
+    fixed_in: str = ""
+    expect: dict[str, Literal["met", "not met"]] = Field(
+        description="the expected verdict per Pulsar version: `not met` where the bug shows")
 
 
 class Limits(BaseModel):
@@ -124,6 +141,9 @@ class Scenario(BaseModel):
     seed: int = 0
     topology: Topology = Topology()
     scheme: Literal["async", "strong"] = "async"
+    pulsar: str | None = Field(None, description="Pulsar server version (default: the default version); "
+                                                 "`geo-recon run --pulsar V1,V2` overrides it")
+    known_bug: KnownBug | None = None
     settings: Settings = Settings()
     workload: WorkloadSpec = WorkloadSpec()
     faults: list[FaultSpec] = []
@@ -132,6 +152,9 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _faults_fit(self) -> "Scenario":
+        if self.pulsar is not None and self.pulsar not in pulsar_versions.supported():
+            raise ValueError(f"Pulsar {self.pulsar} is not supported; supported versions: "
+                             f"{', '.join(pulsar_versions.supported())}")
         for i, fault in enumerate(self.faults):
             unknown = [r for r in fault.regions_touched(self.topology.regions) if r not in self.topology.regions
                        and r != "zk"]
@@ -213,3 +236,10 @@ def schemes_to_run(scenario: Scenario, option: str | None) -> list[str]:
         if s not in SCHEMES:
             raise ConfigError(f"--schemes: unknown scheme {s!r}; expected {', '.join(SCHEMES)}")
     return schemes
+
+
+def versions_to_run(scenario: Scenario, option: str | None) -> list[str]:
+    """The Pulsar versions to run: ``--pulsar V1,V2``, else the scenario's ``pulsar``, else the default."""
+    if option:
+        return pulsar_versions.parse_versions(option)
+    return [pulsar_versions.release(scenario.pulsar).version]

@@ -13,6 +13,7 @@ from geo_recon.cli.common import lab_name_option, timed_progress
 from geo_recon.deploy import lab_bench as bench
 from geo_recon.deploy import local
 from geo_recon.deploy.local_backend import isolation_for
+from geo_recon.deploy.pulsar_versions import release
 from geo_recon.deploy.topology import LabSpec, parse_regions
 from geo_recon.report.console import endpoint_lines, endpoints_json, lab_bench_lines, lab_status_lines
 
@@ -34,11 +35,13 @@ def lab() -> None:
 @click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds each component may take.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave a failed lab running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's endpoints as JSON.")
+@click.option("--pulsar", default=None, metavar="VERSION", help="Pulsar server version (see `geo-recon pulsar versions`).")
 def lab_up(regions: str, scheme: str, name: str, base_port: int, isolation: str, subnet: int,
-           timeout: float, keep_on_failure: bool, as_json: bool) -> None:
+           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None) -> None:
     """Start a lab and wait until every region passes a produce/consume round trip."""
     spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name,  # type: ignore[arg-type]
-                   base_port=base_port, isolation=isolation_for(isolation), subnet=subnet)  # type: ignore[arg-type]
+                   base_port=base_port, isolation=isolation_for(isolation), subnet=subnet,  # type: ignore[arg-type]
+                   pulsar=release(pulsar).version)
     spec.validate()
     state = local.up(spec, progress=timed_progress(), timeout=timeout, keep_on_failure=keep_on_failure)
     if as_json:
@@ -57,7 +60,7 @@ def lab_status(name: str, as_json: bool) -> None:
     healthy = all(r.state == "running" and r.listening for r in rows)
     if as_json:
         click.echo(json.dumps({"name": state.name, "scheme": state.scheme, "phase": state.phase,
-                               "isolation": state.isolation, "healthy": healthy,
+                               "isolation": state.isolation, "pulsar_version": state.pulsar_version, "healthy": healthy,
                                "endpoints": [e.model_dump() for e in state.endpoints],
                                "components": [dataclasses.asdict(r) for r in rows]}, indent=2))
     else:

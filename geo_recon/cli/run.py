@@ -22,24 +22,28 @@ from geo_recon.report.compare import COMPARISON_HTML, COMPARISON_JSON, COMPARISO
               help="Where run directories go (a `latest` link points at the newest).")
 @click.option("--keep-lab", is_flag=True, help="Leave the lab running afterwards.")
 @click.option("--reuse-lab", is_flag=True, help="Use a lab that is already up with the same scheme and regions.")
-def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab) -> None:
+@click.option("--pulsar", "pulsar_versions", default=None, metavar="V1,V2",
+              help="Run on these Pulsar server versions one after the other and compare them "
+                   "(default: the scenario's `pulsar`, else the default version).")
+def run_command(scenario_file, schemes, runs_root, keep_lab, reuse_lab, pulsar_versions) -> None:
     """Run a scenario end to end: lab, scheme, load, faults, heal, drain, check, report.
 
     Exit code: 0 expectations met, 1 not met, 2 could not decide, 130 interrupted."""
     scenario = scenario_mod.load(scenario_file)
     outcomes = []
     progress = timed_progress()
-    for scheme in scenario_mod.schemes_to_run(scenario, schemes):
-        outcome = run_mod.run_scenario(scenario, scheme, runs_root=Path(runs_root), progress=progress,
-                                       keep_lab=keep_lab, reuse_lab=reuse_lab)
-        outcomes.append(outcome)
-        phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phases.items())
-        verdict = {True: "expectations MET", False: "expectations NOT MET", None: "could not decide"}[outcome.met]
-        click.echo(f"{outcome.scheme}: {verdict} -> {outcome.run_dir} ({phases})")
-        if outcome.error:
-            click.echo(f"  reason: {outcome.error}")
-        if outcome.interrupted:
-            raise SystemExit(130)
+    for version in scenario_mod.versions_to_run(scenario, pulsar_versions):
+        for scheme in scenario_mod.schemes_to_run(scenario, schemes):
+            outcome = run_mod.run_scenario(scenario, scheme, runs_root=Path(runs_root), progress=progress,
+                                           keep_lab=keep_lab, reuse_lab=reuse_lab, pulsar=version)
+            outcomes.append(outcome)
+            phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phases.items())
+            verdict = {True: "expectations MET", False: "expectations NOT MET", None: "could not decide"}[outcome.met]
+            click.echo(f"{outcome.scheme} (Pulsar {outcome.pulsar}): {verdict} -> {outcome.run_dir} ({phases})")
+            if outcome.error:
+                click.echo(f"  reason: {outcome.error}")
+            if outcome.interrupted:
+                raise SystemExit(130)
     if len(outcomes) > 1:
         click.echo(compare.compare_runs([o.run_dir for o in outcomes], out_dir=Path(runs_root)))
     codes = [o.exit_code for o in outcomes]

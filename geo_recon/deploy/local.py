@@ -26,7 +26,7 @@ from typing import Callable
 import requests
 
 from geo_recon.admin import AdminClient, AdminError
-from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, state
+from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, pulsar_versions, state
 from geo_recon.deploy.state import ComponentState, EndpointState, LabState
 from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, ephemeral_overlap, plan_lab
 from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
@@ -54,7 +54,7 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
     if spec.isolation == "loopback":
         _check_ports_free(plan)
     _check_not_ephemeral(spec)
-    lib = pulsar_dist.fetch_jars("server", progress=progress)
+    lib = pulsar_dist.server_lib(spec.pulsar, progress=progress)
 
     started = time.monotonic()
     home = state.lab_dir(spec.name)
@@ -63,7 +63,7 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
     lab = LabState(
         name=spec.name, scheme=spec.scheme, regions=list(spec.regions), isolation=spec.isolation,
         base_port=spec.base_port, subnet=spec.subnet, phase="starting", created_at=time.time(),
-        lab_dir=str(home), pulsar_version=pulsar_dist.PULSAR_VERSION, java=f"{java.path} ({java.version})",
+        lab_dir=str(home), pulsar_version=spec.pulsar, java=f"{java.path} ({java.version})",
         bridge=plan.bridge, bridge_address=plan.bridge_address,
         namespaces={s.name: s.netns for s in plan.sites if s.netns},
         site_addresses={s.name: s.address for s in plan.sites},
@@ -134,6 +134,8 @@ def _component_state(comp: ComponentPlan, plan: LabPlan, home: Path, java: str, 
         settings = pulsar_conf.zookeeper_conf(comp.address, comp.ports["client"], str(data_dir))
         conf_file = conf_dir / "zookeeper.conf"
         args = [str(conf_file)]
+    if comp.kind in ("standalone", "broker"):
+        settings.update(pulsar_versions.release(spec.pulsar).broker_settings)
     conf_file.write_text(pulsar_conf.render_properties(settings))
     argv = pulsar_conf.jvm_command(java, comp.kind, str(lib), str(conf_dir), str(log_dir), spec.name, args)
     return ComponentState(

@@ -72,12 +72,14 @@ class LocalLabBackend(DelegatesFaults):
     def up(self, progress: Progress, workdir: Path | None = None) -> Deployment:
         existing = lab_state.load(self.spec.name)
         if existing is not None and existing.phase == "up":
-            same = existing.scheme == self.spec.scheme and existing.regions == list(self.spec.regions)
+            same = (existing.scheme == self.spec.scheme and existing.regions == list(self.spec.regions)
+                    and existing.pulsar_version == self.spec.pulsar)
             if self.reuse and same:
                 progress(f"reusing lab {self.spec.name!r}")
                 self.reused = True
                 return self.deployment()
-            raise LabError(f"lab {self.spec.name!r} is already up ({existing.scheme}, regions {existing.regions}); "
+            raise LabError(f"lab {self.spec.name!r} is already up ({existing.scheme}, regions {existing.regions}, "
+                           f"Pulsar {existing.pulsar_version}); "
                            f"stop it with `geo-recon lab down --name {self.spec.name}`"
                            + (" or pass --reuse-lab" if same else ""))
         local.up(self.spec, progress=lambda m: progress(f"  {m}"))  # cleans up after itself if it fails

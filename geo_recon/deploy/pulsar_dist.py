@@ -1,16 +1,16 @@
 """Pinned Apache Pulsar jars from Maven Central, and the Java that runs them.
 
-geo-recon never runs Maven at run time. The classpath is pinned in lock files
-that sit beside this module (``maven/server.lock``, ``maven/tools.lock``): one
-line per artifact with its coordinates, sha256 and size. ``fetch_jars`` downloads
-exactly those files into a cache outside the repository and checks every
-checksum; ``lock_jars`` (a maintainer command) regenerates a lock file from the
-pom next to it with Maven.
+geo-recon never runs Maven at run time. Every classpath is pinned in a lock
+file beside this module: ``maven/server-<version>.lock`` for each supported
+server version (the table in ``pulsar_versions``) and ``maven/tools.lock``;
+one line per artifact with its coordinates, sha256 and size. ``fetch_jars``
+downloads exactly those files into a cache outside the repository and checks
+every checksum; ``lock_jars`` (a maintainer command) regenerates a lock file
+from the pom next to it with Maven.
 
-Why two classpaths: the server is Pulsar 4.0.7, the newest 4.0.x whose server
-modules all resolve from Maven Central here; the command-line tools
-(pulsar-admin, pulsar-perf) are 4.0.8 because their 4.0.7 artifacts are not
-served. The tools are used only as independent clients.
+Why a separate tools classpath: the command-line tools (pulsar-admin,
+pulsar-perf) are 4.0.8 because their 4.0.7 artifacts are not served. They are
+used only as independent clients, whatever server version a lab runs.
 """
 
 from __future__ import annotations
@@ -29,21 +29,20 @@ from typing import Callable
 
 import requests
 
+from geo_recon.deploy import pulsar_versions
 from geo_recon.errors import EnvironmentProblem
 
-PULSAR_VERSION = "4.0.7"
+PULSAR_VERSION = pulsar_versions.DEFAULT_PULSAR  # the default server version
 TOOLS_VERSION = "4.0.8"
 MIN_JAVA = 17
 DEFAULT_MAVEN_URL = "https://repo1.maven.org/maven2"
 
 MAVEN_DIR = Path(__file__).with_name("maven")
-CLASSPATHS = {
-    "server": (PULSAR_VERSION, "server-pom.xml", "server.lock"),
-    "tools": (TOOLS_VERSION, "tools-pom.xml", "tools.lock"),
-}
+KINDS = ("server", "tools")
 # Left out on purpose: function-runtime bundles we never start, and jna (as the
 # Pulsar distribution does).
 EXCLUDED_ARTIFACTS = "pulsar-functions-runtime-all,pulsar-functions-api-examples,jna"
+PER_VERSION_MARKER = "<!-- per-version dependencies -->"
 
 Progress = Callable[[str], None]
 
@@ -113,41 +112,75 @@ def parse_lock(text: str, source: str = "lock") -> list[Artifact]:
     return artifacts
 
 
-def read_lock(kind: str) -> list[Artifact]:
-    _, _, lock_name = _classpath(kind)
-    path = MAVEN_DIR / lock_name
+@dataclass(frozen=True)
+class Classpath:
+    """One locked classpath: the server at a version, or the tools."""
+
+    kind: str
+    version: str
+    pom: str
+    lock: str
+
+
+def classpath(kind: str = "server", version: str | None = None) -> Classpath:
+    """The classpath of ``kind``; for the server, at ``version`` (default: the default version)."""
+    if kind == "tools":
+        return Classpath("tools", TOOLS_VERSION, "tools-pom.xml", "tools.lock")
+    if kind != "server":
+        raise EnvironmentProblem(f"unknown classpath {kind!r}; expected one of {', '.join(KINDS)}")
+    row = pulsar_versions.release(version)
+    return Classpath("server", row.version, "server-pom.xml", f"server-{row.version}.lock")
+
+
+def read_lock(kind: str = "server", version: str | None = None) -> list[Artifact]:
+    cp = classpath(kind, version)
+    path = MAVEN_DIR / cp.lock
     if not path.exists():
-        raise EnvironmentProblem(f"{path} is missing; run `geo-recon pulsar lock {kind}`")
+        option = f" --pulsar {cp.version}" if kind == "server" else ""
+        raise EnvironmentProblem(f"{path} is missing; run `geo-recon pulsar lock {kind}{option}`")
     return parse_lock(path.read_text(), str(path))
 
 
-def _classpath(kind: str) -> tuple[str, str, str]:
-    try:
-        return CLASSPATHS[kind]
-    except KeyError:
-        raise EnvironmentProblem(f"unknown classpath {kind!r}; expected one of {sorted(CLASSPATHS)}") from None
+def render_pom(cp: Classpath) -> str:
+    """The pom Maven resolves: the template with this version's properties and extra dependencies."""
+    text = (MAVEN_DIR / cp.pom).read_text()
+    if cp.kind != "server":
+        return text
+    row = pulsar_versions.release(cp.version)
+    for name, value in pulsar_versions.maven_properties(row).items():
+        text, count = re.subn(rf"<{re.escape(name)}>[^<]*</{re.escape(name)}>", f"<{name}>{value}</{name}>", text)
+        if count != 1:
+            raise EnvironmentProblem(f"{cp.pom}: expected one <{name}> property, found {count}")
+    if PER_VERSION_MARKER not in text:
+        raise EnvironmentProblem(f"{cp.pom}: the marker {PER_VERSION_MARKER} is missing")
+    return text.replace(PER_VERSION_MARKER, PER_VERSION_MARKER + "\n    " + pulsar_versions.extra_dependencies_xml(row))
 
 
-def lock_jars(kind: str, progress: Progress = _quiet) -> Path:
+def lock_jars(kind: str = "server", version: str | None = None, progress: Progress = _quiet) -> Path:
     """Resolve the pom with Maven (Central only) and write the lock file."""
-    version, pom_name, lock_name = _classpath(kind)
+    cp = classpath(kind, version)
     mvn = shutil.which("mvn")
     if not mvn:
         raise EnvironmentProblem("Maven (mvn) is needed to regenerate a lock file; install the Debian package maven")
+    excluded = EXCLUDED_ARTIFACTS
+    if kind == "server":
+        excluded = ",".join([excluded, *pulsar_versions.release(cp.version).extra_exclusions])
     with tempfile.TemporaryDirectory(prefix="geo-recon-lock-") as tmp:
-        shutil.copy(MAVEN_DIR / pom_name, Path(tmp) / "pom.xml")
+        (Path(tmp) / "pom.xml").write_text(render_pom(cp))
         listing = Path(tmp) / "deps.txt"
-        progress(f"resolving {pom_name} with Maven (Pulsar {version})")
+        progress(f"resolving {cp.pom} with Maven (Pulsar {kind} {cp.version})")
         proc = subprocess.run(
             [mvn, "-B", "-q", "-s", str(MAVEN_DIR / "settings.xml"), "dependency:list",
-             "-DincludeScope=runtime", f"-DoutputFile={listing}", f"-DexcludeArtifactIds={EXCLUDED_ARTIFACTS}"],
+             "-DincludeScope=runtime", f"-DoutputFile={listing}", f"-DexcludeArtifactIds={excluded}"],
             cwd=tmp, capture_output=True, text=True,
         )
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-            raise EnvironmentProblem(f"Maven could not resolve {pom_name}:\n{tail}")
+            raise EnvironmentProblem(f"Maven could not resolve {cp.pom} for Pulsar {cp.version}:\n{tail}")
         m2 = Path.home() / ".m2" / "repository"
-        lines = [f"# Pulsar {kind} classpath {version}: generated by `geo-recon pulsar lock {kind}` from {pom_name}"]
+        option = f" --pulsar {cp.version}" if kind == "server" else ""
+        lines = [f"# Pulsar {kind} classpath {cp.version}: generated by `geo-recon pulsar lock {kind}{option}` "
+                 f"from {cp.pom}"]
         for raw in sorted(set(listing.read_text().splitlines())):
             fields = raw.strip().split(" ")[0].split(":")
             if len(fields) < 5 or fields[2] != "jar":
@@ -161,7 +194,7 @@ def lock_jars(kind: str, progress: Progress = _quiet) -> Path:
             local = m2 / art.repo_path
             digest = hashlib.sha256(local.read_bytes()).hexdigest()
             lines.append(f"{art.coordinates} {digest} {local.stat().st_size}")
-    out = MAVEN_DIR / lock_name
+    out = MAVEN_DIR / cp.lock
     out.write_text("\n".join(lines) + "\n")
     progress(f"wrote {out} ({len(lines) - 1} artifacts)")
     return out
@@ -170,24 +203,32 @@ def lock_jars(kind: str, progress: Progress = _quiet) -> Path:
 # ---------------------------------------------------------------- fetching
 
 
-def lib_dir(kind: str = "server") -> Path:
-    version, _, _ = _classpath(kind)
-    return cache_root() / f"pulsar-{kind}-{version}" / "lib"
+def lib_dir(kind: str = "server", version: str | None = None) -> Path:
+    cp = classpath(kind, version)
+    return cache_root() / f"pulsar-{kind}-{cp.version}" / "lib"
 
 
 def _lock_digest(artifacts: list[Artifact]) -> str:
     return hashlib.sha256("\n".join(f"{a.coordinates} {a.sha256}" for a in artifacts).encode()).hexdigest()
 
 
-def jars_ready(kind: str = "server") -> bool:
-    marker = lib_dir(kind) / ".complete"
-    return marker.exists() and marker.read_text().strip() == _lock_digest(read_lock(kind))
+def jars_ready(kind: str = "server", version: str | None = None) -> bool:
+    marker = lib_dir(kind, version) / ".complete"
+    return marker.exists() and marker.read_text().strip() == _lock_digest(read_lock(kind, version))
 
 
-def fetch_jars(kind: str = "server", progress: Progress = _quiet, workers: int = 8) -> Path:
+def server_lib(version: str | None = None, progress: Progress = _quiet) -> Path:
+    """The lib/ directory holding every jar of Pulsar server ``version`` (default: the default
+    version), downloaded and checked first if needed. Its classpath is ``<lib>/*``."""
+    return fetch_jars("server", version, progress=progress)
+
+
+def fetch_jars(kind: str = "server", version: str | None = None, progress: Progress = _quiet,
+               workers: int = 8) -> Path:
     """Make sure every locked jar is in the cache with the right checksum; return lib/."""
-    artifacts = read_lock(kind)
-    target = lib_dir(kind)
+    artifacts = read_lock(kind, version)
+    target = lib_dir(kind, version)
+    label = f"{kind} {classpath(kind, version).version}"
     marker = target / ".complete"
     digest = _lock_digest(artifacts)
     if marker.exists() and marker.read_text().strip() == digest:
@@ -196,7 +237,8 @@ def fetch_jars(kind: str = "server", progress: Progress = _quiet, workers: int =
     missing = [a for a in artifacts if not _has_good_copy(target / a.file_name, a)]
     total = sum(a.size for a in missing)
     if missing:
-        progress(f"downloading {len(missing)} Pulsar {kind} jars ({total / 2**20:.0f} MiB) from {maven_url()}")
+        progress(f"downloading {len(missing)} Pulsar {label} jars ({total / 2**20:.0f} MiB) from {maven_url()} "
+                 f"(once; cached in {target.parent})")
     done = {"bytes": 0, "files": 0, "reported": 0}
     lock = threading.Lock()
 
@@ -286,7 +328,22 @@ def find_java() -> Java:
     major = int(spec.split(".")[1]) if spec.startswith("1.") else int(spec)
     if major < MIN_JAVA:
         raise EnvironmentProblem(
-            f"Java {MIN_JAVA}+ is required to run Pulsar {PULSAR_VERSION}; {candidate} is Java {spec}. "
+            f"Java {MIN_JAVA}+ is required to run Pulsar; {candidate} is Java {spec}. "
             "Install openjdk-17-jre-headless or point JAVA_HOME at a newer JDK"
         )
     return Java(candidate, major, full.group(1) if full else spec)
+
+
+# ---------------------------------------------------------------- versions
+
+
+def version_infos() -> list[pulsar_versions.VersionInfo]:
+    """Every supported server version with whether its lock exists and its jars are in the cache."""
+    out = []
+    for row in pulsar_versions.RELEASES:
+        locked = (MAVEN_DIR / classpath("server", row.version).lock).exists()
+        out.append(pulsar_versions.VersionInfo(
+            version=row.version, default=row.version == pulsar_versions.default_version(),
+            installed=locked and jars_ready("server", row.version), locked=locked, note=row.note,
+            known_bugs=list(row.known_bugs)))
+    return out

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Protocol, TypeVar
 
+from geo_recon.deploy.pulsar_versions import default_version, release
 from geo_recon.errors import ConfigError
 from geo_recon.schemes.base import NAMES as SCHEMES
 from geo_recon.schemes.base import get as scheme_named
@@ -46,6 +47,7 @@ class LabSpec:
     base_port: int = 20000
     isolation: Isolation = "netns"
     subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
+    pulsar: str = field(default_factory=default_version)  # server version (pulsar_versions)
 
     @property
     def stretched(self) -> bool:
@@ -73,6 +75,7 @@ class LabSpec:
             raise ConfigError(f"base port {self.base_port}: the lab needs ports {self.base_port}..{top}, within 1024..65535")
         if not 0 <= self.subnet <= 255:
             raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
+        release(self.pulsar)
 
 
 # Fault tooling listens on the host (the bridge address, or 127.0.0.1): the Toxiproxy API at

@@ -7,17 +7,21 @@ keeps its own copy of the namespace policies; a cluster cannot drop itself),
 and restored on heal. Messages published meanwhile are not replicated to it,
 and what its own replicators send is refused by the others.
 
-(The place for more admin faults, e.g. unloading a topic or a namespace bundle.)
+``unload``: every topic of the test namespace in the target region is unloaded
+(one by one, or the namespace's bundles at once) and each must reopen on a new
+ledger before the fault counts as in effect; it is over once injected (its stop
+follows its start). apache/pulsar#22890 is triggered by such a reload.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from geo_recon.admin import AdminClient
+from geo_recon.admin import AdminClient, unload
 from geo_recon.deployment import Deployment
-from geo_recon.errors import FaultError
+from geo_recon.errors import FaultError, GeoReconError
 from geo_recon.schemes import cluster_names
+
 
 def _replication_path(namespace: str) -> str:
     return f"/admin/v2/namespaces/{namespace}/replication"
@@ -66,3 +70,25 @@ class ReplicationCut:
             finally:
                 admin.close()
             del self.before[name]
+
+
+class Unload:
+    """Every topic of ``namespace`` in ``region`` unloaded and seen reopening on a new ledger."""
+
+    def __init__(self, deployment: Deployment, namespace: str, region: str, fault_id: str, *,
+                 whole_namespace: bool) -> None:
+        self.target = deployment.region(region)
+        self.namespace, self.fault_id, self.whole_namespace = namespace, fault_id, whole_namespace
+
+    def apply(self) -> dict[str, Any]:
+        admin = self.target.admin()
+        try:
+            ledgers = unload(admin, self.namespace, whole_namespace=self.whole_namespace)
+        except GeoReconError as exc:
+            raise FaultError(f"{self.fault_id}: {exc}") from None
+        finally:
+            admin.close()
+        return {"reloaded_on_ledger": {t.rsplit("/", 1)[-1]: f"{old} -> {new}" for t, (old, new) in ledgers.items()}}
+
+    def restore(self) -> None:
+        """Nothing to undo: the topics are loaded again by their next client."""

@@ -2,7 +2,7 @@
 
 Process and network faults go to the backend's capabilities (``deploy.base``:
 Killable, Pausable, Partitionable, Shapable); ``command`` and admin-API faults
-(``replication``) work on every backend and are run here. ``refuse_unsupported``
+(``replication``, ``unload``) work on every backend and are run here. ``refuse_unsupported``
 turns a fault the backend cannot do into a ``ConfigError`` before anything
 starts. Every fault is recorded in the controller's history when it takes
 effect (with what was measured) and when it is healed; ``drive`` heals
@@ -22,7 +22,7 @@ from geo_recon.deployment import Deployment
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.faults import admin_faults
 from geo_recon.faults.command import CommandFault
-from geo_recon.faults.spec import ADMIN_KINDS, ScheduledFault, fault_event, heal_each
+from geo_recon.faults.spec import ADMIN_KINDS, INSTANT_KINDS, ScheduledFault, fault_event, heal_each
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -81,6 +81,10 @@ class FaultDriver:
             assert spec.command is not None  # the spec's validator sees to it
             command = CommandFault(fault.id, spec.command, secrets=self._target().secrets, progress=self.progress)
             return command.inject, command.heal
+        if spec.kind == "unload":
+            reload = admin_faults.Unload(self._target(), self.namespace, spec.target or "", fault.id,
+                                         whole_namespace=spec.scope == "namespace")
+            return reload.apply, reload.restore
         if spec.kind in ADMIN_KINDS:
             cut = admin_faults.ReplicationCut(self._target(), self.namespace, spec.target or "", fault.id)
             return cut.apply, cut.restore
@@ -98,7 +102,7 @@ class FaultDriver:
         measured = apply()
         self.on_event(fault_event("start", fault, self.regions, **({"measured": measured} if measured else {})))
         self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
-        if spec.kind == "restart":  # a restart heals itself
+        if spec.kind in INSTANT_KINDS:  # a restart or an unload is over once injected
             self.active.pop(fault.id, None)
             self.on_event(fault_event("stop", fault, self.regions))
 

@@ -16,6 +16,9 @@ A fault spec in a scenario says what breaks and when::
     - kind: kill
       target: a                  # a whole region ("a") or one component ("a/broker", "a/bookie", "zk/zookeeper")
       random: {window_s: [5, 40], seed: 7}   # optional: random start inside a window
+    - kind: unload               # the admin API unloads region a's topics (scope: topics) or the
+      target: a                  # namespace's bundles (scope: namespace); instantaneous, verified by
+      scope: topics              # each topic reopening on a new ledger
 
 The schedule is a pure function of the specs, the run length and the seed, so
 the same scenario gives the same schedule under both schemes.
@@ -34,10 +37,11 @@ from geo_recon.deploy.topology import match_components  # noqa: F401 - re-export
 from geo_recon.errors import GeoReconError
 
 FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth",
-                    "command", "replication"]
+                    "command", "replication", "unload"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
+INSTANT_KINDS = {"restart", "unload"}  # over once injected: the stop follows the start
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
-ADMIN_KINDS = {"replication"}  # through the admin API: every backend has them (faults/admin_faults.py)
+ADMIN_KINDS = {"replication", "unload"}  # through the admin API: every backend has them (faults/admin_faults.py)
 
 
 class CommandSpec(BaseModel):
@@ -78,6 +82,8 @@ class FaultSpec(BaseModel):
     jitter_ms: float = Field(0.0, ge=0)
     rate_kbps: int | None = Field(None, gt=0, description="bandwidth: kilobytes per second each way")
     command: CommandSpec | None = Field(None, description="command: the inject, verify and heal commands")
+    scope: Literal["topics", "namespace"] = Field("topics", description="unload: each topic of the test namespace, "
+                                                                         "or the namespace's bundles at once")
     at_s: float = Field(0.0, ge=0)
     duration_s: float = Field(10.0, ge=0)
     every_s: float | None = Field(None, gt=0)
@@ -90,8 +96,10 @@ class FaultSpec(BaseModel):
             raise ValueError("a command fault needs command: {inject: ..., heal: ...}")
         if self.kind != "command" and self.command is not None:
             raise ValueError(f"a {self.kind} fault takes no command (only kind: command does)")
-        if self.kind in ADMIN_KINDS and not self.target:
+        if self.kind == "replication" and not self.target:
             raise ValueError(f"a {self.kind} fault needs a target (the region whose cluster is cut out)")
+        if self.kind == "unload" and (not self.target or "/" in self.target):
+            raise ValueError("an unload fault needs a target region (the cluster whose topics are unloaded)")
         if self.kind in PROCESS_KINDS | {"isolate"} and not self.target:
             raise ValueError(f"a {self.kind} fault needs a target (a region, or region/component)")
         if self.kind == "partition" and (not self.groups or len(self.groups) < 2 or not all(self.groups)):
@@ -134,6 +142,8 @@ class FaultSpec(BaseModel):
                 (f" on {self.target}" if self.target else "")
         if self.kind == "replication":
             return f"replication to {self.target} removed"
+        if self.kind == "unload":
+            return f"unload {'the namespace' if self.scope == 'namespace' else 'every topic'} in {self.target}"
         return f"{self.kind} {self.target}"
 
 

@@ -17,6 +17,8 @@ from geo_recon.deploy.compose_backend import check_engine
 from geo_recon.deploy.compose_lab_backend import ComposeHooks, ComposeLabBackend
 from geo_recon.deploy.external import ExternalBackend
 from geo_recon.deploy.local_backend import LocalLabBackend, isolation_for
+from geo_recon.deploy.pulsar_dist import PULSAR_VERSION
+from geo_recon.deploy.pulsar_versions import release
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.errors import ConfigError
 from geo_recon.faults.driver import refuse_unsupported
@@ -27,13 +29,17 @@ Progress = Callable[[str], None]
 
 
 def backend_for(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], *, reuse_lab: bool,
-                hooks: ComposeHooks, progress: Progress) -> Backend:
+                hooks: ComposeHooks, progress: Progress, pulsar: str | None = None) -> Backend:
     """The scenario's backend, its preflight passed; ``ConfigError``/``EnvironmentProblem`` otherwise."""
     topo = scenario.topology
     where = f"{scenario.source}: " if scenario.source else ""
     backend: Backend
+    pulsar = release(pulsar or scenario.pulsar).version
     if topo.backend == "compose":
         version = check_engine(hooks.runner)  # no Docker engine: the first thing said
+        if pulsar != PULSAR_VERSION:
+            raise ConfigError(f"{where}compose labs run Pulsar {PULSAR_VERSION} only; run Pulsar {pulsar} on "
+                              "backend local")
         if reuse_lab:
             raise ConfigError("--reuse-lab is for local labs: a compose run starts a fresh compose lab "
                               "(--keep-lab leaves it up for `geo-recon compose ...`)")
@@ -48,7 +54,7 @@ def backend_for(scenario: Scenario, scheme: str, schedule: list[ScheduledFault],
         opts = topo.lab
         spec = LabSpec(regions=tuple(topo.regions), scheme=scheme, name=opts.name,  # type: ignore[arg-type]
                        base_port=opts.base_port, isolation=isolation_for(opts.isolation),  # type: ignore[arg-type]
-                       subnet=opts.subnet)
+                       subnet=opts.subnet, pulsar=pulsar)
         local_backend = LocalLabBackend(spec, reuse=reuse_lab, progress=lambda m: progress(f"  {m}"))
         local_backend.check_faults([f.kind for f in scenario.faults], f"{scenario.source}: ")
         backend = local_backend

@@ -26,7 +26,7 @@ def scheme_settings(scenario: Scenario) -> SchemeSettings:
         raise ConfigError(f"{scenario.source}: field settings.persistence: expected E/W/A like 2/2/2, "
                           f"got {s.persistence!r}") from None
     return SchemeSettings(tenant=s.tenant, namespace=s.namespace, dedup=s.dedup,
-                          ensemble=e, write_quorum=w, ack_quorum=a)
+                          ensemble=e, write_quorum=w, ack_quorum=a, replication=s.replication)
 
 
 def configure(backend: Backend, target: Deployment, scheme: Scheme, settings: SchemeSettings, scenario: Scenario,

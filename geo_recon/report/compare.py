@@ -399,6 +399,11 @@ def _labels(runs: Sequence[RunData]) -> list[str]:
     schemes = [d.scheme for d in runs]
     if all(schemes) and len(set(schemes)) == len(schemes):
         return [str(s) for s in schemes]
+    # The same scheme on several Pulsar versions (`run --pulsar V1,V2`).
+    versions = [((d.resolved or {}).get("versions") or {}).get("pulsar") for d in runs]
+    by_version = [f"{s} {v}" for s, v in zip(schemes, versions, strict=True)]
+    if all(versions) and len(set(by_version)) == len(by_version):
+        return by_version
     names = [d.run_dir.name for d in runs]
     if len(set(names)) == len(names):
         return names

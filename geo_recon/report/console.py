@@ -20,7 +20,8 @@ def endpoint_lines(header: str, endpoints: Iterable[Any]) -> list[str]:
 
 
 def lab_status_lines(state: Any, rows: Sequence[Any]) -> list[str]:
-    lines = [f"lab {state.name!r}: scheme {state.scheme}, phase {state.phase}, isolation {state.isolation}",
+    lines = [f"lab {state.name!r}: scheme {state.scheme}, phase {state.phase}, isolation {state.isolation}, "
+             f"Pulsar {state.pulsar_version}",
              f"  {'component':<16}{'region':<8}{'pid':>8}  {'state':<12}{'listening':<11}{'rss MiB':>8}  ports"]
     for r in rows:
         ports = " ".join(f"{k}={v}" for k, v in r.ports.items())

@@ -288,6 +288,9 @@ def identity_line(data: RunData) -> str:
         parts.append(f"regions {', '.join(data.regions)}")
     if data.run_id:
         parts.append(f"run {data.run_id}")
+    pulsar = ((data.resolved or {}).get("versions") or {}).get("pulsar")
+    if pulsar:
+        parts.append(f"Pulsar {pulsar}")
     return " · ".join(parts)
 
 

@@ -50,6 +50,13 @@ class Scheme:
         """Every setting read back from every region (and, stretched, the ledger placement itself)."""
         return self._verify(deployment, settings, configure.cluster_names(deployment), probe_placement)
 
+    def replicate_topics(self, deployment: Deployment, topics: list[str], settings: SchemeSettings) -> None:
+        """Topic-level replication policies on the run's topics (``settings.replication: topic``)."""
+        if not self.geo_replicated:
+            raise ConfigError(f"settings.replication: topic is for geo-replicated schemes; {self.name} has one "
+                              "cluster, so there is nothing to replicate between clusters")
+        configure.replicate_topics(deployment, topics, settings)
+
     def topic_regions(self, deployment: Deployment) -> tuple[RegionEndpoint, ...]:
         """The regions whose clusters must each create a run's partitioned topics."""
         return deployment.regions[:1] if self.stretched else deployment.regions

@@ -30,12 +30,15 @@ class SchemeSettings:
     ensemble: int = 2
     write_quorum: int = 2
     ack_quorum: int = 2
+    replication: str = "namespace"  # async: "namespace" or "topic" (topic-level policies)
 
     @property
     def ns_path(self) -> str:
         return f"{self.tenant}/{self.namespace}"
 
     def validate(self) -> None:
+        if self.replication not in ("namespace", "topic"):
+            raise ConfigError(f"replication {self.replication!r}: expected namespace or topic")
         if not (self.ensemble >= self.write_quorum >= self.ack_quorum >= 1):
             raise ConfigError(f"persistence needs ensemble >= write quorum >= ack quorum >= 1, got "
                               f"{self.ensemble}/{self.write_quorum}/{self.ack_quorum}")
@@ -138,14 +141,39 @@ def _apply_async_region(ep: RegionEndpoint, deployment: Deployment, names: dict[
                 changes.append(Change(ep.region, f"updated peer cluster {names[peer.region]} URLs"))
         all_clusters = sorted(names.values())
         changes += _ensure_tenant_and_namespace(admin, ep.region, all_clusters, settings)
+        wanted = _namespace_clusters(settings, all_clusters, names[ep.region])
         current = admin.get(_ns(settings, "/replication")) or []
-        if sorted(current) != all_clusters:
-            admin.post(_ns(settings, "/replication"), all_clusters)
-            changes.append(Change(ep.region, f"namespace {settings.ns_path} replicated to {', '.join(all_clusters)}"))
+        if sorted(current) != wanted:
+            admin.post(_ns(settings, "/replication"), wanted)
+            changes.append(Change(ep.region, f"namespace {settings.ns_path} replicated to {', '.join(wanted)}"))
         changes += _ensure_common_policies(admin, ep.region, settings)
     finally:
         admin.close()
     return changes
+
+
+def _namespace_clusters(settings: SchemeSettings, all_clusters: list[str], own: str) -> list[str]:
+    """Topic-level replication keeps the namespace to its own cluster: only the topics' policies replicate."""
+    return [own] if settings.replication == "topic" else all_clusters
+
+
+def replicate_topics(deployment: Deployment, topics: list[str], settings: SchemeSettings,
+                     progress: Progress = _quiet) -> None:
+    """Topic-level replication: create each topic in every cluster and set its replication
+    clusters to all of them, read back before any message is sent."""
+    from geo_recon.admin import set_topic_replication, topic_path
+
+    names = cluster_names(deployment)
+    everywhere = sorted(names.values())
+    for ep in deployment.regions:
+        admin = ep.admin()
+        try:
+            for topic in topics:
+                admin.put(topic_path(topic), ok_statuses=(409,))
+                set_topic_replication(admin, topic, everywhere)
+        finally:
+            admin.close()
+    progress(f"topic-level replication to {', '.join(everywhere)} on {len(topics)} topic(s), read back in every region")
 
 
 def _ensure_tenant_and_namespace(admin: AdminClient, region: str, clusters: list[str],
@@ -264,11 +292,16 @@ def _verify_async_region(ep: RegionEndpoint, deployment: Deployment, names: dict
         checks.append(Check(f"tenant {settings.tenant} allowed everywhere", set(all_clusters) <= set(allowed),
                             f"allowed clusters: {allowed}" if tenant else "tenant does not exist", r))
         replication = admin.get(_ns(settings, "/replication"), ok_statuses=(404,))
-        missing = sorted(set(all_clusters) - set(replication or []))
+        wanted = _namespace_clusters(settings, all_clusters, names[r])
+        missing = sorted(set(wanted) - set(replication or []))
+        extra = sorted(set(replication or []) - set(wanted))
+        name = (f"namespace {settings.ns_path} replicated to all regions" if settings.replication == "namespace" else
+                f"namespace {settings.ns_path} kept to {names[r]} (topic-level replication)")
         checks.append(Check(
-            f"namespace {settings.ns_path} replicated to all regions", replication is not None and not missing,
+            name, replication is not None and not missing and not extra,
             "namespace does not exist" if replication is None else
-            (f"replication clusters {sorted(replication)}" + (f"; missing {', '.join(missing)}" if missing else "")),
+            (f"replication clusters {sorted(replication)}" + (f"; missing {', '.join(missing)}" if missing else "")
+             + (f"; unexpected {', '.join(extra)}" if extra else "")),
             r))
         checks += _verify_common(admin, r, settings)
     finally:

@@ -24,7 +24,7 @@ from geo_recon import history
 from geo_recon.admin import AdminError
 from geo_recon.deploy import procs
 from geo_recon.deployment import Deployment
-from geo_recon.errors import GeoReconError
+from geo_recon.errors import ConfigError, GeoReconError
 from geo_recon.schemes import SchemeSettings
 from geo_recon.schemes import get as scheme_named
 from geo_recon.workload import native
@@ -46,8 +46,14 @@ def prepare_topics(deployment: Deployment, scheme: str, workload: WorkloadSpec, 
     if workload.billing is not None:  # one topic per billing system
         return [f"persistent://{settings.ns_path}/{run_id}-billing-{system}" for system in workload.billing.systems]
     topics = [f"persistent://{settings.ns_path}/{run_id}-t{i}" for i in range(workload.topics)]
-    if workload.partitions:
-        targets = scheme_named(scheme).topic_regions(deployment)
+    scheme_obj = scheme_named(scheme)
+    if settings.replication == "topic":
+        if workload.partitions:
+            raise ConfigError("topic-level replication (settings.replication: topic) needs non-partitioned topics "
+                              "(workload.partitions: 0)")
+        scheme_obj.replicate_topics(deployment, topics, settings)
+    elif workload.partitions:
+        targets = scheme_obj.topic_regions(deployment)
         for ep in targets:
             admin = ep.admin()
             try:

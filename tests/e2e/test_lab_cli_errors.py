@@ -60,3 +60,26 @@ def test_a_base_port_in_the_kernels_ephemeral_range_is_refused():
     proc = run_cli("lab", "up", "--isolation", "loopback", "--name", "ephem", "--base-port", str(first + 100))
     _assert_clean_error(proc, f"overlap the kernel's ephemeral port range {first}..{last}", "choose a base port of")
     assert run_cli("lab", "status", "--name", "ephem").returncode != 0  # nothing was started
+
+
+def test_unsupported_pulsar_version_names_the_supported_ones(tmp_path):
+    _assert_clean_error(run_cli("lab", "up", "--pulsar", "4.1.0", "--isolation", "loopback"),
+                        "Pulsar 4.1.0 is not supported; supported versions: 3.0.2, 3.0.7, ")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\n")
+    _assert_clean_error(run_cli("run", str(scenario), "--pulsar", "3.0.7,9"), "Pulsar 9 is not supported")
+
+
+def test_pulsar_versions_lists_every_version_and_the_default():
+    import json
+
+    from geo_recon.deploy.pulsar_versions import DEFAULT_PULSAR, supported
+
+    proc = run_cli("pulsar", "versions", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["version"] for r in rows] == supported()
+    assert [r["version"] for r in rows if r["default"]] == [DEFAULT_PULSAR]
+    assert all(r["locked"] for r in rows)
+    text = run_cli("pulsar", "versions").stdout
+    assert "apache/pulsar#22890" in text

@@ -8,7 +8,7 @@ from geo_recon.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_scenario_loads(path):
     s = scenario.load(path)
     assert s.name and s.topology.regions
@@ -29,6 +29,9 @@ def _write(tmp_path, text):
     ("name: x\nworkload: {duration_s: 10}\nfaults:\n  - {kind: kill, target: a, at_s: 20}\n", "after the load ends"),
     ("name: x\ncolour: red\n", ":2: field colour: Extra inputs are not permitted"),
     ("name: [unclosed\n", ":2: not valid YAML"),
+    ("name: x\npulsar: 4.1.0\n", "Pulsar 4.1.0 is not supported; supported versions: 3.0.2"),
+    ("name: x\nsettings: {replication: bundle}\n", ":2: field settings.replication: Input should be 'namespace' or 'topic'"),
+    ("name: x\nfaults:\n  - {kind: unload, target: a/standalone, at_s: 1}\n", "an unload fault needs a target region"),
 ])
 def test_broken_scenarios_name_file_line_and_field(tmp_path, text, message):
     path = _write(tmp_path, text)
@@ -68,3 +71,26 @@ def test_the_load_runs_the_recovery_limit_past_the_last_heal_of_a_fault_that_sto
     assert seconds([kill], max_recovery_s=None) == 50
     assert seconds([FaultSpec(kind="latency", rtt_ms=20, between=["a", "b"], at_s=0, duration_s=50)]) == 50
     assert seconds([]) == 50
+
+
+def test_pulsar_versions_to_run(tmp_path):
+    plain = scenario.load(_write(tmp_path, "name: x\n"))
+    pinned = scenario.load(_write(tmp_path, "name: x\npulsar: 3.0.7\n"))
+    from geo_recon.deploy.pulsar_versions import DEFAULT_PULSAR
+
+    assert scenario.versions_to_run(plain, None) == [DEFAULT_PULSAR]
+    assert scenario.versions_to_run(pinned, None) == ["3.0.7"]
+    assert scenario.versions_to_run(pinned, "3.0.2,4.2.4") == ["3.0.2", "4.2.4"]
+    with pytest.raises(ConfigError, match="9.0.0 is not supported"):
+        scenario.versions_to_run(plain, "9.0.0")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios" / "known-bugs").glob("*.yaml")), ids=lambda p: p.name)
+def test_known_bug_scenarios_name_the_bug_and_a_verdict_per_supported_version(path):
+    from geo_recon.deploy.pulsar_versions import supported
+
+    s = scenario.load(path)
+    assert s.known_bug is not None and s.known_bug.issue.startswith("apache/pulsar#")
+    assert s.known_bug.affected and s.known_bug.fixed_in
+    assert set(s.known_bug.expect) <= set(supported())
+    assert {"met", "not met"} <= set(s.known_bug.expect.values())  # a version that shows it, and one that does not

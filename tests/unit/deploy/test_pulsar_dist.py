@@ -3,12 +3,13 @@ import stat
 
 import pytest
 
-from geo_recon.deploy import pulsar_dist
-from geo_recon.errors import EnvironmentProblem
+from geo_recon.deploy import pulsar_dist, pulsar_versions
+from geo_recon.errors import ConfigError, EnvironmentProblem
 
 
 def test_server_lock_pins_the_whole_pulsar_runtime():
     coords = {a.coordinates for a in pulsar_dist.read_lock("server")}
+    assert pulsar_dist.PULSAR_VERSION == pulsar_versions.DEFAULT_PULSAR
     assert f"org.apache.pulsar:pulsar-broker:{pulsar_dist.PULSAR_VERSION}" in coords
     assert f"org.apache.pulsar:bouncy-castle-bc:{pulsar_dist.PULSAR_VERSION}:pkg" in coords
     names = {c.rsplit(":", 1)[0] if c.count(":") == 2 else c for c in coords}
@@ -66,3 +67,51 @@ def test_cache_lives_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.setenv("GEO_RECON_CACHE", str(tmp_path / "c"))
     assert pulsar_dist.lib_dir("server") == tmp_path / "c" / f"pulsar-server-{pulsar_dist.PULSAR_VERSION}" / "lib"
     assert os.path.commonpath([pulsar_dist.cache_root(), pulsar_dist.MAVEN_DIR]) != str(pulsar_dist.MAVEN_DIR)
+
+
+@pytest.mark.parametrize("version", pulsar_versions.supported())
+def test_every_supported_version_has_a_lock_of_its_own_version(version):
+    row = pulsar_versions.release(version)
+    coords = {a.coordinates for a in pulsar_dist.read_lock("server", version)}
+    assert f"org.apache.pulsar:pulsar-broker:{version}" in coords
+    assert f"org.apache.pulsar:bouncy-castle-bc:{version}:pkg" in coords
+    assert any(c.startswith(f"org.apache.logging.log4j:{row.slf4j_binding}:") for c in coords)
+    assert f"org.apache.bookkeeper:bookkeeper-server:{row.bookkeeper}" in coords
+    # One Pulsar version per classpath: no module of another release slipped in.
+    assert {c.split(":")[2] for c in coords if c.startswith("org.apache.pulsar:")} == {version}
+    for extra in row.extra_dependencies:
+        assert extra in coords
+
+
+def test_versions_resolve_to_their_own_lock_and_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("GEO_RECON_CACHE", str(tmp_path))
+    assert pulsar_dist.classpath("server", "3.0.7").lock == "server-3.0.7.lock"
+    assert pulsar_dist.lib_dir("server", "4.2.4") == tmp_path / "pulsar-server-4.2.4" / "lib"
+    assert pulsar_dist.classpath("tools", "3.0.7").version == pulsar_dist.TOOLS_VERSION  # tools are version-free
+
+
+def test_unsupported_version_is_one_clear_error():
+    with pytest.raises(ConfigError, match="Pulsar 9.9 is not supported; supported versions: 3.0.2, 3.0.7"):
+        pulsar_dist.read_lock("server", "9.9")
+
+
+def test_rendered_pom_carries_the_version_differences():
+    pom = pulsar_dist.render_pom(pulsar_dist.classpath("server", "3.0.2"))
+    assert "<pulsar.version>3.0.2</pulsar.version>" in pom
+    assert "<slf4j.binding>log4j-slf4j-impl</slf4j.binding>" in pom
+    assert "<artifactId>bcpkix-jdk18on</artifactId><version>1.78.1</version>" in pom
+    assert "<bookkeeper.version>4.17.3</bookkeeper.version>" in pulsar_dist.render_pom(
+        pulsar_dist.classpath("server", "4.2.4"))
+
+
+def test_version_list_is_parsed_and_checked():
+    assert pulsar_versions.parse_versions(" 3.0.7, 4.2.4 ") == ["3.0.7", "4.2.4"]
+    with pytest.raises(ConfigError, match="4.1.0 is not supported"):
+        pulsar_versions.parse_versions("3.0.7,4.1.0")
+
+
+def test_version_infos_list_every_version_once_with_one_default():
+    infos = pulsar_dist.version_infos()
+    assert [i.version for i in infos] == pulsar_versions.supported()
+    assert [i.version for i in infos if i.default] == [pulsar_versions.DEFAULT_PULSAR]
+    assert all(i.locked for i in infos)

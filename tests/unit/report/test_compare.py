@@ -135,3 +135,14 @@ def test_no_faults_means_rpo_does_not_apply(real_run1: Path, tmp_path: Path) -> 
 def test_default_out_dir_is_beside_the_first_run(region_loss: dict[str, Path]) -> None:
     out = default_out_dir([region_loss["strong"], region_loss["async"]])
     assert out == region_loss["strong"].parent / "compare-region-loss-strong-vs-async"
+
+
+def test_same_scheme_on_two_pulsar_versions_is_labelled_by_version(region_loss: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    old = copy_run(region_loss["async"], tmp_path / "old")
+    new = copy_run(region_loss["async"], tmp_path / "new")
+    for run_dir, version in ((old, "3.0.2"), (new, "3.0.7")):
+        resolved = load(run_dir, "resolved.json") if (run_dir / "resolved.json").exists() else {}
+        (run_dir / "resolved.json").write_text(json.dumps({**resolved, "versions": {"pulsar": version}}))
+    c = compare([old, new])
+    assert [m.label for m in c.runs] == ["async 3.0.2", "async 3.0.7"]
