@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from geo_recon.deploy.pulsar_versions import default_version
 from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
@@ -20,7 +21,7 @@ def test_the_smoke_scenario_from_nothing_to_a_verdict_that_check_reproduces(tmp_
     run_cli("lab", "down", "--name", "run", "--force")
     proc = run_cli("run", str(REPO / "scenarios" / "smoke.yaml"), "--runs", str(tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert "async: expectations MET" in proc.stdout
+    assert f"async (Pulsar {default_version()}): expectations MET" in proc.stdout
     run_dir = (tmp_path / "latest").resolve()
     for name in ("scenario.yaml", "resolved.json", "run.json", "results.json", "verdict.json", "outcome.json"):
         assert (run_dir / name).exists(), name
