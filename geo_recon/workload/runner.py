@@ -180,11 +180,11 @@ def read_progress(run_dir: Path, regions: list[str]) -> dict[str, dict]:
                 parts[path.name] = {"phase": "starting"}
         merged = _merge(list(parts.values()))
         producing = [p.get("phase") for name, p in parts.items() if ".produce" in name]
-        consume = parts[f"{region}.consume.progress.json"].get("phase")
+        consume = parts[f"{region}.consume.progress.json"]
         early = [phase for phase in producing if phase in ("starting", "producing")]
-        merged["phase"] = early[0] if early else consume
+        merged["phase"] = early[0] if early else consume.get("phase")
         for key in ("lag_ms_p50", "lag_ms_max"):
-            merged[key] = parts["consume"].get(key)
+            merged[key] = consume.get(key)
         out[region] = merged
     return out
 

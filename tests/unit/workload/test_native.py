@@ -51,3 +51,16 @@ def test_billing_stays_on_the_python_driver():
     with pytest.raises(ValidationError, match="python driver in one process"):
         WorkloadSpec(billing=BillingWorkload(), driver="go")
     assert json.loads(WorkloadSpec(driver="go").model_dump_json())["driver"] == "go"
+
+
+def test_a_regions_progress_merges_every_producer_process_with_its_consumer(tmp_path):
+    from geo_recon.workload.runner import read_progress
+
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    for name, data in {"a.produce": {"phase": "done", "sent": 3, "acked": 3},
+                       "a.produce1": {"phase": "producing", "sent": 2, "acked": 1},
+                       "a.consume": {"phase": "draining", "received": 4, "lag_ms_p50": 7.0}}.items():
+        (workers / f"{name}.progress.json").write_text(json.dumps(data))
+    a = read_progress(tmp_path, ["a"])["a"]
+    assert (a["phase"], a["sent"], a["acked"], a["received"], a["lag_ms_p50"]) == ("producing", 5, 4, 4, 7.0)
