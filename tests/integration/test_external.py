@@ -59,7 +59,7 @@ def _replication_cut(run_dir: Path, start: int, stop: int) -> None:
 
 def _reloaded(run_dir: Path, start: int, stop: int) -> None:
     """a's topics unloaded under load: each reopened on a new ledger (read back before the fault counted),
-    and with namespace-level replication nothing is lost: the run is met."""
+    and with namespace-level replication nothing is lost: the run is met (duplicates allowed: dedup is off)."""
     start_line = r.fault_window(run_dir)[2]
     reloaded = start_line["measured"]["reloaded_on_ledger"]
     assert reloaded and all(int(old) < int(new) for old, new in (v.split(" -> ") for v in reloaded.values()))
@@ -73,8 +73,9 @@ FAULTS = {
     "command": (_command_partition, {"max_lost": 0, "max_convergence_s": 45}, _delayed_not_lost),
     "replication": (lambda: {"kind": "replication", "target": "b", "at_s": 6, "duration_s": 10},
                     {"max_unexpected": 0, "allow": ["lost"]}, _replication_cut),
+    # without deduplication a send in flight when its topic unloads may be stored twice (seen: 1 in 2,500)
     "unload": (lambda: {"kind": "unload", "target": "a", "at_s": 8, "duration_s": 1},
-               {"max_lost": 0, "max_convergence_s": 45}, _reloaded),
+               {"max_lost": 0, "max_convergence_s": 45, "allow": ["duplicates"]}, _reloaded),
 }
 #: faults over once injected: their stop follows their start at once
 INSTANT = {"unload"}
