@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from geo_recon.deploy import pulsar_dist
+from geo_recon.deploy import procs, pulsar_dist
 from geo_recon.errors import EnvironmentProblem, LabError
 
 COMPOSE_VERSION = "v2.28.1"
@@ -213,19 +213,19 @@ def engine_up(progress: Progress = _quiet) -> EngineState:
     state_dir().mkdir(parents=True, exist_ok=True)
     log = state_dir() / "dockerd.log"
     progress(f"starting dockerd (no iptables changes, no bridge, address pool {ADDRESS_POOL}); log: {log}")
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(dockerd_argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    # Detached like a lab's JVMs (procs.start): dockerd outlives this process, and a Popen object dropped
+    # while its child runs is a ResourceWarning (an error under the test suite's warnings filter).
+    ref = procs.start(dockerd_argv(), cwd=state_dir(), log_path=log)
     deadline = time.monotonic() + ENGINE_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EnvironmentProblem(f"dockerd exited with code {proc.returncode}; log: {log}")
+        if not procs.alive(ref):
+            raise EnvironmentProblem(f"dockerd exited; log: {log}")
         version = server_version()
         if version:
-            progress(f"Docker engine {version} ready (pid {proc.pid})")
-            return EngineState(True, version, True, proc.pid)
+            progress(f"Docker engine {version} ready (pid {ref.pid})")
+            return EngineState(True, version, True, ref.pid)
         time.sleep(0.5)
-    _stop(proc.pid)
+    _stop(ref.pid)
     raise EnvironmentProblem(f"dockerd did not answer within {ENGINE_WAIT_SECONDS:.0f}s; log: {log}")
 
 
