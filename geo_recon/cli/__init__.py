@@ -13,6 +13,7 @@ process (``geo-recon worker``) does not load the checker or the reports.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 
@@ -82,7 +83,18 @@ def _interrupt_on_sigterm(signum, frame) -> None:  # noqa: ARG001
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    cli(prog_name="geo-recon")
+    try:
+        cli(prog_name="geo-recon")
+    except SystemExit as exc:
+        if sys.argv[1:2] == ["worker"]:
+            # A worker has everything on disk when it returns (history closed, summary written). It leaves
+            # without the interpreter's teardown: the Pulsar C++ client can abort in its destructors
+            # ("terminate called without an active exception", seen in a compose worker after its summary),
+            # which would read as a crashed worker.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
