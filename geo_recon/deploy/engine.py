@@ -47,10 +47,7 @@ def _quiet(_: str) -> None:
 
 
 def _go() -> str:
-    for candidate in (shutil.which("go"), "/usr/local/go/bin/go", "/usr/lib/go/bin/go"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise EnvironmentProblem("Go is needed once to build Docker Compose v2 and toxiproxy-cli; install golang-go")
+    return pulsar_dist.find_go("Docker Compose v2 and toxiproxy-cli")
 
 
 def _go_env(gopath: Path) -> dict[str, str]:

@@ -305,6 +305,14 @@ class Java:
     version: str
 
 
+def find_go(purpose: str) -> str:
+    """The Go toolchain, which builds the project's pinned Go tools once (``purpose`` says which, for the error)."""
+    for candidate in (shutil.which("go"), "/usr/local/go/bin/go", "/usr/lib/go/bin/go"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise EnvironmentProblem(f"Go is needed once to build {purpose}; install golang-go")
+
+
 def find_java() -> Java:
     """The java binary to run Pulsar with: $JAVA_HOME/bin/java, else `java` on PATH; 17 or newer."""
     home = os.environ.get("JAVA_HOME")

@@ -22,13 +22,6 @@ VERSION = "v2.12.0"
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 
 
-def _go() -> str:
-    for candidate in (shutil.which("go"), "/usr/local/go/bin/go", "/usr/lib/go/bin/go"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise EnvironmentProblem("Go is needed once to build Toxiproxy (WAN latency faults); install golang-go")
-
-
 def binary() -> Path:
     """The toxiproxy server binary, built on first use (about 20 s)."""
     home = pulsar_dist.cache_root() / f"toxiproxy-{VERSION}"
@@ -37,7 +30,8 @@ def binary() -> Path:
         return exe
     env = {**os.environ, "GOBIN": str(home / "bin"), "GOPATH": str(home / "gopath"), "GOFLAGS": "-modcacherw",
            "CGO_ENABLED": "0"}
-    proc = subprocess.run([_go(), "install", f"{MODULE}@{VERSION}"], env=env, capture_output=True, text=True,
+    go = pulsar_dist.find_go("Toxiproxy (WAN latency faults)")
+    proc = subprocess.run([go, "install", f"{MODULE}@{VERSION}"], env=env, capture_output=True, text=True,
                           timeout=600)
     if proc.returncode != 0 or not exe.exists():
         raise EnvironmentProblem(f"building Toxiproxy {VERSION} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,14 +23,6 @@ from geo_recon.errors import EnvironmentProblem
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "native" / "worker"
 SOURCES = ("go.mod", "go.sum", "main.go")
 EXE = "geo-recon-native-worker"
-
-
-def _go() -> str:
-    for candidate in (shutil.which("go"), "/usr/local/go/bin/go", "/usr/lib/go/bin/go"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise EnvironmentProblem("Go is needed once to build the native worker (workload.driver: go); "
-                             "install golang-go")
 
 
 def source_hash(source_dir: Path = SOURCE_DIR) -> str:
@@ -55,7 +46,8 @@ def binary(source_dir: Path = SOURCE_DIR) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -modcacherw"}
     partial = home / f"{EXE}.partial"
-    proc = subprocess.run([_go(), "build", "-trimpath", "-o", str(partial), "."], cwd=source_dir, env=env,
+    go = pulsar_dist.find_go("the native worker (workload.driver: go)")
+    proc = subprocess.run([go, "build", "-trimpath", "-o", str(partial), "."], cwd=source_dir, env=env,
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 or not partial.exists():
         raise EnvironmentProblem(f"building the native worker in {source_dir} failed: "
