@@ -37,6 +37,7 @@ from typing import Any, Iterable, Sequence
 
 from geo_recon.check.anomalies import VALIDITY
 from geo_recon.check.recovery import unrecovered_outcome
+from geo_recon.rundir import RunDir
 from geo_recon.scenario import Limits
 
 Met = bool | None
@@ -307,14 +308,15 @@ def judge_run_dir(run_dir: str | Path) -> StoredVerdict:
     from geo_recon import scenario as scenario_mod
     from geo_recon.errors import ConfigError
 
-    run_dir = Path(run_dir)
-    scenario = scenario_mod.load(run_dir / "scenario.yaml")
-    run = _read_json(run_dir / "run.json")
+    rd = RunDir(Path(run_dir))
+    run_dir = rd.path
+    scenario = scenario_mod.load(rd.file(RunDir.SCENARIO))
+    run = _read_json(rd.file(RunDir.RUN))
     if run is None:
-        raise ConfigError(f"{run_dir / 'run.json'}: missing or not JSON: not a run directory")
+        raise ConfigError(f"{rd.file(RunDir.RUN)}: missing or not JSON: not a run directory")
     scheme = str(run.get("scheme") or scenario.scheme)
     limits = scenario.expectations.for_scheme(scheme)
-    results = _read_json(run_dir / "results.json")
+    results = _read_json(rd.file(RunDir.RESULTS))
     if not results:
         return StoredVerdict(scenario.name, scheme, None, [Judgement(
             "checked", None, None, None, "", f"{run_dir}: no results.json: the history was never checked "
@@ -324,7 +326,7 @@ def judge_run_dir(run_dir: str | Path) -> StoredVerdict:
     publishing = None
     if billing_spec:
         publishing = sorted({s["region"] for s in billing_spec["systems"].values()})
-        billing = _read_json(run_dir / "billing" / "report.json")
+        billing = _read_json(rd.file(RunDir.BILLING_REPORT))
         if billing is None:
             return StoredVerdict(scenario.name, scheme, None, [Judgement(
                 "billing", None, None, None, "", f"{run_dir}: a billing run with no billing/report.json: "
