@@ -37,7 +37,7 @@ from geo_recon.errors import GeoReconError
 from geo_recon.faults.driver import FaultDriver, drive
 from geo_recon.faults.spec import ScheduledFault, expand
 from geo_recon.lifecycle.backends import backend_for
-from geo_recon.lifecycle.configure import configure, scheme_settings
+from geo_recon.lifecycle.configure import configure, rejoin_region, scheme_settings
 from geo_recon.lifecycle.observe import LiveLine, ReplicationSampler
 from geo_recon.lifecycle.workers import WorkerDriver, driver_for, warm_up
 from geo_recon.report import render_run
@@ -138,7 +138,8 @@ def _open_run(scenario: Scenario, scheme: str, schedule: list[ScheduledFault], r
     rd.write_json(RunDir.RESOLVED, resolved)
     progress(f"run {run_dir} ({scenario.name}, {scheme} scheme, Pulsar {pulsar}, seed {scenario.seed})")
     for f in schedule:
-        progress(f"  scheduled {f.id}: {f.spec.describe()} at {f.start_s:g}s for {f.stop_s - f.start_s:g}s")
+        progress(f"  scheduled {f.id}: {f.spec.describe()} at {f.start_s:g}s" +
+                 (f" for {f.stop_s - f.start_s:g}s" if f.heals else " (never healed)"))
     return outcome, resolved
 
 
@@ -193,7 +194,9 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
             load.start()
             if schedule:
                 faults = FaultDriver(backend, regions=target.region_names, namespace=settings.ns_path,
-                                     on_event=controller.append, progress=sub, deployment=target)
+                                     on_event=controller.append, progress=sub, deployment=target,
+                                     rejoin=lambda region: rejoin_region(target, scheme, settings, region, topics,
+                                                                         scenario.workload, sub))
                 fault_thread = threading.Thread(target=drive, args=(faults, schedule, load.start_at_ns, stop,
                                                                     fault_errors), name="faults", daemon=True)
                 fault_thread.start()

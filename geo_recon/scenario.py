@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geo_recon.deploy import pulsar_versions
-from geo_recon.deploy.topology import NAME_RE
+from geo_recon.deploy.topology import MAX_BOOKIES_PER_REGION, NAME_RE
 from geo_recon.errors import ConfigError
 from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS, FaultSpec, ScheduledFault
 from geo_recon.schemes import SCHEMES
@@ -56,9 +56,19 @@ class Topology(BaseModel):
     lab: LabOptions = LabOptions()
     clusters: str | None = None
     compose_dir: str | None = None
+    bookies_per_region: int = Field(1, description="bookies in each region (local labs; the strong scheme's "
+                                                   "region-aware placement has a choice only with 2 or more)")
 
     @model_validator(mode="after")
     def _check(self) -> "Topology":
+        if self.bookies_per_region < 1:
+            raise ValueError(f"bookies_per_region must be at least 1, got {self.bookies_per_region}")
+        if self.bookies_per_region > MAX_BOOKIES_PER_REGION:
+            raise ValueError(f"bookies_per_region must be at most {MAX_BOOKIES_PER_REGION} (a region's block of "
+                             f"ports), got {self.bookies_per_region}")
+        if self.bookies_per_region != 1 and self.backend != "local":
+            raise ValueError(f"bookies_per_region is for local labs; the {self.backend} backend has the bookies "
+                             "it has (leave it at 1)")
         if len(self.regions) < 2:
             raise ValueError(f"at least 2 regions are needed, got {self.regions}")
         for region in self.regions:
@@ -163,6 +173,12 @@ class Scenario(BaseModel):
             if fault.at_s >= self.workload.duration_s and fault.random is None:
                 raise ValueError(f"faults.{i}: starts at {fault.at_s}s, after the load ends "
                                  f"({self.workload.duration_s}s)")
+            if fault.kind == "lose" and fault.target not in self.topology.regions:
+                raise ValueError(f"faults.{i}.target: a lose fault targets one of the regions "
+                                 f"{self.topology.regions}, got {fault.target!r}")
+            if fault.rebuild_at_s is not None and fault.rebuild_at_s >= self.workload.duration_s:
+                raise ValueError(f"faults.{i}.rebuild_at_s: {fault.rebuild_at_s:g}s is after the load ends "
+                                 f"({self.workload.duration_s:g}s)")
         return self
 
 
@@ -171,10 +187,11 @@ RECOVERY_MARGIN_S = 5.0  # past the recovery limit, so a region that never recov
 
 def load_seconds(scenario: Scenario, scheme: str, schedule: list[ScheduledFault]) -> float:
     """How long the load must run: the scenario's duration, or longer, so that it goes on for the recovery
-    limit (plus a margin) after the last heal of a fault that stops clients (Jepsen's final phase)."""
+    limit (plus a margin) after the last heal of a fault that stops clients (Jepsen's final phase). A lost
+    region counts from its rebuild, or, never rebuilt, from its loss (its clients must fail over)."""
     duration = scenario.workload.duration_s
     limit = scenario.expectations.for_scheme(scheme).max_recovery_s
-    heals = [f.stop_s for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
+    heals = [f.recovers_from_s for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
     if limit is None or not heals:
         return duration
     return max(duration, round(max(heals) + limit + RECOVERY_MARGIN_S, 3))

@@ -36,12 +36,14 @@ def lab() -> None:
 @click.option("--keep-on-failure", is_flag=True, help="Leave a failed lab running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's endpoints as JSON.")
 @click.option("--pulsar", default=None, metavar="VERSION", help="Pulsar server version (see `geo-recon pulsar versions`).")
+@click.option("--bookies-per-region", default=1, show_default=True, type=int,
+              help="Bookies in each region (strong: bookie JVMs; async: the standalone's embedded bookies).")
 def lab_up(regions: str, scheme: str, name: str, base_port: int, isolation: str, subnet: int,
-           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None) -> None:
+           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None, bookies_per_region: int) -> None:
     """Start a lab and wait until every region passes a produce/consume round trip."""
     spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name,  # type: ignore[arg-type]
                    base_port=base_port, isolation=isolation_for(isolation), subnet=subnet,  # type: ignore[arg-type]
-                   pulsar=release(pulsar).version)
+                   pulsar=release(pulsar).version, bookies_per_region=bookies_per_region)
     spec.validate()
     state = local.up(spec, progress=timed_progress(), timeout=timeout, keep_on_failure=keep_on_failure)
     if as_json:

@@ -126,9 +126,16 @@ class Shapable(Protocol):
 
 @runtime_checkable
 class Destroyable(Protocol):
-    """Lose a region for good (its disks too): what a real region loss is. No backend has it yet."""
+    """Lose a region for good (its disks too): what a real region loss is; optionally rebuild it empty.
 
-    def destroy(self, region: str) -> None: ...
+    ``destroy`` kills every process of the region (``fault.target``), deletes its data and verifies both;
+    what it returns carries ``killed_at_ns`` (the moment of the kill) and what was verified. Nothing undoes
+    it: the backend's teardown removes whatever is left. ``rebuild`` starts a new, empty region of the same
+    name and returns once it answers (the scheme's rejoining is the caller's)."""
+
+    def destroy(self, fault_id: str, fault: FaultParams) -> Measured: ...
+
+    def rebuild(self, fault_id: str) -> Measured: ...
 
 
 @runtime_checkable
@@ -149,7 +156,7 @@ class ConfiguresInside(Protocol):
 
 CAPABILITIES: dict[str, type] = {"kill": Killable, "stop": Killable, "restart": Killable, "pause": Pausable,
                                  "partition": Partitionable, "isolate": Partitionable,
-                                 "latency": Shapable, "bandwidth": Shapable}
+                                 "latency": Shapable, "bandwidth": Shapable, "lose": Destroyable}
 
 
 def capability_names(backend: object) -> list[str]:

@@ -63,6 +63,7 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
     lab = LabState(
         name=spec.name, scheme=spec.scheme, regions=list(spec.regions), isolation=spec.isolation,
         base_port=spec.base_port, subnet=spec.subnet, phase="starting", created_at=time.time(),
+        bookies_per_region=spec.bookies_per_region, placement=spec.placement,
         lab_dir=str(home), pulsar_version=spec.pulsar, java=f"{java.path} ({java.version})",
         bridge=plan.bridge, bridge_address=plan.bridge_address,
         namespaces={s.name: s.netns for s in plan.sites if s.netns},
@@ -119,10 +120,13 @@ def _component_state(comp: ComponentPlan, plan: LabPlan, home: Path, java: str, 
         args = ["--config", str(conf_file), "--no-functions-worker", "--no-stream-storage",
                 "--metadata-dir", str(data_dir / "metadata"), "--bookkeeper-dir", str(data_dir / "bookkeeper"),
                 "--advertised-address", comp.address]
+        if spec.bookies_per_region > 1:  # more embedded bookies (ensemble 1: each ledger still on one of them)
+            args += ["--num-bookies", str(spec.bookies_per_region)]
     elif comp.kind == "broker":
         assert plan.zookeeper_url
         settings = pulsar_conf.broker_conf("geo", comp.address, comp.ports["broker"], comp.ports["web"],
-                                           plan.zookeeper_url, list(spec.regions))
+                                           plan.zookeeper_url, list(spec.regions),
+                                           region_aware=spec.placement == "region-aware")
         conf_file = conf_dir / "broker.conf"
         args = ["--broker-conf", str(conf_file)]
     elif comp.kind == "bookie":

@@ -1,6 +1,6 @@
 """The local lab as a ``Backend``: JVMs on this machine, a network namespace per site when root.
 
-It has every fault capability (``LocalFaults``: signals, iptables, Toxiproxy);
+It has every fault capability (``LocalFaults``: signals, iptables, Toxiproxy, a region destroyed);
 network faults need the namespaces, which is checked before a run starts.
 """
 
@@ -12,7 +12,7 @@ from typing import Sequence
 
 from geo_recon.deploy import local, netns
 from geo_recon.deploy import state as lab_state
-from geo_recon.deploy.base import DelegatesFaults, Progress
+from geo_recon.deploy.base import DelegatesFaults, FaultParams, Measured, Progress
 from geo_recon.deploy.local_faults import LocalFaults
 from geo_recon.deploy.topology import LabSpec
 from geo_recon.deployment import Deployment, RegionEndpoint
@@ -59,7 +59,8 @@ class LocalLabBackend(DelegatesFaults):
         if lab is None:
             raise ConfigError(f"no lab named {name!r}")
         spec = LabSpec(regions=tuple(lab.regions), scheme=lab.scheme, name=name,  # type: ignore[arg-type]
-                       base_port=lab.base_port, isolation=lab.isolation)  # type: ignore[arg-type]
+                       base_port=lab.base_port, isolation=lab.isolation,  # type: ignore[arg-type]
+                       bookies_per_region=lab.bookies_per_region, placement=lab.placement)
         return cls(spec, reuse=True, progress=progress)
 
     # ------------------------------------------------------------ Backend
@@ -73,13 +74,15 @@ class LocalLabBackend(DelegatesFaults):
         existing = lab_state.load(self.spec.name)
         if existing is not None and existing.phase == "up":
             same = (existing.scheme == self.spec.scheme and existing.regions == list(self.spec.regions)
-                    and existing.pulsar_version == self.spec.pulsar)
+                    and existing.pulsar_version == self.spec.pulsar
+                    and existing.bookies_per_region == self.spec.bookies_per_region
+                    and existing.placement == self.spec.placement)
             if self.reuse and same:
                 progress(f"reusing lab {self.spec.name!r}")
                 self.reused = True
                 return self.deployment()
             raise LabError(f"lab {self.spec.name!r} is already up ({existing.scheme}, regions {existing.regions}, "
-                           f"Pulsar {existing.pulsar_version}); "
+                           f"Pulsar {existing.pulsar_version}, {existing.bookies_per_region} bookie(s) per region); "
                            f"stop it with `geo-recon lab down --name {self.spec.name}`"
                            + (" or pass --reuse-lab" if same else ""))
         local.up(self.spec, progress=lambda m: progress(f"  {m}"))  # cleans up after itself if it fails
@@ -130,6 +133,12 @@ class LocalLabBackend(DelegatesFaults):
 
     def sweep(self, progress: Progress) -> list[str]:
         return self._mechanics().sweep(progress)
+
+    def destroy(self, fault_id: str, fault: FaultParams) -> Measured:
+        return self._mechanics().destroy(fault_id, fault)
+
+    def rebuild(self, fault_id: str) -> Measured:
+        return self._mechanics().rebuild(fault_id)
 
 
 def isolation_for(requested: str) -> str:

@@ -14,6 +14,10 @@ Network faults act inside the regions' namespaces:
 - latency and bandwidth redirect a region's new connections to its peers
   (DNAT in chain ``GR-NAT``) through Toxiproxy proxies on the bridge; existing
   connections are reset so that they reconnect through the proxy.
+
+A lost region (``destroy``) is not recorded in faults.json: nothing can heal it.
+Its processes are SIGKILLed and its data directories deleted; ``lab down``
+removes whatever a rebuild started, as it does every component.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +74,7 @@ class LocalFaults(TracksFaults):
         # Faults a previous controller applied and did not heal are ours to heal now.
         self.active: dict[str, ActiveFault] = {}
         self.measured: dict[str, Any] = {}  # what the last verification measured, for the history
+        self.lost: dict[str, str] = {}  # fault id -> region destroyed by it (until rebuilt)
         if self.path.exists():
             try:
                 self.active = {fid: ActiveFault(**f) for fid, f in json.loads(self.path.read_text()).items()}
@@ -164,6 +170,98 @@ class LocalFaults(TracksFaults):
             local.start_component(self.lab, comp)
         local.wait_ready(comps, timeout=120)
         active.stopped = []
+
+    # ------------------------------------------------------------ a region lost (Destroyable)
+
+    def destroy(self, fault_id: str, fault: FaultParams) -> Measured:
+        """SIGKILL every process of the region, delete its data directories, verify both. ``killed_at_ns``
+        is the moment of the kill (the fault's time in the history); the rest is what was verified."""
+        region = fault.target or ""
+        comps = [c for c in self.lab.components if c.region == region]
+        if region not in self.lab.regions or not comps:
+            raise FaultError(f"{fault_id}: lose needs a region of lab {self.lab.name!r} "
+                             f"({', '.join(self.lab.regions)}), got {region!r}")
+        for comp in comps:
+            self._require_alive(comp)
+        self.lost[fault_id] = region
+        for comp in comps:
+            procs.signal_group(comp.ref, signal.SIGKILL)
+        killed_at_ns = time.time_ns()
+        for comp in comps:
+            if not procs.wait_dead(comp.ref, 10):
+                raise FaultError(f"{fault_id}: {comp.name} (pid {comp.pid}) is still alive 10s after SIGKILL")
+        deleted = []
+        for comp in comps:  # bookie journal and ledgers, the standalone's metadata store, broker state
+            data = Path(comp.cwd)
+            deleted += [str(p) for p in sorted(data.iterdir())] if data.is_dir() else []
+            shutil.rmtree(data, ignore_errors=True)
+        refused = []
+        for comp in comps:
+            for port in comp.ports.values():
+                if self._connects(comp, port):
+                    raise FaultError(f"{fault_id}: {comp.name} still accepts connections on "
+                                     f"{comp.address}:{port} after SIGKILL")
+                refused.append(f"{comp.address}:{port}")
+        still = [str(p) for p in deleted if Path(p).exists()]
+        if still:
+            raise FaultError(f"{fault_id}: region {region}'s data is not gone: {', '.join(still)}")
+        witness = [c.name for c in self.lab.components if c.kind == "zookeeper"]
+        self.progress(f"  region {region} lost: killed {', '.join(c.name for c in comps)}; deleted "
+                      f"{len(deleted)} data director{'y' if len(deleted) == 1 else 'ies'}")
+        return {"killed_at_ns": killed_at_ns, "killed": [c.name for c in comps], "ports_refused": refused,
+                "data_deleted": deleted,
+                # The stretched lab's metadata store is on the witness site, not in any region: it survives.
+                "metadata_store": (f"kept: {', '.join(witness)} on the witness site, outside region {region}"
+                                   if witness else f"deleted with region {region} (each region has its own)")}
+
+    def rebuild(self, fault_id: str) -> Measured:
+        """Start a new, EMPTY region in the lost one's place (same names, addresses and ports, fresh disks)
+        and wait until it answers; the scheme's part of rejoining is the caller's (it knows the settings)."""
+        region = self.lost.pop(fault_id, None)
+        if region is None:
+            raise FaultError(f"{fault_id}: no region was lost by this fault, nothing to rebuild")
+        started = time.monotonic()
+        order = {"bookie": 0, "standalone": 1, "broker": 1}
+        comps = sorted((c for c in self.lab.components if c.region == region), key=lambda c: order.get(c.kind, 2))
+        for comp in comps:
+            Path(comp.cwd).mkdir(parents=True, exist_ok=True)
+        bookies = [c for c in comps if c.kind == "bookie"]
+        for comp in bookies:  # the lost bookie's cookie would refuse an empty disk under the same identity
+            self._delete_cookie(comp)
+        for comp in comps:
+            local.start_component(self.lab, comp)
+        local.wait_ready(comps, timeout=120)
+        self.progress(f"  region {region} rebuilt empty: {', '.join(c.name for c in comps)} up in "
+                      f"{time.monotonic() - started:.1f}s")
+        return {"started": [c.name for c in comps], "cookies_deleted": [c.name for c in bookies]}
+
+    def _connects(self, comp: ComponentState, port: int) -> bool:
+        if comp.netns:
+            return _can_connect(comp.netns, comp.address, port, timeout=1.0)
+        try:
+            import socket
+
+            with socket.create_connection((comp.address, port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def _delete_cookie(self, bookie: ComponentState) -> None:
+        """What an operator does before a replacement bookie takes a lost one's identity: delete its cookie
+        (``/ledgers/cookies/<host:port>`` in the metadata store)."""
+        zookeeper = self.lab.zookeeper_url
+        if not zookeeper:
+            return
+        java, classpath = bookie.argv[0], bookie.argv[bookie.argv.index("-cp") + 1]
+        path = f"/ledgers/cookies/{bookie.address}:{bookie.ports['bookie']}"
+        argv = [java, "-Xmx64m", "-cp", classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", zookeeper,
+                "delete", path]
+        ns = self.lab.namespaces.get("zk")
+        proc = subprocess.run((["ip", "netns", "exec", ns] if ns else []) + argv, capture_output=True, text=True,
+                              timeout=60)
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0 and "Node does not exist" not in output:
+            raise FaultError(f"could not delete the lost bookie's cookie {path}: {output.strip()[-300:]}")
 
     # ------------------------------------------------------------ partitions
 

@@ -140,12 +140,15 @@ def broker_conf(
     web_port: int,
     zookeeper: str,
     regions: list[str],
+    region_aware: bool = True,
 ) -> dict[str, object]:
     """One broker of the stretched (strong) cluster.
 
     Region-aware placement with ``reppRegionsToWrite`` set is what makes
     BookKeeper *enforce* that a write quorum spans at least two regions; the
     default E/W/A of 2/2/2 then means an ack needs bookies in two regions.
+    ``region_aware=False`` (test-only, the negative control) leaves BookKeeper's
+    default placement: ensembles drawn at random, blind to regions and racks.
     """
     conf = _broker_common(cluster, address, broker_port, web_port)
     conf.update({
@@ -167,6 +170,12 @@ def broker_conf(
         "zooKeeperSessionTimeoutMillis": 10000,
         "bookkeeperClientHealthCheckEnabled": True,
     })
+    if not region_aware:
+        for key in [k for k in conf if k.startswith("repp") or k.startswith("bookkeeperClientMinNumRacks")
+                    or k == "bookkeeperClientEnforceMinNumRacksPerWriteQuorum"]:
+            del conf[key]
+        conf.update({"bookkeeperClientRegionawarePolicyEnabled": False,
+                     "bookkeeperClientRackawarePolicyEnabled": False})
     return conf
 
 

@@ -61,6 +61,8 @@ class LabState(BaseModel):
     lab_dir: str
     pulsar_version: str
     java: str
+    bookies_per_region: int = 1
+    placement: Literal["region-aware", "random"] = "region-aware"  # random: the test-only negative control
     bridge: str | None = None
     bridge_address: str | None = None
     namespaces: dict[str, str] = {}  # site -> namespace

@@ -33,7 +33,8 @@ MAX_REGIONS = 9
 # Offsets inside a region's block of 100 ports.
 BROKER_OFFSET = 50
 WEB_OFFSET = 80
-BOOKIE_OFFSET = 81
+BOOKIE_OFFSET = 81  # a region's n-th bookie (stretched labs) listens on BOOKIE_OFFSET + n - 1
+MAX_BOOKIES_PER_REGION = 8  # offsets 81..88; 90 is the fault tooling's echo server
 ZK_OFFSET = 81  # in the witness block (base_port + 0..99)
 
 
@@ -48,6 +49,10 @@ class LabSpec:
     isolation: Isolation = "netns"
     subnet: int = 0  # third octet of 198.18.S.0/24 (netns mode only)
     pulsar: str = field(default_factory=default_version)  # server version (pulsar_versions)
+    bookies_per_region: int = 1  # stretched: bookie JVMs per region; async: the standalone's embedded bookies
+    # Test-only: "random" starts a stretched lab's brokers WITHOUT region- or rack-aware placement
+    # (BookKeeper's default, random ensembles): the negative control that verify-config must catch.
+    placement: Literal["region-aware", "random"] = "region-aware"
 
     @property
     def stretched(self) -> bool:
@@ -73,6 +78,8 @@ class LabSpec:
         top = self.base_port + 100 * (len(self.regions) + 1)
         if self.base_port < 1024 or top > 65535:
             raise ConfigError(f"base port {self.base_port}: the lab needs ports {self.base_port}..{top}, within 1024..65535")
+        if not 1 <= self.bookies_per_region <= MAX_BOOKIES_PER_REGION:
+            raise ConfigError(f"bookies per region {self.bookies_per_region}: expected 1..{MAX_BOOKIES_PER_REGION}")
         if not 0 <= self.subnet <= 255:
             raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
         release(self.pulsar)
@@ -194,9 +201,9 @@ def plan_lab(spec: LabSpec) -> LabPlan:
                                             {"broker": ports["broker"], "web": ports["web"]}))
             cluster = region
         else:
-            components.append(
-                ComponentPlan(f"{region}/bookie", "bookie", region, region, address, {"bookie": ports["bookie"]})
-            )
+            for n in range(1, spec.bookies_per_region + 1):  # the first keeps the name "a/bookie"
+                components.append(ComponentPlan(bookie_name(region, n), "bookie", region, region, address,
+                                                {"bookie": ports["bookie"] + n - 1}))
             components.append(
                 ComponentPlan(f"{region}/broker", "broker", region, region, address,
                               {"broker": ports["broker"], "web": ports["web"]})
@@ -214,6 +221,11 @@ def plan_lab(spec: LabSpec) -> LabPlan:
         bridge_address=f"{prefix}.1" if netns else None,
         zookeeper_url=zookeeper_url,
     )
+
+
+def bookie_name(region: str, n: int) -> str:
+    """A region's n-th bookie (from 1): ``a/bookie``, ``a/bookie2``, ..."""
+    return f"{region}/bookie" if n == 1 else f"{region}/bookie{n}"
 
 
 def parse_regions(text: str) -> tuple[str, ...]:

@@ -8,6 +8,12 @@ starts. Every fault is recorded in the controller's history when it takes
 effect (with what was measured) and when it is healed; ``drive`` heals
 whatever is still active in ``finally``, then lets the backend sweep what a
 dead controller may have left.
+
+A ``lose`` fault (``Destroyable``) is never healed: its start line carries what
+was verified; with ``rebuild_at_s`` the backend starts a new, empty region, the
+``rejoin`` hook puts it back into the scheme, and a stop line says ``rebuilt``
+once it accepts clients. Without a rebuild there is no stop line at all: the
+teardown after the run removes what is left and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from geo_recon.deploy.base import CAPABILITIES, Backend, Shapable, Sweepable, capability_names
+from geo_recon.deploy.base import CAPABILITIES, Backend, Destroyable, Shapable, Sweepable, capability_names
 from geo_recon.deployment import Deployment
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.faults import admin_faults
 from geo_recon.faults.command import CommandFault
-from geo_recon.faults.spec import ADMIN_KINDS, INSTANT_KINDS, ScheduledFault, fault_event, heal_each
+from geo_recon.probe import round_trip
+from geo_recon.faults.spec import ADMIN_KINDS, DESTROY_KINDS, INSTANT_KINDS, ScheduledFault, fault_event, heal_each
 
 EventSink = Callable[[dict[str, Any]], None]
+Rejoin = Callable[[str], None]  # a rebuilt region's name -> put back into the scheme, verified
 
 # kind -> (the backend's method that applies it, the one that undoes it)
 _METHODS = {"kill": ("kill", "start"), "stop": ("kill", "start"), "restart": ("kill", "start"),
@@ -58,7 +66,7 @@ class FaultDriver:
 
     def __init__(self, backend: Backend, *, regions: list[str], namespace: str, on_event: EventSink | None = None,
                  progress: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 deployment: Deployment | None = None) -> None:
+                 deployment: Deployment | None = None, rejoin: Rejoin | None = None) -> None:
         self.backend = backend
         self.regions = regions
         self.namespace = namespace  # tenant/namespace of the run: what admin faults act on
@@ -66,7 +74,9 @@ class FaultDriver:
         self.progress = progress or (lambda _m: None)
         self._clock = clock
         self._deployment = deployment
+        self._rejoin = rejoin
         self.active: dict[str, ActiveFault] = {}
+        self.lost: dict[str, str] = {}  # lose fault id -> region, until rebuilt (never "healed")
 
     def _target(self) -> Deployment:
         if self._deployment is None:
@@ -96,6 +106,9 @@ class FaultDriver:
 
     def inject(self, fault: ScheduledFault) -> None:
         spec = fault.spec
+        if spec.kind in DESTROY_KINDS:
+            self._lose(fault)
+            return
         started = self._clock()
         apply, undo = self._plan(fault)
         self.active[fault.id] = ActiveFault(fault.id, spec.kind, fault.target, undo)  # healed even if apply fails
@@ -106,7 +119,48 @@ class FaultDriver:
             self.active.pop(fault.id, None)
             self.on_event(fault_event("stop", fault, self.regions))
 
+    def _destroyer(self, fault: ScheduledFault) -> Destroyable:
+        if not isinstance(self.backend, Destroyable):
+            raise FaultError(f"{fault.id} ({fault.spec.describe()}): the {self.backend.name} backend cannot "
+                             "lose a region")
+        return self.backend
+
+    def _lose(self, fault: ScheduledFault) -> None:
+        """Destroy the region; the start line is stamped with the moment of the kill and says what was verified."""
+        started = self._clock()
+        region = fault.spec.target or ""
+        self.lost[fault.id] = region  # from here on it is lost, even if the verification fails
+        measured = dict(self._destroyer(fault).destroy(fault.id, fault.spec))
+        killed_at_ns = measured.pop("killed_at_ns", None)
+        line = fault_event("start", fault, self.regions, verified=measured)
+        if killed_at_ns is not None:
+            line["time"] = killed_at_ns
+        self.on_event(line)
+        self.progress(f"{fault.id} {fault.spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
+
+    def _rebuild(self, fault: ScheduledFault) -> None:
+        """A new, empty region in the lost one's place; the stop line once it rejoined and accepts clients."""
+        started = self._clock()
+        region = self.lost[fault.id]
+        measured = dict(self._destroyer(fault).rebuild(fault.id))
+        if self._rejoin is not None:
+            self._rejoin(region)
+        service_url = self._target().region(region).service_url
+        try:  # "accepts clients": a message produced and consumed there
+            measured["round_trip_ms"] = round(round_trip(service_url, timeout=120), 1)
+        except Exception as exc:  # noqa: BLE001 - the client's errors are not ours
+            raise FaultError(f"{fault.id}: rebuilt region {region} does not accept clients on {service_url}: "
+                             f"{exc}") from None
+        self.lost.pop(fault.id, None)
+        self.on_event(fault_event("stop", fault, self.regions, rebuilt=True, measured=measured))
+        self.progress(f"{fault.id} region {region} rebuilt empty and rejoined "
+                      f"(in {self._clock() - started:.1f}s)")
+
     def heal(self, fault: ScheduledFault) -> None:
+        if fault.id in self.lost:
+            if fault.heals:  # rebuild_at_s
+                self._rebuild(fault)
+            return
         active = self.active.get(fault.id)
         if active is None:
             return
@@ -128,7 +182,8 @@ def drive(driver: FaultDriver, schedule: list[ScheduledFault], start_at_ns: int,
           errors: list[str]) -> None:
     """Inject and heal on the schedule (from the workers' common start); heal everything on the way out.
     Any error makes the run undecidable: it is recorded and ``stop`` is set."""
-    events = sorted([(f.start_s, 1, "inject", f) for f in schedule] + [(f.stop_s, 0, "heal", f) for f in schedule],
+    events = sorted([(f.start_s, 1, "inject", f) for f in schedule] +
+                    [(f.stop_s, 0, "heal", f) for f in schedule if f.heals],  # a lost region stays lost
                     key=lambda e: (e[0], e[1]))
     try:
         for at_s, _, action, fault in events:

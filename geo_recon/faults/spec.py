@@ -19,6 +19,10 @@ A fault spec in a scenario says what breaks and when::
     - kind: unload               # the admin API unloads region a's topics (scope: topics) or the
       target: a                  # namespace's bundles (scope: namespace); instantaneous, verified by
       scope: topics              # each topic reopening on a new ledger
+    - kind: lose                 # region a destroyed: every process SIGKILLed, its disks deleted; nothing
+      target: a                  # of it returns during the run (no duration_s). Optional rebuild_at_s
+      at_s: 20                   # (seconds since the load started): a new, EMPTY region a is started then
+      rebuild_at_s: 60           # and rejoins (re-registered, replication restored / joins the cluster)
 
 The schedule is a pure function of the specs, the run length and the seed, so
 the same scenario gives the same schedule under both schemes.
@@ -37,11 +41,12 @@ from geo_recon.deploy.topology import match_components  # noqa: F401 - re-export
 from geo_recon.errors import GeoReconError
 
 FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth",
-                    "command", "replication", "unload"]
+                    "command", "replication", "unload", "lose"]
 PROCESS_KINDS = {"kill", "stop", "pause", "restart"}
 INSTANT_KINDS = {"restart", "unload"}  # over once injected: the stop follows the start
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
 ADMIN_KINDS = {"replication", "unload"}  # through the admin API: every backend has them (faults/admin_faults.py)
+DESTROY_KINDS = {"lose"}  # a region destroyed for good: no heal, only an optional rebuild of an empty region
 
 
 class CommandSpec(BaseModel):
@@ -89,9 +94,15 @@ class FaultSpec(BaseModel):
     every_s: float | None = Field(None, gt=0)
     count: int = Field(1, ge=1)
     random: RandomStart | None = None
+    rebuild_at_s: float | None = Field(None, gt=0, description="lose: when a new, empty region of the same name "
+                                                                "is started (seconds since the load started)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "FaultSpec":
+        if self.kind == "lose":
+            self._check_lose()
+        elif self.rebuild_at_s is not None:
+            raise ValueError(f"rebuild_at_s is for lose faults only, not {self.kind}")
         if self.kind == "command" and self.command is None:
             raise ValueError("a command fault needs command: {inject: ..., heal: ...}")
         if self.kind != "command" and self.command is not None:
@@ -115,6 +126,22 @@ class FaultSpec(BaseModel):
                              "repeats would overlap")
         return self
 
+    def _check_lose(self) -> None:
+        """A destroyed region has no duration: it is gone until the run ends or it is rebuilt."""
+        if not self.target or "/" in self.target:
+            raise ValueError(f"a lose fault needs a target region (a whole region, not a component), "
+                             f"got {self.target!r}")
+        if "duration_s" in self.model_fields_set:
+            raise ValueError("duration_s is not allowed on a lose fault: the region stays lost until the run ends; "
+                             "use rebuild_at_s to start a new, empty region")
+        for name in ("every_s", "random", "groups", "between"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is not allowed on a lose fault (one region, lost once, at at_s)")
+        if self.count != 1:
+            raise ValueError("count is not allowed on a lose fault (a region is lost once)")
+        if self.rebuild_at_s is not None and self.rebuild_at_s <= self.at_s:
+            raise ValueError(f"rebuild_at_s ({self.rebuild_at_s:g}) must be after at_s ({self.at_s:g})")
+
     def regions_touched(self, all_regions: list[str]) -> list[str]:
         if self.groups:
             return sorted({r for g in self.groups for r in g})
@@ -126,8 +153,8 @@ class FaultSpec(BaseModel):
 
     @property
     def region_loss(self) -> bool:
-        """A whole region killed, stopped or paused: what RPO is measured against."""
-        return self.kind in ("kill", "stop", "pause") and bool(self.target) and "/" not in (self.target or "")
+        """A whole region killed, stopped, paused or lost: what RPO is measured against."""
+        return self.kind in ("kill", "stop", "pause", "lose") and bool(self.target) and "/" not in (self.target or "")
 
     def describe(self) -> str:
         if self.kind == "partition":
@@ -144,6 +171,9 @@ class FaultSpec(BaseModel):
             return f"replication to {self.target} removed"
         if self.kind == "unload":
             return f"unload {'the namespace' if self.scope == 'namespace' else 'every topic'} in {self.target}"
+        if self.kind == "lose":
+            return f"lose region {self.target} (processes killed, data deleted)" + \
+                (f", rebuilt empty at {self.rebuild_at_s:g}s" if self.rebuild_at_s is not None else ", for good")
         return f"{self.kind} {self.target}"
 
 
@@ -163,6 +193,16 @@ class ScheduledFault:
             return "<->".join(s.between)
         return s.target or "*"
 
+    @property
+    def heals(self) -> bool:
+        """Whether something happens at ``stop_s``: a lost region without a rebuild stays lost (no stop line)."""
+        return self.spec.kind not in DESTROY_KINDS or self.spec.rebuild_at_s is not None
+
+    @property
+    def recovers_from_s(self) -> float:
+        """When clients must start to recover: a heal, a rebuild, or the loss itself (they fail over)."""
+        return self.stop_s if self.heals else self.start_s
+
 
 def expand(faults: list[FaultSpec], run_seconds: float, seed: int) -> list[ScheduledFault]:
     """Every fault occurrence with its start and stop, in start order. Pure."""
@@ -178,7 +218,11 @@ def expand(faults: list[FaultSpec], run_seconds: float, seed: int) -> list[Sched
         for start in starts:
             if start >= run_seconds:
                 continue
-            out.append((round(start, 3), index, spec, round(min(start + spec.duration_s, run_seconds), 3)))
+            if spec.kind in DESTROY_KINDS:  # lost until rebuilt, or until the run ends
+                end = spec.rebuild_at_s if spec.rebuild_at_s is not None else run_seconds
+            else:
+                end = start + spec.duration_s
+            out.append((round(start, 3), index, spec, round(min(end, run_seconds), 3)))
     out.sort(key=lambda item: (item[0], item[1]))
     return [ScheduledFault(f"f{n}", spec, start, stop) for n, (start, _, spec, stop) in enumerate(out, 1)]
 

@@ -10,6 +10,8 @@ from geo_recon.deployment import Deployment
 from geo_recon.errors import ConfigError, GeoReconError
 from geo_recon.scenario import Scenario
 from geo_recon.schemes import Check, Scheme, SchemeSettings
+from geo_recon.workload import runner
+from geo_recon.workload.spec import WorkloadSpec
 
 Progress = Callable[[str], None]
 
@@ -51,3 +53,16 @@ def report_checks(checks: list[Check], scheme: str, progress: Progress) -> None:
     if failed:
         raise SchemeNotInEffect(f"the {scheme} scheme is not in effect: " +
                        "; ".join(f"{c.name}: {c.detail}" for c in failed))
+
+
+def rejoin_region(target: Deployment, scheme: Scheme, settings: SchemeSettings, region: str, topics: list[str],
+                  workload: WorkloadSpec, progress: Progress) -> None:
+    """A rebuilt, empty region put back into the scheme: applied again (only what differs: the new cluster's
+    peers, tenant, namespace and replication, so the survivors replicate to it again; a stretched cluster's
+    racks), every setting read back, and the run's partitioned topics created there again."""
+    scheme.apply(target, settings, progress=lambda m: progress(f"  {m}"))
+    report_checks(scheme.verify(target, settings, probe_placement=False), scheme.name, progress)
+    if settings.replication == "topic":
+        scheme.replicate_topics(target, topics, settings)
+    elif workload.partitions and target.region(region) in scheme.topic_regions(target):
+        runner.create_partitioned([target.region(region)], topics, workload.partitions)

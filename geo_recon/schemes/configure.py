@@ -376,29 +376,46 @@ def write_sets(ensemble: list[str], write_quorum: int) -> list[list[str]]:
     return [[ensemble[(i + j) % n] for j in range(min(write_quorum, n))] for i in range(n)]
 
 
+#: Ledgers the placement probe inspects. One ledger cannot show random placement: with two bookies per
+#: region and E=2, a random ensemble lands in one region one time in three, so one ledger passes two
+#: times in three. Over 16 ledgers random placement goes unnoticed with odds (2/3)^16, below 0.2%.
+PLACEMENT_LEDGERS = 16
+
+
 def _probe_placement(ep: RegionEndpoint, admin: AdminClient, settings: SchemeSettings,
                      region_of: dict[str, str], write_quorum: int) -> Check:
-    topic = f"persistent://{settings.ns_path}/geo-recon-placement-{uuid.uuid4().hex[:8]}"
-    stats_path = topic.replace("persistent://", "/admin/v2/persistent/")
+    """Write to one topic (an ack proves the write path) and open ``PLACEMENT_LEDGERS`` topics in all, each
+    with its own ledger; every write set of every ledger's ensembles must span two regions."""
+    base = f"persistent://{settings.ns_path}/geo-recon-placement-{uuid.uuid4().hex[:8]}"
+    topics = [f"{base}-{i}" for i in range(PLACEMENT_LEDGERS)]
+    stats_paths = [t.replace("persistent://", "/admin/v2/persistent/") for t in topics]
+    ledgers: list[dict] = []
     try:
-        round_trip(ep.service_url, timeout=60, topic=topic)
-        stats = admin.get(stats_path + "/internalStats", params={"metadata": "true"})
+        round_trip(ep.service_url, timeout=60, topic=topics[0])
+        for path in stats_paths[1:]:
+            admin.put(path, ok_statuses=(409,))  # loading the topic opens its first ledger
+        for path in stats_paths:
+            ledgers += admin.get(path + "/internalStats", params={"metadata": "true"}).get("ledgers", [])
     except (GeoReconError, AdminError) as exc:
-        return Check("ledger placement spans regions", False, f"could not write and inspect {topic}: {exc}")
+        return Check("ledger placement spans regions", False, f"could not write and inspect {topics[0]}: {exc}")
     finally:
-        try:
-            admin.delete(stats_path, params={"force": "true"}, ok_statuses=(404, 412, 500), deadline=5)
-        except AdminError:
-            pass
-    bad, seen = [], 0
-    for ledger in stats.get("ledgers", []):
-        for ensemble in ensembles_from_metadata(ledger.get("metadata") or ""):
+        for path in stats_paths:
+            try:
+                admin.delete(path, params={"force": "true"}, ok_statuses=(404, 412, 500), deadline=5)
+            except AdminError:
+                pass
+    bad, seen, inspected = [], 0, 0
+    for ledger in ledgers:
+        ensembles = ensembles_from_metadata(ledger.get("metadata") or "")
+        inspected += bool(ensembles)
+        for ensemble in ensembles:
             for ws in write_sets(ensemble, write_quorum):
                 seen += 1
                 regions = {region_of.get(b, "unknown") for b in ws}
                 if len(regions - {"unknown"}) < 2:
                     bad.append(f"ledger {ledger.get('ledgerId')}: {ws} -> {sorted(regions)}")
     if not seen:
-        return Check("ledger placement spans regions", False, f"no ledger metadata came back for {topic}")
+        return Check("ledger placement spans regions", False, f"no ledger metadata came back for {base}-*")
+    where = f"{seen} write sets of {inspected} ledgers on {len(topics)} topics {base}-*"
     return Check("ledger placement spans regions", not bad,
-                 f"{seen} write sets checked on {topic}" + (f"; in one region: {bad[:3]}" if bad else ": all span two regions"))
+                 where + (f"; {len(bad)} in one region: {bad[:3]}" if bad else ": all span two regions"))

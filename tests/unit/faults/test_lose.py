@@ -1,0 +1,159 @@
+"""The `lose` fault: its spec's rules, its schedule, what the driver records, and who refuses it."""
+
+import threading
+import time
+
+import pytest
+
+from geo_recon import scenario
+from geo_recon.deploy.base import Destroyable
+from geo_recon.deploy.external import ExternalBackend
+from geo_recon.deploy.local_backend import LocalLabBackend
+from geo_recon.deploy.topology import LabSpec
+from geo_recon.errors import ConfigError
+from geo_recon.faults import driver as driver_mod
+from geo_recon.faults.driver import FaultDriver, drive, refuse_unsupported
+from geo_recon.faults.spec import FaultSpec, expand
+from geo_recon.scenario import Expectations, Scenario, load_seconds
+from geo_recon.workload.spec import WorkloadSpec
+from tests.conftest import run_cli
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("{kind: lose, target: a, at_s: 5, duration_s: 10}", "field faults.0: duration_s is not allowed on a lose fault"),
+    ("{kind: lose, target: a, at_s: 20, rebuild_at_s: 10}", "field faults.0: rebuild_at_s (10) must be after at_s (20)"),
+    ("{kind: lose, target: a/broker, at_s: 5}", "field faults.0: a lose fault needs a target region"),
+    ("{kind: lose, at_s: 5}", "field faults.0: a lose fault needs a target region"),
+    ("{kind: lose, target: a, at_s: 5, every_s: 20}", "field faults.0: every_s is not allowed on a lose fault"),
+    ("{kind: lose, target: a, at_s: 5, rebuild_at_s: 0}", "field faults.0.rebuild_at_s: Input should be greater than 0"),
+    ("{kind: kill, target: a, at_s: 5, rebuild_at_s: 10}", "field faults.0: rebuild_at_s is for lose faults only"),
+    ("{kind: lose, target: zk, at_s: 5}", "faults.0.target: a lose fault targets one of the regions ['a', 'b']"),
+    ("{kind: lose, target: a, at_s: 5, rebuild_at_s: 70}", "faults.0.rebuild_at_s: 70s is after the load ends (60s)"),
+])
+def test_a_bad_lose_fault_names_the_field(tmp_path, fault, message):
+    path = _write(tmp_path, f"name: x\nworkload: {{duration_s: 60}}\nfaults:\n  - {fault}\n")
+    with pytest.raises(ConfigError) as err:
+        scenario.load(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+@pytest.mark.parametrize(("topology", "message"), [
+    ("{bookies_per_region: 0}", "field topology: bookies_per_region must be at least 1, got 0"),
+    ("{bookies_per_region: 9}", "field topology: bookies_per_region must be at most 8"),
+    ("{backend: compose, bookies_per_region: 2}", "bookies_per_region is for local labs; the compose backend"),
+])
+def test_bad_bookies_per_region_names_the_field(tmp_path, topology, message):
+    with pytest.raises(ConfigError, match=message):
+        scenario.load(_write(tmp_path, f"name: x\ntopology: {topology}\n"))
+
+
+def test_the_cli_refuses_a_bad_lose_fault_with_one_line_and_exit_code_2(tmp_path):
+    path = _write(tmp_path, "name: x\nfaults:\n  - {kind: lose, target: a, at_s: 5, duration_s: 10}\n")
+    proc = run_cli("run", str(path), "--runs", str(tmp_path / "runs"))
+    assert proc.returncode == 2
+    assert "duration_s is not allowed on a lose fault" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_lost_region_is_a_region_loss_that_heals_only_when_rebuilt():
+    gone, rebuilt = expand([FaultSpec(kind="lose", target="a", at_s=10),
+                            FaultSpec(kind="lose", target="b", at_s=15, rebuild_at_s=40)], 60, 0)
+    assert (gone.start_s, gone.stop_s, gone.heals, gone.recovers_from_s) == (10, 60, False, 10)
+    assert (rebuilt.start_s, rebuilt.stop_s, rebuilt.heals, rebuilt.recovers_from_s) == (15, 40, True, 40)
+    assert gone.spec.region_loss and rebuilt.spec.region_loss
+    assert gone.spec.describe() == "lose region a (processes killed, data deleted), for good"
+    assert rebuilt.spec.describe() == "lose region b (processes killed, data deleted), rebuilt empty at 40s"
+
+
+def test_the_load_goes_on_for_the_recovery_window_after_a_loss_and_after_a_rebuild():
+    def seconds(fault):
+        s = Scenario(name="x", workload=WorkloadSpec(duration_s=30), faults=[fault], expectations=Expectations())
+        return load_seconds(s, "async", expand(s.faults, s.workload.duration_s, s.seed))
+
+    assert seconds(FaultSpec(kind="lose", target="a", at_s=10)) == 10 + 30 + 5  # its clients must fail over
+    assert seconds(FaultSpec(kind="lose", target="a", at_s=10, rebuild_at_s=20)) == 20 + 30 + 5
+
+
+class _Lab:
+    """A backend that can lose a region (what LocalLabBackend does, without JVMs)."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.calls = []
+
+    def destroy(self, fault_id, fault):
+        self.calls.append(("destroy", fault_id, fault.target))
+        return {"killed_at_ns": 123, "killed": ["a/standalone"], "ports_refused": ["x:1"], "data_deleted": ["d"]}
+
+    def rebuild(self, fault_id):
+        self.calls.append(("rebuild", fault_id))
+        return {"started": ["a/standalone"]}
+
+
+class _Deployment:
+    secrets = ()
+
+    def region(self, name):
+        return type("Endpoint", (), {"service_url": f"pulsar://{name}:6650"})()
+
+
+def _driver(rejoined):
+    events = []
+    lab = _Lab()
+    driver = FaultDriver(lab, regions=["a", "b"], namespace="geo/recon", on_event=events.append,
+                         deployment=_Deployment(), rejoin=rejoined.append)
+    return driver, lab, events
+
+
+def test_a_lost_region_without_a_rebuild_has_a_verified_start_line_and_no_stop_line(monkeypatch):
+    assert isinstance(_Lab(), Destroyable)
+    driver, lab, events = _driver(rejoined := [])
+    schedule = expand([FaultSpec(kind="lose", target="a", at_s=0)], 0.2, 0)
+    drive(driver, schedule, time.time_ns(), threading.Event(), errors := [])
+    assert errors == [] and lab.calls == [("destroy", "f1", "a")] and rejoined == []
+    [start] = events  # heal_all wrote nothing: the teardown is not a heal
+    assert (start["phase"], start["fault"], start["target"], start["id"]) == ("start", "lose", "a", "f1")
+    assert start["time"] == 123 and start["region_loss"] is True and start["regions"] == ["a"]
+    assert start["verified"] == {"killed": ["a/standalone"], "ports_refused": ["x:1"], "data_deleted": ["d"]}
+
+
+def test_a_rebuilt_region_rejoins_then_writes_the_stop_line_with_rebuilt(monkeypatch):
+    monkeypatch.setattr(driver_mod, "round_trip", lambda url, timeout: 12.34)
+    driver, lab, events = _driver(rejoined := [])
+    schedule = expand([FaultSpec(kind="lose", target="a", at_s=0, rebuild_at_s=0.1)], 1, 0)
+    drive(driver, schedule, time.time_ns(), threading.Event(), errors := [])
+    assert errors == [] and lab.calls == [("destroy", "f1", "a"), ("rebuild", "f1")] and rejoined == ["a"]
+    assert [(e["phase"], e.get("rebuilt")) for e in events] == [("start", None), ("stop", True)]
+    assert events[1]["measured"] == {"started": ["a/standalone"], "round_trip_ms": 12.3}
+
+
+def test_only_a_backend_that_can_destroy_takes_a_lose_fault(tmp_path):
+    schedule = expand([FaultSpec(kind="lose", target="a", at_s=1)], 60, 0)
+    refuse_unsupported(LocalLabBackend(LabSpec(regions=("a", "b"), scheme="async")), schedule)
+    with pytest.raises(ConfigError, match=r"^s.yaml: fault f1 \(lose region a .*\): the external backend cannot "
+                                          r"do lose faults"):
+        refuse_unsupported(ExternalBackend(tmp_path / "c.yaml"), schedule, "s.yaml: ")
+
+
+def test_a_compose_lab_refuses_a_lose_fault_before_anything_starts(tmp_path):
+    from geo_recon import run as run_mod
+    from geo_recon.deploy import compose
+    from geo_recon.lifecycle.backends import backend_for
+    from geo_recon.scenario import LabOptions, Topology
+    from tests.unit.compose_fakes import FakeEngine
+
+    s = Scenario(name="b", source="b.yaml", topology=Topology(backend="compose", regions=["a", "b"],
+                                                              lab=LabOptions(name="tb")),
+                 workload=WorkloadSpec(rate=10, duration_s=20), faults=[FaultSpec(kind="lose", target="a", at_s=5)])
+    engine = FakeEngine(compose.compose_lab(LabSpec(regions=("a", "b"), scheme="async", name="tb")))
+    with pytest.raises(ConfigError, match=r"^b.yaml: fault f1 \(lose region a .*\): the compose backend cannot do "
+                                          r"lose faults"):
+        backend_for(s, "async", expand(s.faults, 20, 0), reuse_lab=False, hooks=run_mod.ComposeHooks(runner=engine),
+                    progress=lambda _m: None)
