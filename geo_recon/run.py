@@ -36,6 +36,7 @@ from geo_recon.deploy.compose_lab_backend import ComposeHooks
 from geo_recon.errors import GeoReconError
 from geo_recon.faults.driver import FaultDriver, drive
 from geo_recon.faults.spec import ScheduledFault, expand
+from geo_recon.lifecycle import failover
 from geo_recon.lifecycle.backends import backend_for
 from geo_recon.lifecycle.configure import configure, rejoin_region, scheme_settings
 from geo_recon.lifecycle.observe import LiveLine, ReplicationSampler
@@ -104,13 +105,14 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
     if seconds > scenario.workload.duration_s:  # the final phase: clients must be seen working after the last heal
         progress(f"load runs {seconds:g}s, not {scenario.workload.duration_s:g}s: the recovery limit past the last heal")
         scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(update={"duration_s": seconds})})
+    scenario, failover_run = failover.resolve(scenario, scheme_named(scheme), progress)
     # A backend that cannot do what the scenario asks (no engine, a fault it lacks): refused before anything exists.
     backend = backend_for(scenario, scheme, schedule, reuse_lab=reuse_lab, hooks=compose_hooks or ComposeHooks(),
                           progress=progress, pulsar=pulsar)
     outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, backend.versions(), pulsar)
     phase = _phase_timer(outcome, progress)
     recorded = _run_on(backend, scenario, scheme_named(scheme), schedule, outcome, resolved, phase, progress,
-                       keep_lab=keep_lab)
+                       keep_lab=keep_lab, run_extra=failover_run)
     if recorded and outcome.error is None:
         _check_and_judge(scenario, scheme, outcome, phase, progress)
     RunDir(outcome.run_dir).write_json(RunDir.OUTCOME, {
@@ -157,7 +159,8 @@ def _phase_timer(outcome: RunOutcome, progress: Progress):
 
 
 def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list[ScheduledFault],
-            outcome: RunOutcome, resolved: dict[str, Any], phase, progress: Progress, *, keep_lab: bool) -> bool:
+            outcome: RunOutcome, resolved: dict[str, Any], phase, progress: Progress, *, keep_lab: bool,
+            run_extra: dict[str, Any]) -> bool:
     """Backend up to backend down. Returns whether the workers' histories are in the run directory."""
     run_dir = outcome.run_dir
     controller = history.HistoryWriter(RunDir(run_dir).history_dir / "controller.jsonl")
@@ -192,6 +195,8 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
                               topics=topics, workload=scenario.workload, seed=scenario.seed, settings=settings,
                               progress=progress)
             load.start()
+            if scenario.workload.failover.mode == "controlled":
+                failover.ControlledSwitch(scenario, run_dir / "workers", load.start_at_ns, stop, sub).start()
             if schedule:
                 faults = FaultDriver(backend, regions=target.region_names, namespace=settings.ns_path,
                                      on_event=controller.append, progress=sub, deployment=target,
@@ -238,7 +243,7 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
         if load is not None and load.started and result is not None:
             recorded = load.write_run(run_dir, result, scheme=scheme.name, extra={
                 "scenario": scenario.name, "interrupted": outcome.interrupted, "schedule": resolved["schedule"],
-                "error": outcome.error, "backend": backend.name})
+                "error": outcome.error, "backend": backend.name, **run_extra})
             if not recorded and outcome.error is None:
                 outcome.error = "the workers' histories could not be merged (see above)"
         if up_tried:

@@ -179,7 +179,27 @@ class Scenario(BaseModel):
             if fault.rebuild_at_s is not None and fault.rebuild_at_s >= self.workload.duration_s:
                 raise ValueError(f"faults.{i}.rebuild_at_s: {fault.rebuild_at_s:g}s is after the load ends "
                                  f"({self.workload.duration_s:g}s)")
+        failover = self.workload.failover
+        if failover.mode == "controlled":
+            if not switched_regions(self):
+                raise ValueError("workload.failover.mode controlled: no kill or lose fault targets a whole region, "
+                                 "so no region's clients have anywhere to switch from")
+            if failover.switch_at_s is not None and failover.switch_at_s >= self.workload.duration_s:
+                raise ValueError(f"workload.failover.switch_at_s ({failover.switch_at_s}s) is after the load ends "
+                                 f"({self.workload.duration_s}s)")
         return self
+
+
+REGION_LOSS_KINDS = ("kill", "lose")  # faults that can take a whole region away (target: a region name)
+
+
+def switched_regions(scenario: Scenario) -> dict[str, str]:
+    """Controlled failover: each region a region fault targets -> the region its clients switch to
+    (the next one in ``topology.regions``, wrapping around)."""
+    regions = scenario.topology.regions
+    targets = [f.target for f in scenario.faults
+               if f.kind in REGION_LOSS_KINDS and f.target in regions]
+    return {r: regions[(regions.index(r) + 1) % len(regions)] for r in dict.fromkeys(targets)}
 
 
 RECOVERY_MARGIN_S = 5.0  # past the recovery limit, so a region that never recovers is seen as "never"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from geo_recon.workload.worker import Worker
 
 BILLING_DIR = "billing"
+SUBSCRIPTION = "geo-recon-billing"  # the reconciler's one subscription (on recv lines too)
 SEEN_WINDOW = 500_000  # message ids remembered to drop broker redeliveries (bounded memory)
 
 
@@ -126,7 +127,7 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
     engine = Reconciler(systems, lateness_ms=b.lateness_ms, idle_ms=b.idle_ms)
     planner = ReadPlanner(max_skew_ms=b.max_skew_ms)
     consumers = {
-        system: client.subscribe(worker.cfg.topics[i], "geo-recon-billing", consumer_type=pulsar.ConsumerType.Failover,
+        system: client.subscribe(worker.cfg.topics[i], SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover,
                                  initial_position=pulsar.InitialPosition.Earliest, receiver_queue_size=1000)
         for i, system in enumerate(systems)
     }
@@ -231,7 +232,8 @@ def _record_receipt(worker: "Worker", msg, now: int, system: str) -> None:
     worker.writer.append({"type": "recv", "time": now, "region": worker.region,
                           "process": reconciler_process(worker.region), "producer": ident[0], "seq": ident[1],
                           "msg_id": format_msg_id(msg.message_id()), "redelivery": msg.redelivery_count(),
-                          "topic": worker.cfg.topics[topic_index(worker.cfg, system)]})
+                          "topic": worker.cfg.topics[topic_index(worker.cfg, system)],
+                          "subscription": SUBSCRIPTION})
 
 
 def read_verdicts(run_dir: Path) -> list:

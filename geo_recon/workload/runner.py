@@ -126,6 +126,7 @@ def start_workers(deployment: Deployment, workload: WorkloadSpec, run_dir: Path,
     for ep in deployment.regions:
         cfg = WorkerConfig(
             run_id=run_id, region=ep.region, regions=deployment.region_names, service_url=ep.service_url,
+            service_urls={peer.region: peer.service_url for peer in deployment.regions},
             admin_url=ep.admin_url, tls_ca=ep.tls_ca, topics=topics, workload=workload, seed=seed,
             start_at_ns=start_at, run_dir=str(run_dir), clock_ref=clock_url, coordinated_drain=True,
         )
@@ -287,8 +288,20 @@ def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | 
                                                      if k in ("sent", "acked", "failed", "unknown", "stuck", "received",
                                                               "achieved_rates", "errors", "clock_rtt_ns")}}
                  for r in workers.regions},
-        drain=result["drain"], **(extra or {}),
+        drain=result["drain"], **{**failover_fields(workload), **(extra or {})},
     )
+
+
+def failover_fields(workload: WorkloadSpec) -> dict[str, Any]:
+    """run.json's record of how clients moved between clusters (the checker reads it)."""
+    spec = workload.failover
+    fields = {"mode": spec.mode}
+    if spec.mode == "auto":
+        fields |= {"check_interval_ms": spec.check_interval_ms, "failover_threshold": spec.failover_threshold,
+                   "switch_back_threshold": spec.switch_back_threshold}
+    elif spec.mode == "controlled":
+        fields["switch_at_s"] = spec.switch_at_s
+    return {"failover": fields, "replicated_subscription": workload.replicated_subscription}
 
 
 def run_load(deployment: Deployment, scheme: str, workload: WorkloadSpec, run_dir: Path, *, seed: int = 0,

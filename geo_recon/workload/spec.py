@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SubscriptionType = Literal["exclusive", "failover", "key_shared", "shared"]
 Driver = Literal["python", "go"]
+FailoverMode = Literal["none", "auto", "controlled"]
 ORDERED = {"exclusive", "failover", "key_shared"}
 
 
@@ -45,6 +46,31 @@ class BillingWorkload(BaseModel):
         return self
 
 
+class FailoverSpec(BaseModel):
+    """How a region's clients move to another region's cluster (``none``: they stay home).
+
+    ``auto``: pulsar-client's AutoClusterFailover (PIP-121) probes the cluster in use every
+    ``check_interval_ms`` and moves after ``failover_threshold`` failed probes (back home after
+    ``switch_back_threshold`` good ones); ``controlled``: the controller tells the workers of every
+    region targeted by a region fault to move to the next region at ``switch_at_s`` (flipping DNS)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: FailoverMode = "none"
+    check_interval_ms: int = Field(1000, gt=0, description="auto: probe interval")
+    failover_threshold: int = Field(3, ge=1, description="auto: failed probes before switching away")
+    switch_back_threshold: int = Field(3, ge=1, description="auto: good probes of home before switching back")
+    switch_at_s: float | None = Field(None, ge=0, description="controlled: seconds after the load started")
+
+    @model_validator(mode="after")
+    def _fits_mode(self) -> "FailoverSpec":
+        if self.mode == "controlled" and self.switch_at_s is None:
+            raise ValueError("mode controlled needs switch_at_s (when the workers switch, seconds after the load "
+                             "started)")
+        if self.mode != "controlled" and self.switch_at_s is not None:
+            raise ValueError(f"switch_at_s is only for mode controlled (mode is {self.mode})")
+        return self
+
+
 class WorkloadSpec(BaseModel):
     """Per region: ``producers`` producers together send ``rate`` messages a second."""
 
@@ -72,12 +98,21 @@ class WorkloadSpec(BaseModel):
     billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
     driver: Driver = Field("python", description="the producers' client: python (pulsar-client) or go "
                                                  "(pulsar-client-go, for rates Python cannot reach)")
+    failover: FailoverSpec = FailoverSpec()
+    replicated_subscription: bool = Field(False, description="consumers replicate their subscription's state to "
+                                                             "the other clusters (PIP-33)")
 
     @model_validator(mode="after")
     def _sane(self) -> "WorkloadSpec":
+        moving = [name for name, on in (("failover", self.failover.mode != "none"),
+                                        ("replicated_subscription", self.replicated_subscription)) if on]
+        if moving and self.driver == "go":
+            raise ValueError(f"{' and '.join(moving)}: not in the go driver's producers; use driver: python")
         if self.billing is not None:
             if self.driver != "python" or self.processes != 1:
                 raise ValueError("the billing workload runs on the python driver in one process per region")
+            if moving:
+                raise ValueError(f"{' and '.join(moving)}: not in the billing workload")
             return self
         if self.producers < self.processes:
             raise ValueError(f"producers ({self.producers}) must be at least processes ({self.processes}): "

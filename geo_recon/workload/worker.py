@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from geo_recon import history
-from geo_recon.workload import message, schedule
+from geo_recon.workload import failover, message, schedule
 from geo_recon.workload.spec import WorkloadSpec
 
 # Results that prove the message never left this process: the client refused it.
@@ -46,6 +46,7 @@ class WorkerConfig(BaseModel):
     region: str
     regions: list[str]
     service_url: str
+    service_urls: dict[str, str] = {}  # every region's service URL, in topology order (client failover)
     admin_url: str
     tls_ca: str | None = None
     topics: list[str]
@@ -141,6 +142,8 @@ class Worker:
         self.achieved_rates: dict[str, float] = {}
         self.errors: list[str] = []
         self._last_receipt_at = time.monotonic()
+        self.watcher: failover.Watcher | None = None  # follows the client's cluster when failover is on
+        self.subscription = f"geo-recon-{self.region}"  # the same name on every cluster the consumers reach
         workers_dir = self.run_dir / "workers"
         workers_dir.mkdir(parents=True, exist_ok=True)
         name = stem(self.region, role, config.part)
@@ -161,14 +164,35 @@ class Worker:
         self._install_signal_handlers()
         log_dir = self.run_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        mode = self.cfg.workload.failover.mode if self.role != "reconcile" else "none"
+        urls = self.cfg.service_urls or {self.region: self.cfg.service_url}
+        if mode != "none" and len(urls) < 2:
+            raise ValueError(f"failover {mode} needs the other regions' service URLs (service_urls)")
+        auth = pulsar.AuthenticationToken(self.token) if self.token else None
+        service = failover.service_for(pulsar, mode, self.region, urls, self.cfg.workload.failover,
+                                       auth=auth, tls_ca=self.cfg.tls_ca)
+        logger = _client_logger(log_dir / f"worker-{stem(self.region, self.role, self.cfg.part)}-client.log")
+        switch_log = None
+        if mode == "auto":  # the client's INFO line that marks the switch, caught as it is written
+            switch_log = failover.SwitchLog()
+            logger.addHandler(switch_log)
+            logger.setLevel(logging.INFO)
+        plain = mode == "none"  # with a failover provider, credentials go on each region's ServiceInfo
         client = pulsar.Client(
-            self.cfg.service_url,
-            authentication=pulsar.AuthenticationToken(self.token) if self.token else None,
-            tls_trust_certs_file_path=self.cfg.tls_ca,
+            service,
+            authentication=auth if plain else None,
+            tls_trust_certs_file_path=self.cfg.tls_ca if plain else None,
             operation_timeout_seconds=15,
             io_threads=2, message_listener_threads=1,
-            logger=_client_logger(log_dir / f"worker-{stem(self.region, self.role, self.cfg.part)}-client.log"),
+            logger=logger,
         )
+        if mode != "none":
+            self.watcher = failover.Watcher(
+                client=client, provider=service, mode=mode, region=self.region, urls=urls,
+                clients=self._client_roles(), writer=self.writer,
+                control=failover.switch_file(self.run_dir / "workers", self.region), log=switch_log,
+                errors=self.errors)
+            self.watcher.start()
         progress = threading.Thread(target=self._report_progress, name="progress", daemon=True)
         progress.start()
         try:
@@ -198,6 +222,9 @@ class Worker:
                     self._read_everything(client)
             self.phase = "done"
         finally:
+            if self.watcher is not None:
+                self.watcher.stop.set()
+                self.watcher.join(timeout=5)
             if self.writer is not None:
                 self.writer.close()
             client.close()
@@ -210,6 +237,7 @@ class Worker:
             "clock_offset_ns": self.clock_offset_ns, "clock_rtt_ns": self.clock_rtt_ns,
             "achieved_rates": self.achieved_rates, "errors": self.errors,
             "processes": sorted(self._process_names()),
+            "failovers": self.watcher.switches if self.watcher is not None else 0,
         }
         _atomic_write(self.summary_path, summary)
         return summary
@@ -240,6 +268,22 @@ class Worker:
             names |= {f"{self.region}/c{t}.{c}" for t in range(w.topics) for c in range(w.consumers)}
             names.add(f"{self.region}/reader")
         return names
+
+    def _client_roles(self) -> dict[str, str]:
+        """This process's producers and consumers (the clients a failover line is written for)."""
+        w = self.cfg.workload
+        roles = {}
+        if self.role in ("all", "produce"):
+            roles |= {f"{self.region}/p{i}": "producer" for i in self._my_producers()}
+        if self.role in ("all", "consume"):
+            roles |= {f"{self.region}/c{t}.{c}": "consumer" for t in range(w.topics) for c in range(w.consumers)}
+        return roles
+
+    def cluster(self) -> str | None:
+        """The cluster this process's client uses now, when it is not the home region's (else None)."""
+        if self.watcher is None or self.watcher.cluster == self.region:
+            return None
+        return self.watcher.cluster
 
     def _wait_for_producers(self) -> None:
         """Consume role: keep consuming until this region's producers are done (their progress
@@ -368,6 +412,8 @@ class Worker:
         return callback
 
     def _complete(self, base: dict, seq: int, kind: str, **extra: Any) -> None:
+        if kind == "ok" and (cluster := self.cluster()) is not None:
+            extra["cluster"] = cluster  # acknowledged by the cluster the client failed over to
         self.writer.append({"type": kind, **base, "time": history.now_ns(), "seq": seq, **extra})
         with self.counters.lock:
             if kind == "ok":
@@ -391,9 +437,9 @@ class Worker:
         for t, topic in enumerate(self.cfg.topics):
             for c in range(w.consumers):
                 consumer = client.subscribe(
-                    topic, f"geo-recon-{self.region}", consumer_type=kinds[w.subscription_type],
+                    topic, self.subscription, consumer_type=kinds[w.subscription_type],
                     initial_position=pulsar.InitialPosition.Earliest, consumer_name=f"{self.region}-c{t}.{c}",
-                    receiver_queue_size=1000,
+                    receiver_queue_size=1000, replicate_subscription_state_enabled=w.replicated_subscription,
                 )
                 loop = _ConsumerLoop(self, consumer, topic, f"{self.region}/c{t}.{c}")
                 loop.start()
@@ -434,6 +480,7 @@ class Worker:
                             "type": "recv", "time": history.now_ns(), "region": self.region, "process": process,
                             "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
                             "redelivery": 0, "topic": topic, "via": "reader",
+                            **({"cluster": cluster} if (cluster := self.cluster()) else {}),
                         })
                         self.counters.saw(ident[0], ident[1], None)
                 except Exception as exc:
@@ -490,7 +537,8 @@ class _ConsumerLoop(threading.Thread):
                         "type": "recv", "time": now, "region": w.region, "process": self.process,
                         "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
                         "redelivery": msg.redelivery_count(), "topic": self.topic,
-                        "subscription_type": self.sub_type,
+                        "subscription_type": self.sub_type, "subscription": w.subscription,
+                        **({"cluster": cluster} if (cluster := w.cluster()) else {}),
                     })
                     sent = props.get(message.SENT)
                     w.counters.saw(ident[0], ident[1], (now - int(sent)) / 1e6 if sent else None)
@@ -550,6 +598,8 @@ def _client_logger(path: Path) -> logging.Logger:
     if not logger.handlers:
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        # warnings and errors, and the one INFO line that marks a cluster switch (failover: auto)
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or failover.SWITCH_LOG in r.getMessage())
         logger.addHandler(handler)
     return logger
 
