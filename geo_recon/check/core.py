@@ -204,6 +204,7 @@ def apply_offsets(history: History) -> tuple[History, list[str]]:
     assert isinstance(raw, dict)
     faults = tuple(dataclasses.replace(f, time=f.time + int(raw.get(f.process, 0))) if f.process else f
                    for f in history.faults)
+    failovers = tuple(dataclasses.replace(f, time=f.time + int(raw.get(f.process, 0))) for f in history.failovers)
 
     def shifted(code: int) -> Any:
         def load() -> Receipts:
@@ -213,7 +214,7 @@ def apply_offsets(history: History) -> tuple[History, list[str]]:
 
     receipts = tuple(shifted(code) for code in range(len(history.receipts)))
     return dataclasses.replace(history, messages=messages, completions=completions, faults=faults,
-                               receipts=receipts), warnings
+                               failovers=failovers, receipts=receipts), warnings
 
 
 # --------------------------------------------------------------------------- the check
