@@ -156,3 +156,26 @@ def write(run_dir: Path, *, files: dict[str, list[dict[str, Any]]] | None = None
         (run_dir / "history" / name).write_text("".join(json.dumps(x) + "\n" for x in lines))
     (run_dir / "run.json").write_text(json.dumps(run if run is not None else run_json(), indent=2) + "\n")
     return run_dir
+
+
+STRONG_RESUME_S = 32.0  # writes resume 2 s after the rebuild
+
+
+def strong_histories() -> dict[str, list[dict[str, Any]]]:
+    """The same schedule under strong (one stretched cluster, no failover): while a is lost no write is acked in
+    any region; 2 s after the rebuild they are again. Consumers get every acked message 5 ms after its ok."""
+    files: dict[str, list[dict[str, Any]]] = {"a-send.jsonl": [], "b-send.jsonl": [], "a-recv.jsonl": [],
+                                              "b-recv.jsonl": []}
+    for region in "ab":
+        for seq in range(N):
+            s = seq / 10
+            t = at(s) + MS
+            ok = s < LOSS_S or s >= STRONG_RESUME_S
+            files[f"{region}-send.jsonl"] += _send(region, seq, t, "ok" if ok else "fail")
+            if ok:
+                for observer in "ab":
+                    files[f"{observer}-recv.jsonl"].append(_recv(observer, region, seq, t + 8 * MS))
+    for observer in "ab":
+        files[f"{observer}-recv.jsonl"].sort(key=lambda e: e["time"])
+    files["faults.jsonl"] = histories()["faults.jsonl"]
+    return files
