@@ -267,7 +267,7 @@ def _region_loss_rows(runs: Sequence[RunMetrics], undecided: list[str]) -> list[
                        words(lambda m, x: sub_cell(x))))
 
     def writes_cell(x: Mapping[str, Any]) -> str:
-        if x.get("scheme") == "strong" and not x.get("failed_over"):
+        if F.stalls_for_the_region(x):
             return F.stall_words(x.get("writes") or {}, rebuilt=x.get("rebuilt_s"))
         w = x.get("writes") or {}
         return (f"first ack {seconds(w.get('stalled_s'))} after the loss" if w.get("outcome") == "resumed"

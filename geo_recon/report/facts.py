@@ -218,6 +218,18 @@ def _client_words(c: Mapping[str, Any]) -> str:
     return f"{who} {'never' if c.get('outcome') == 'never' else 'not observed (the load ended first)'}{tail}"
 
 
+def stalls_for_the_region(row: Mapping[str, Any]) -> bool:
+    """One stretched cluster (strong) and no client failed over: whether writes stalled is the question."""
+    from geo_recon.errors import ConfigError
+    from geo_recon.schemes import get
+
+    try:
+        stretched = get(str(row.get("scheme"))).stretched
+    except ConfigError:
+        return False
+    return stretched and not row.get("failed_over")
+
+
 def region_loss_lines(row: Mapping[str, Any], *, with_rpo: bool = True) -> list[str]:
     """What losing one region cost, in words: RPO, exposure, RTO per client, subscriptions, writes.
 
@@ -251,7 +263,7 @@ def region_loss_lines(row: Mapping[str, Any], *, with_rpo: bool = True) -> list[
     if subs is not None and not subs:
         out.append("replicated subscriptions: no receipt of the region names a subscription")
     writes = row.get("writes") or {}
-    if row.get("scheme") == "strong" and not row.get("failed_over"):
+    if stalls_for_the_region(row):
         out.append(stall_words(writes, rebuilt=rebuilt))
     elif writes.get("outcome") == "resumed":
         out.append(f"writes: first acknowledgement in any region {_seconds(writes.get('stalled_s'))} after the loss")
