@@ -198,9 +198,9 @@ def _client_rto(row: dict[str, Any], c: dict[str, Any], limit: float, *, head: s
         # nothing within the limit although the load went on: the RTO is above it, whatever comes after
         since = row.get("rebuilt_s") if row.get("rebuilt_s") is not None else loss
         never = unrecovered_outcome(since_s=since, load_end_s=end, limit_s=limit) == "never"
+        what = f"never {doing} again" if never else f"not {doing} again within the limit"
         return Judgement("max_client_rto_s", limit, None, False, where,
-                         f"{who}: {'never ' + doing + ' again' if never else 'not ' + doing + ' again within the limit'}"
-                         f" ({end - loss:.1f} s of load after the loss; at most {limit:g} s)")
+                         f"{who}: {what} ({end - loss:.1f} s of load after the loss; at most {limit:g} s)")
     return Judgement("max_client_rto_s", limit, None, None, where,
                      f"{who}: RTO not observed: the load ended "
                      f"{'' if end is None or loss is None else f'{end - loss:.1f} s '}after the loss, before it was "

@@ -95,7 +95,7 @@ class CheckResult:
       stops clients, and region ``{fault_id, region, heal_s, publish_ms, receive_ms, load_end_s}``
       (definitions in :mod:`geo_recon.check.recovery`).
     * ``region_loss``: per region-loss fault (``lose``, or kill/stop/pause of a region) and lost region
-      ``{fault_id, fault, region, scheme, loss_s, rebuilt_s (lose only), healed_s, load_end_s,
+      ``{fault_id, fault, region, scheme, failover_mode (run.json's, or null), loss_s, rebuilt_s (lose only), healed_s, load_end_s,
       rpo {count, first_ok_s, last_ok_s, span_s}, exposure {count, first_ok_s, last_ok_s, span_s},
       clients: [{client, role, outcome ("recovered" | "never" | "not observed"), rto_s, recovered_s, cluster,
       failed_over, failover_s}], failed_over, subscriptions: null (run.json has no replicated_subscription) or
@@ -454,6 +454,8 @@ def _loss_rows(history: History, *, losses: list[D.Loss], views: dict[str, list[
     """One row per lost region of each region-loss fault (definitions in :mod:`geo_recon.check.disaster`)."""
     names = history.region_names
     replicated = bool(history.run.get("replicated_subscription"))
+    failover = history.run.get("failover")
+    failover_mode = failover.get("mode") if isinstance(failover, dict) else None
     out = []
     for loss in losses:
         mine = next(((c, v) for x, c, _, v in views.get(loss.region, []) if x == loss), ([], []))
@@ -471,7 +473,7 @@ def _loss_rows(history: History, *, losses: list[D.Loss], views: dict[str, list[
                                               earliest_elsewhere=earliest) if replicated else None,
             writes_row=D.writes(loss, completions=history.completions, load_end=load_end, t0=t0),
             not_counted=not_counted.get((loss.fault_id, loss.region), 0), scheme=history.run.get("scheme"),
-            load_end=load_end, t0=t0))
+            load_end=load_end, t0=t0, failover_mode=failover_mode))
     return out
 
 

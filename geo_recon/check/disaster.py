@@ -226,13 +226,14 @@ def writes(loss: Loss, *, completions: Completions, load_end: int | None, t0: in
 def loss_row(loss: Loss, *, rpo_row: Mapping[str, Any] | None, exposure_row: dict[str, Any],
              clients: list[dict[str, Any]], subscriptions: list[dict[str, Any]] | None,
              writes_row: dict[str, Any], not_counted: int, scheme: Any, load_end: int | None,
-             t0: int) -> dict[str, Any]:
+             t0: int, failover_mode: Any = None) -> dict[str, Any]:
     """The results.json row of one lost region (see :class:`~geo_recon.check.core.CheckResult`)."""
     rpo_part = {"count": 0, "first_ok_s": None, "last_ok_s": None, "span_s": 0.0}
     if rpo_row is not None:
         rpo_part = {k: rpo_row[k] for k in ("count", "first_ok_s", "last_ok_s")}
         rpo_part["span_s"] = round(rpo_row["span_ms"] / 1000, 6)
     return {"fault_id": loss.fault_id, "fault": loss.fault, "region": loss.region, "scheme": scheme,
+            "failover_mode": failover_mode,
             "loss_s": _s(loss.start, t0), "rebuilt_s": _s(loss.stop, t0) if loss.fault == "lose" else None,
             "healed_s": _s(loss.stop, t0), "load_end_s": _s(load_end, t0),
             "rpo": rpo_part, "exposure": exposure_row, "clients": clients,

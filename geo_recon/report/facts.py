@@ -257,9 +257,10 @@ def region_loss_lines(row: Mapping[str, Any], *, with_rpo: bool = True) -> list[
     subs = row.get("subscriptions")
     for sub in subs or []:
         gaps = int(sub.get("gaps") or 0)
-        examples = ", ".join(sub.get("gap_examples") or [])
+        shown = list(sub.get("gap_examples") or [])
+        examples = ", ".join(shown + (["..."] if gaps > len(shown) else []))
         out.append(f"subscription {sub.get('subscription')}: {plural(int(sub.get('reconsumed') or 0), 'message')} "
-                   f"re-consumed after failover, {plural(gaps, 'gap')}" + (f" ({examples}{', ...' if gaps > len(sub.get('gap_examples') or []) else ''})" if gaps else ""))
+                   f"re-consumed after failover, {plural(gaps, 'gap')}" + (f" ({examples})" if gaps else ""))
     if subs is not None and not subs:
         out.append("replicated subscriptions: no receipt of the region names a subscription")
     writes = row.get("writes") or {}
