@@ -9,12 +9,19 @@ the Unix epoch on the writer's clock.
 Line types (fields marked ``?`` are optional)::
 
     invoke/ok/fail/info  f="send", time, region, process, producer, seq,
-                         key? topic? msg_id? (anything else is kept, ignored)
+                         key? topic? msg_id? (anything else is kept, ignored),
+                         cluster? (the cluster that served it, when not the home region)
     recv                 time, region, process, producer, seq, msg_id,
                          via? ("consumer" | "reader"; absent = consumer),
-                         subscription_type? (absent = ordered), redelivery?
+                         subscription_type? (absent = ordered), redelivery?,
+                         subscription? (its name; absent = the process's own),
+                         cluster? (the cluster the consumer was served by, when not the home region)
     fault                time, phase ("start" | "stop"), fault, target, id,
                          regions? (list), region_loss? (bool), process?
+    failover             time, region, process (the client's home), client, role
+                         ("producer" | "consumer"), from, to (clusters), mode?
+
+``region`` is always the client's home region, wherever it was served.
 
 ``info`` means the outcome is unknown; an ``invoke`` with no completion is
 treated the same way. Only the fields the checker uses are validated; others
@@ -52,7 +59,8 @@ RUN_JSON = RunDir.RUN
 HISTORY_SUFFIX = ".jsonl"
 
 SEND_TYPES = frozenset({"invoke", "ok", "fail", "info"})
-KNOWN_TYPES = SEND_TYPES | {"recv", "fault"}
+KNOWN_TYPES = SEND_TYPES | {"recv", "fault", "failover"}
+FAILOVER_ROLES = ("producer", "consumer")
 VIA_VALUES = ("consumer", "reader")
 FAULT_PHASES = ("start", "stop")
 
@@ -131,7 +139,7 @@ def _optional(obj: Mapping[str, Any], field: str, kind: str) -> str | None:
 
 
 def check_event(obj: Any) -> tuple[str, str | None]:
-    """Classify one decoded line: ``("send"|"recv"|"fault"|"ignored", None)`` or ``("bad", reason)``."""
+    """Classify one decoded line: ``("send"|"recv"|"fault"|"failover"|"ignored", None)`` or ``("bad", reason)``."""
     if not isinstance(obj, dict):
         return "bad", f"not a JSON object ({type(obj).__name__})"
     reason = _need(obj, "type", "str")
@@ -153,9 +161,10 @@ def check_event(obj: Any) -> tuple[str, str | None]:
             reason = _need(obj, field, want)
             if reason:
                 return "bad", reason
-        reason = _optional(obj, "key", "str")
-        if reason:
-            return "bad", reason
+        for field in ("key", "cluster"):
+            reason = _optional(obj, field, "str")
+            if reason:
+                return "bad", reason
         return "send", None
     if kind == "recv":
         for field, want in (("region", "str"), ("process", "str"), ("producer", "str"), ("seq", "int"),
@@ -173,7 +182,22 @@ def check_event(obj: Any) -> tuple[str, str | None]:
             if normalise_subscription(sub) is None:
                 return "bad", (f"unknown subscription_type {sub!r} "
                                "(Exclusive, Failover, Shared or Key_Shared)")
+        for field in ("subscription", "cluster"):
+            reason = _optional(obj, field, "str")
+            if reason:
+                return "bad", reason
         return "recv", None
+    if kind == "failover":
+        for field in ("region", "process", "client", "role", "from", "to"):
+            reason = _need(obj, field, "str")
+            if reason:
+                return "bad", reason
+        if obj["role"] not in FAILOVER_ROLES:
+            return "bad", f"field 'role' must be 'producer' or 'consumer', got {obj['role']!r}"
+        reason = _optional(obj, "mode", "str")
+        if reason:
+            return "bad", reason
+        return "failover", None
     # fault
     for field in ("fault", "target", "id", "phase"):
         reason = _need(obj, field, "str")
@@ -198,7 +222,7 @@ def parse_line(raw: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
 
     ``kind`` is "blank" (whitespace only; skipped silently), "bad" (``reason``
     says why), "ignored" (a valid JSON object the checker does not use), or
-    "send"/"recv"/"fault" with the decoded ``event``.
+    "send"/"recv"/"fault"/"failover" with the decoded ``event``.
     """
     if not raw.strip():
         return "blank", None, None

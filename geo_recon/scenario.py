@@ -118,9 +118,18 @@ class Limits(BaseModel):
     max_unexpected: int | None = 0
     max_lag_p99_ms: float | None = None
     max_convergence_s: float | None = None
-    max_rpo_messages: int | None = None
-    max_rpo_s: float | None = None
+    max_rpo_messages: int | None = Field(None, description=(
+        "per lost region: acked messages produced there that no other region ever received"))
+    max_rpo_s: float | None = Field(None, description="per lost region: the span of those messages' ack times")
     max_rto_s: float | None = None
+    max_client_rto_s: float | None = Field(None, gt=0, description=(
+        "every client of a lost region sends (producer) or receives (consumer) again within this many seconds "
+        "of the loss; 'never' is not met, 'not observed' (the load ended first) undecided"))
+    max_reconsumed: int | None = Field(None, ge=0, description=(
+        "per replicated subscription of a lost region: messages received again after its consumer failed over"))
+    max_subscription_gaps: int | None = Field(None, ge=0, description=(
+        "per replicated subscription of a lost region: messages a surviving region's consumers received that "
+        "it never received"))
     max_recovery_s: float | None = Field(DEFAULT_RECOVERY_S, gt=0, description=(
         "after every heal, each region's producers and consumers must work again within this many seconds; "
         "the load goes on this long after the last heal"))

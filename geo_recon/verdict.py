@@ -18,6 +18,12 @@ The rules, in report order:
   the kind (``allow``, or run.json ``allowed``) or limits it (``max_*``; for
   lost also ``min_delivered_fraction``).
 * The scenario's limits: lag, delivered fraction, convergence, RPO, RTO.
+* **A lost region** (results.json ``region_loss``): every client's RTO
+  (``max_client_rto_s``; "never" is not met, "not observed" undecided) and, per
+  replicated subscription, re-consumption and gaps (``max_reconsumed``,
+  ``max_subscription_gaps``). A limit about a lost region in a run that lost
+  none (or recorded no clients, or no replicated subscription) is undecided, in
+  words: it was never tested, so it is never met by accident.
 * **Recovery** after every heal of a fault that stops clients: each region's
   producers and consumers work again within ``max_recovery_s``. Not recovered
   is "never" when the load went on that long after the heal, else "not
@@ -106,6 +112,10 @@ def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any
                      else f"after {c['fault_id']} healed: never converged (missing {c.get('still_missing')})")
             out.append(Judgement("max_convergence_s", limits.max_convergence_s, seconds, met, c["fault_id"],
                                  f"{words} (at most {limits.max_convergence_s:g} s)"))
+    for name in ("max_rpo_messages", "max_rpo_s"):
+        if getattr(limits, name) is not None and not results.get("rpo"):
+            out.append(_untested(name, getattr(limits, name), "the history shows no region-loss fault (lose, or "
+                                 "kill/stop/pause of a whole region): there is no RPO to judge"))
     for p in results.get("rpo", []):
         if limits.max_rpo_messages is not None:
             out.append(Judgement("max_rpo_messages", limits.max_rpo_messages, p["count"],
@@ -118,6 +128,7 @@ def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any
                                  f"{p['fault_id']}/{p['region']}",
                                  f"losing region {p['region']}: unreplicated writes span {span:.2f} s "
                                  f"(at most {limits.max_rpo_s:g} s)"))
+    out += _judge_region_loss(results, limits)
     if limits.max_rto_s is not None:
         out += _judge_rto(results.get("rto", []), limits.max_rto_s)
     if limits.max_recovery_s is not None:
@@ -125,6 +136,75 @@ def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any
     if billing is not None:
         out += _judge_billing(billing, limits)
     return merge(out), out
+
+
+def _untested(name: str, limit: float, why: str) -> Judgement:
+    return Judgement(name, limit, None, None, "", f"{why} (limit {limit:g}): undecided")
+
+
+def _judge_region_loss(results: dict[str, Any], limits: Limits) -> list[Judgement]:
+    """Per lost region: each client's RTO, each replicated subscription's re-consumption and gaps."""
+    wanted = {k: getattr(limits, k) for k in ("max_client_rto_s", "max_reconsumed", "max_subscription_gaps")
+              if getattr(limits, k) is not None}
+    if not wanted:
+        return []
+    rows = results.get("region_loss")
+    if rows is None:
+        return [_untested(k, v, "results.json has no region_loss (written by an older geo-recon): re-check with "
+                          "`geo-recon check RUN_DIR --write`") for k, v in wanted.items()]
+    if not rows:
+        return [_untested(k, v, "the history shows no region-loss fault (lose, or kill/stop/pause of a whole "
+                          "region): nothing to judge") for k, v in wanted.items()]
+    out = []
+    for row in rows:
+        where = f"{row['fault_id']}/{row['region']}"
+        head = f"region {row['region']} lost ({row['fault_id']})"
+        limit = wanted.get("max_client_rto_s")
+        if limit is not None:
+            if not row.get("clients"):
+                out.append(Judgement("max_client_rto_s", limit, None, None, where,
+                                     f"{head}: no client of the region in the history (limit {limit:g} s): undecided"))
+            for c in row.get("clients") or []:
+                out.append(_client_rto(row, c, limit, head=head, where=f"{where}/{c['client']}"))
+        for name, field, noun in (("max_reconsumed", "reconsumed", "message(s) received again after failover"),
+                                  ("max_subscription_gaps", "gaps", "message(s) a surviving region received that "
+                                   "it never got")):
+            limit = wanted.get(name)
+            if limit is None:
+                continue
+            subs = row.get("subscriptions")
+            if not subs:
+                why = ("run.json does not say replicated_subscription" if subs is None
+                       else "no receipt of the region names a subscription")
+                out.append(Judgement(name, limit, None, None, where, f"{head}: {why} (limit {limit:g}): undecided"))
+                continue
+            for sub in subs:
+                actual = int(sub[field])
+                out.append(Judgement(name, limit, actual, actual <= limit, f"{where}/{sub['subscription']}",
+                                     f"{head}: subscription {sub['subscription']}: {actual} {noun} "
+                                     f"(at most {limit:g})"))
+    return out
+
+
+def _client_rto(row: dict[str, Any], c: dict[str, Any], limit: float, *, head: str, where: str) -> Judgement:
+    doing = "sending" if c["role"] == "producer" else "receiving"
+    who = f"{head}: {c['role']} {c['client']}"
+    if c.get("rto_s") is not None:
+        served = f" on cluster {c['cluster']}" + (" after failing over" if c.get("failed_over") else "")
+        return Judgement("max_client_rto_s", limit, c["rto_s"], c["rto_s"] <= limit, where,
+                         f"{who}: {doing} again {c['rto_s']:.1f} s after the loss{served} (at most {limit:g} s)")
+    loss, end = row.get("loss_s"), row.get("load_end_s")
+    if loss is not None and end is not None and end - loss > limit:
+        # nothing within the limit although the load went on: the RTO is above it, whatever comes after
+        since = row.get("rebuilt_s") if row.get("rebuilt_s") is not None else loss
+        never = unrecovered_outcome(since_s=since, load_end_s=end, limit_s=limit) == "never"
+        what = f"never {doing} again" if never else f"not {doing} again within the limit"
+        return Judgement("max_client_rto_s", limit, None, False, where,
+                         f"{who}: {what} ({end - loss:.1f} s of load after the loss; at most {limit:g} s)")
+    return Judgement("max_client_rto_s", limit, None, None, where,
+                     f"{who}: RTO not observed: the load ended "
+                     f"{'' if end is None or loss is None else f'{end - loss:.1f} s '}after the loss, before it was "
+                     f"{doing} again (at most {limit:g} s)")
 
 
 def _judge_workers(workers: dict[str, dict[str, Any]]) -> list[Judgement]:

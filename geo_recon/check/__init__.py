@@ -10,7 +10,9 @@ Public API::
 ``CheckResult.valid`` is the verdict; ``CheckResult.to_json()`` is the
 DESIGN.md shape (its fields are listed on :class:`~geo_recon.check.core.CheckResult`).
 Definitions: :mod:`geo_recon.check.anomalies` (anomalies) and
-:mod:`geo_recon.check.recovery` (convergence, RPO, RTO).
+:mod:`geo_recon.check.recovery` (convergence, RPO, RTO) and
+:mod:`geo_recon.check.disaster` (what losing a region cost: RPO, exposure,
+RTO per client, replicated subscriptions).
 
 How it works (modules in order):
 

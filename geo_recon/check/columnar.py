@@ -27,14 +27,14 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from geo_recon.check.ingest import read_history
-from geo_recon.check.model import Completions, FaultEvent, History, InputSummary, Messages, Receipts
+from geo_recon.check.model import Completions, FailoverEvent, FaultEvent, History, InputSummary, Messages, Receipts
 from geo_recon.history import HistoryError, history_files, read_run_json
 
 COLUMNAR_DIR = "columnar"
-FORMAT = 1
+FORMAT = 2  # 2: receipts' subscription and cluster, completions' cluster, failover lines
 _MESSAGE_COLUMNS = ("producer", "seq", "origin", "key", "process", "outcome", "invoke_time", "done_time", "done_ref")
-_COMPLETION_COLUMNS = ("time", "region", "outcome", "process")
-_RECEIPT_COLUMNS = ("msg", "time", "process", "msg_hash", "flags", "ref")
+_COMPLETION_COLUMNS = ("time", "region", "outcome", "process", "cluster")
+_RECEIPT_COLUMNS = ("msg", "time", "process", "msg_hash", "flags", "ref", "subscription", "cluster")
 
 
 def fingerprint(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -100,6 +100,9 @@ def write_columnar(run_dir: str | os.PathLike[str], history: History | None = No
         "faults": [{"time": f.time, "phase": f.phase, "fault": f.fault, "target": f.target, "id": f.id,
                     "regions": None if f.regions is None else list(f.regions), "region_loss": f.region_loss,
                     "process": f.process} for f in history.faults],
+        "subscriptions": list(history.subscriptions),
+        "failovers": [{"time": f.time, "region": f.region, "process": f.process, "client": f.client, "role": f.role,
+                       "from": f.source, "to": f.target, "mode": f.mode} for f in history.failovers],
     }
     (tmp / "meta.json").write_bytes(orjson.dumps(meta))
     old = run_dir / f".{COLUMNAR_DIR}.old-{os.getpid()}"
@@ -158,6 +161,9 @@ def open_fresh(run_dir: str | os.PathLike[str], *, skip_bad: bool = False) -> tu
         messages=Messages(**{k: m[k] for k in _MESSAGE_COLUMNS}),
         completions=Completions(**{k: c[k] for k in _COMPLETION_COLUMNS}),
         receipts=tuple(loader(code) for code in range(len(names))), receipt_counts=tuple(meta["receipt_counts"]),
-        faults=faults, run=run, input=summary,
+        faults=faults, run=run, input=summary, subscriptions=tuple(meta["subscriptions"]),
+        failovers=tuple(FailoverEvent(time=f["time"], region=f["region"], process=f["process"], client=f["client"],
+                                      role=f["role"], source=f["from"], target=f["to"], mode=f["mode"])
+                        for f in meta["failovers"]),
         line_index=tuple(tuple((int(a), int(b)) for a, b in x) for x in meta["line_index"]))
     return history, ""

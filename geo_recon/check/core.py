@@ -40,6 +40,7 @@ from geo_recon.check.model import (
     Receipts,
     split_ref,
 )
+from geo_recon.check import disaster as D
 from geo_recon.check.recovery import convergence, fault_windows, heals, recovery, rpo, rto, window_json
 from geo_recon.check.timing import (
     LagStats,
@@ -93,6 +94,15 @@ class CheckResult:
       first_failure_s, recovered_s, heal_s, load_end_s, outcome}``; ``recovery``: per heal of a fault that
       stops clients, and region ``{fault_id, region, heal_s, publish_ms, receive_ms, load_end_s}``
       (definitions in :mod:`geo_recon.check.recovery`).
+    * ``region_loss``: per region-loss fault (``lose``, or kill/stop/pause of a region) and lost region
+      ``{fault_id, fault, region, scheme, failover_mode (run.json's, or null), loss_s, rebuilt_s (lose only), healed_s, load_end_s,
+      rpo {count, first_ok_s, last_ok_s, span_s}, exposure {count, first_ok_s, last_ok_s, span_s},
+      clients: [{client, role, outcome ("recovered" | "never" | "not observed"), rto_s, recovered_s, cluster,
+      failed_over, failover_s}], failed_over, subscriptions: null (run.json has no replicated_subscription) or
+      [{subscription, receipts, reconsumed, gaps, gap_examples}], writes {outcome ("resumed" | "never" |
+      "not observed"), stalled_s, resumed_s, after_rebuild_s}, not_counted}``: ``not_counted`` is how many
+      acked messages the region's consumers could not receive while a ``lose`` had destroyed it (not counted
+      in its ``lost``) (definitions in :mod:`geo_recon.check.disaster`).
     * ``publish_latency_ms``: per origin region, ok time minus invoke time ``{p50, p90, p99, max}``.
     * ``lag_series``: ``{origin: {observer: [[t_s, p50_ms, p99_ms, max_ms], ...]}}``, at most 2000 points
       by the message's ok time; ``lag_cdf``: per observer, 101 quantiles (0..100) in ms.
@@ -113,6 +123,7 @@ class CheckResult:
     rpo: list[dict[str, Any]]
     rto: list[dict[str, Any]]
     recovery: list[dict[str, Any]]
+    region_loss: list[dict[str, Any]]
     publish_latency_ms: dict[str, dict[str, float]]
     rates: dict[str, Any]
     run: dict[str, Any]
@@ -142,6 +153,7 @@ class CheckResult:
             "rpo": self.rpo,
             "rto": self.rto,
             "recovery": self.recovery,
+            "region_loss": self.region_loss,
             "publish_latency_ms": self.publish_latency_ms,
             "lag_series": {origin: {region: r.lag.series.get(origin, []) for region, r in self.regions.items()
                                     if origin in r.lag.series}
@@ -204,6 +216,7 @@ def apply_offsets(history: History) -> tuple[History, list[str]]:
     assert isinstance(raw, dict)
     faults = tuple(dataclasses.replace(f, time=f.time + int(raw.get(f.process, 0))) if f.process else f
                    for f in history.faults)
+    failovers = tuple(dataclasses.replace(f, time=f.time + int(raw.get(f.process, 0))) for f in history.failovers)
 
     def shifted(code: int) -> Any:
         def load() -> Receipts:
@@ -213,7 +226,7 @@ def apply_offsets(history: History) -> tuple[History, list[str]]:
 
     receipts = tuple(shifted(code) for code in range(len(history.receipts)))
     return dataclasses.replace(history, messages=messages, completions=completions, faults=faults,
-                               receipts=receipts), warnings
+                               failovers=failovers, receipts=receipts), warnings
 
 
 # --------------------------------------------------------------------------- the check
@@ -233,19 +246,52 @@ class _RegionPass:
     per_second: np.ndarray
     receipts: int
     end: int
+    #: per loss of this region: its consumers' RTO rows, what it could not observe, its subscriptions
+    lost: list[tuple[D.Loss, list[dict[str, Any]], np.ndarray, list[D.SubscriptionView]]] = field(default_factory=list)
+
+
+def _empty_receipts() -> Receipts:
+    i64 = np.zeros(0, dtype=np.int64)
+    return Receipts(msg=i64, time=i64, process=np.zeros(0, dtype=np.int32), msg_hash=i64,
+                    flags=np.zeros(0, dtype=np.int8), ref=i64, subscription=np.zeros(0, dtype=np.int32),
+                    cluster=np.zeros(0, dtype=np.int16))
+
+
+def _lost_views(ctx: R.Context, *, losses: list[D.Loss], receipts: Receipts, received: np.ndarray,
+                load_end: int | None, t0: int) -> list[tuple[D.Loss, list[dict[str, Any]], np.ndarray,
+                                                             list[D.SubscriptionView]]]:
+    """What a lost region's own receipts say about each of its losses (while they are in memory)."""
+    history = ctx.history
+    replicated = bool(history.run.get("replicated_subscription"))
+    out = []
+    for loss in losses:
+        consumers = D.consumer_rto(loss, receipts=receipts, processes=history.processes,
+                                   region_names=history.region_names, failovers=history.failovers,
+                                   load_end=load_end, t0=t0)
+        unseen = (D.not_observable(loss, messages=history.messages, receipts=receipts, received=received)
+                  if loss.fault == "lose" else np.zeros(len(history.messages), dtype=bool))
+        views = (D.subscription_views(loss, receipts=receipts, n_messages=len(history.messages),
+                                      processes=history.processes, subscriptions=history.subscriptions,
+                                      failovers=history.failovers) if replicated else [])
+        out.append((loss, consumers, unseen, views))
+    return out
 
 
 def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: int,
-                 series_bucket: int, heal_times: list[int]) -> _RegionPass:
+                 series_bucket: int, heal_times: list[int], losses: list[D.Loss] = (),  # type: ignore[assignment]
+                 load_end: int | None = None) -> _RegionPass:
     """Facts, the detectors and lag for one region (its receipts are in memory only during this call)."""
     history, messages = ctx.history, ctx.history.messages
     counts = {k.value: 0 for k in COUNTED}
     ok_time = messages.done_time
     if history.receipt_counts[code] == 0:
-        return _RegionPass(counts=counts, cases={}, received=np.zeros(len(messages), dtype=bool),
+        nothing = np.zeros(len(messages), dtype=bool)
+        return _RegionPass(counts=counts, cases={}, received=nothing,
                            after_heals=[None] * len(heal_times), first=None,
                            missing_ok=np.sort(ok_time[ok]), lag=LagStats(None, {}, None),
-                           per_second=np.zeros(0, dtype=np.int64), receipts=0, end=t0)
+                           per_second=np.zeros(0, dtype=np.int64), receipts=0, end=t0,
+                           lost=_lost_views(ctx, losses=list(losses), receipts=_empty_receipts(), received=nothing,
+                                            load_end=load_end, t0=t0))
     receipts = history.region_receipts(code)
     facts = R.region_facts(messages, receipts, code=code, name=region)
     cases: dict[str, tuple[Case, ...]] = {}
@@ -274,9 +320,12 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
     for heal in heal_times:  # a few heals: one pass each is cheaper than sorting every receipt
         later = consumer_times[consumer_times >= heal]
         after_heals.append(int(later.min()) if len(later) else None)
+    lost = _lost_views(ctx, losses=list(losses), receipts=receipts, received=facts.received, load_end=load_end,
+                       t0=t0)
     return _RegionPass(counts=counts, cases=cases, received=facts.received, after_heals=after_heals,
                        first=first, missing_ok=missing_ok,
-                       lag=stats, per_second=per_sec, receipts=len(receipts), end=int(receipts.time.max()))
+                       lag=stats, per_second=per_sec, receipts=len(receipts), end=int(receipts.time.max()),
+                       lost=lost)
 
 
 def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_cases: int = 10,
@@ -314,10 +363,18 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     windows = fault_windows(history.faults, regions=listed)
     heal_times = heals(windows)
     after_heals: dict[str, list[int | None]] = {}
+    invoke_times = messages.invoke_time[messages.invoke_time != NO_TIME]
+    load_end = int(invoke_times.max()) if len(invoke_times) else None  # the last send the load invoked
+    del invoke_times
+    losses = D.losses(windows)
+    # per lost region: the first consumer receipt of each message in any other run.json region
+    earliest_elsewhere = {loss.region: np.full(len(messages), NEVER, dtype=np.int64) for loss in losses}
+    lost_views: dict[str, list[tuple[D.Loss, list[dict[str, Any]], np.ndarray, list[D.SubscriptionView]]]] = {}
 
     def one(region: str) -> _RegionPass:
         return _region_pass(ctx, code=codes[region], region=region, ok=ok, t0=t0, series_bucket=series_bucket,
-                            heal_times=heal_times)
+                            heal_times=heal_times, losses=[x for x in losses if x.region == region],
+                            load_end=load_end)
 
     # regions one at a time by default: two at a time is faster on an idle machine but needs about 60% more memory
     # (and worker threads allocate from their own malloc arenas, which page-fault much more)
@@ -333,12 +390,25 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
                 latest[:] = NEVER
             else:
                 np.maximum(latest, done.first, out=latest)
+                for lost_region, earliest in earliest_elsewhere.items():
+                    if lost_region != region:
+                        np.minimum(earliest, done.first, out=earliest)
+            lost_views[region] = done.lost
             missing_ok[region] = done.missing_ok
             region_lags[region] = done.lag
             received_per_second[region] = done.per_second
             receipts_total += done.receipts
             end = max(end, done.end)
             del done
+
+    # what a lost region could not observe while it was gone is reported, not counted as lost there
+    received_listed = {r: received_by_code[codes[r]] for r in listed}
+    not_counted: dict[tuple[str, str], int] = {}
+    for region, views in lost_views.items():
+        for loss, _, unseen, _ in views:
+            if unseen.any():
+                not_counted[(loss.fault_id, region)] = int(unseen.sum())
+                received_by_code[codes[region]] = received_by_code[codes[region]] | unseen  # type: ignore[operator]
 
     picked = {codes[r]: R.first_lost(ctx, received=received_by_code[codes[r]]) for r in listed}  # type: ignore[arg-type]
     wanted = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *picked.values()]))
@@ -349,17 +419,16 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
         region_counts[region][Anomaly.LOST.value] = lost.count
         cases[Anomaly.LOST.value].extend(lost.cases)  # type: ignore[arg-type]
 
-    received_listed = {r: received_by_code[codes[r]] for r in listed}
     conv = convergence(windows, messages=messages, latest=latest, missing_ok=missing_ok, t0=t0)
     del latest
     rpo_rows = rpo(windows, messages=messages, received=received_listed, region_names=names,  # type: ignore[arg-type]
                    t0=t0)
-    invoke_times = messages.invoke_time[messages.invoke_time != NO_TIME]
-    load_end = int(invoke_times.max()) if len(invoke_times) else None  # the last send the load invoked
     rto_rows = rto(windows, completions=history.completions, regions=listed, region_names=names, t0=t0,
                    load_end=load_end)
     recovery_rows = recovery(windows, completions=history.completions, first_receipt_after=after_heals,
                              regions=listed, region_names=names, load_end=load_end, t0=t0)
+    loss_rows = _loss_rows(history, losses=losses, views=lost_views, rpo_rows=rpo_rows,
+                           earliest_elsewhere=earliest_elsewhere, not_counted=not_counted, load_end=load_end, t0=t0)
 
     invoked = ok & (messages.invoke_time != NO_TIME)
     publish = percentiles_by_group(messages.done_time[invoked] - messages.invoke_time[invoked],
@@ -375,8 +444,37 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     return CheckResult(
         valid=valid, allowed=allowed_set, regions=results, cases={k: tuple(v) for k, v in cases.items()},
         faults=[window_json(w, t0) for w in windows], convergence=conv, rpo=rpo_rows, rto=rto_rows,
-        recovery=recovery_rows,
+        recovery=recovery_rows, region_loss=loss_rows,
         publish_latency_ms=publish, rates=rates, run=run, input=history.input, warnings=warnings)
+
+
+def _loss_rows(history: History, *, losses: list[D.Loss], views: dict[str, list[Any]], rpo_rows: list[dict[str, Any]],
+               earliest_elsewhere: dict[str, np.ndarray], not_counted: dict[tuple[str, str], int],
+               load_end: int | None, t0: int) -> list[dict[str, Any]]:
+    """One row per lost region of each region-loss fault (definitions in :mod:`geo_recon.check.disaster`)."""
+    names = history.region_names
+    replicated = bool(history.run.get("replicated_subscription"))
+    failover = history.run.get("failover")
+    failover_mode = failover.get("mode") if isinstance(failover, dict) else None
+    out = []
+    for loss in losses:
+        mine = next(((c, v) for x, c, _, v in views.get(loss.region, []) if x == loss), ([], []))
+        consumers, subs = mine
+        producers = D.producer_rto(loss, completions=history.completions, processes=history.processes,
+                                   region_names=names, failovers=history.failovers, load_end=load_end, t0=t0)
+        rpo_row = next((r for r in rpo_rows if r["fault_id"] == loss.fault_id and r["region"] == loss.region), None)
+        earliest = earliest_elsewhere[loss.region]
+        out.append(D.loss_row(
+            loss, rpo_row=rpo_row,
+            exposure_row=D.exposure(loss, messages=history.messages, earliest_elsewhere=earliest,
+                                    origin=names.index(loss.region), t0=t0),
+            clients=producers + consumers,
+            subscriptions=D.subscription_rows(subs, messages=history.messages, producers=history.producers,
+                                              earliest_elsewhere=earliest) if replicated else None,
+            writes_row=D.writes(loss, completions=history.completions, load_end=load_end, t0=t0),
+            not_counted=not_counted.get((loss.fault_id, loss.region), 0), scheme=history.run.get("scheme"),
+            load_end=load_end, t0=t0, failover_mode=failover_mode))
+    return out
 
 
 def _first_consumer_times(history: History, code: int, wanted: np.ndarray) -> dict[int, int]:

@@ -38,6 +38,7 @@ from geo_recon.check.model import (
     ORDERING_SHIFT,
     REF_LINE_BITS,
     Completions,
+    FailoverEvent,
     FaultEvent,
     History,
     InputSummary,
@@ -46,6 +47,7 @@ from geo_recon.check.model import (
     Receipts,
 )
 from geo_recon.history import (
+    FAILOVER_ROLES,
     BadLine,
     HistoryError,
     history_files,
@@ -65,15 +67,20 @@ KIND_TO_OUTCOME = np.array([Outcome.PENDING, Outcome.OK, Outcome.FAIL, Outcome.I
 
 _LEAN = [("type", pa.string()), ("f", pa.string()), ("time", pa.int64()), ("region", pa.string()),
          ("process", pa.string()), ("producer", pa.string()), ("seq", pa.int64()), ("key", pa.string()),
-         ("msg_id", pa.string()), ("via", pa.string()), ("subscription_type", pa.string())]
+         ("msg_id", pa.string()), ("via", pa.string()), ("subscription_type", pa.string()),
+         ("subscription", pa.string()), ("cluster", pa.string())]
 #: the fields of send and recv lines (the schema's size costs parse time, so fault fields are apart)
 LEAN_SCHEMA = pa.schema(_LEAN)
 #: plus the fault fields, for the rare chunk that holds fault lines
 FULL_SCHEMA = pa.schema(_LEAN + [("phase", pa.string()), ("fault", pa.string()), ("target", pa.string()),
                                  ("id", pa.string()), ("regions", pa.list_(pa.string())),
-                                 ("region_loss", pa.bool_())])
-_TYPE_CODE = {"invoke": 0, "ok": 1, "fail": 2, "info": 3, "recv": 4, "fault": 5}
+                                 ("region_loss", pa.bool_()), ("client", pa.string()), ("role", pa.string()),
+                                 ("from", pa.string()), ("to", pa.string()), ("mode", pa.string())])
+_TYPE_CODE = {"invoke": 0, "ok": 1, "fail": 2, "info": 3, "recv": 4, "fault": 5, "failover": 7}
 _IGNORED_CODE = 6
+_FAILOVER_CODE = 7
+_FAILOVER_FIELDS = ("time", "region", "process", "client", "role", "from", "to", "mode")
+_NAME_KINDS = ("region", "process", "producer", "key", "subscription")
 _VIA_READER = {"consumer": False, "reader": True}
 _OTHER_F = "send-type lines with f other than 'send'"
 
@@ -153,7 +160,7 @@ def hash_msg_ids(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 class Chunk:
     """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines."""
 
-    names: dict[str, list[str]]  # "region", "process", "producer", "key" -> local names
+    names: dict[str, list[str]]  # "region", "process", "producer", "key", "subscription" -> local names
     send_kind: np.ndarray  # int8 SEND_KIND
     send_time: np.ndarray
     send_region: np.ndarray  # int32 local codes
@@ -162,6 +169,7 @@ class Chunk:
     send_seq: np.ndarray
     send_key: np.ndarray  # -1 none
     send_line: np.ndarray  # int64 line within the chunk, from 1
+    send_cluster: np.ndarray  # int32 local region codes, -1 none
     recv_time: np.ndarray
     recv_region: np.ndarray
     recv_process: np.ndarray
@@ -170,7 +178,10 @@ class Chunk:
     recv_hash: np.ndarray
     recv_flags: np.ndarray
     recv_line: np.ndarray
+    recv_subscription: np.ndarray  # int32 local codes, -1 none
+    recv_cluster: np.ndarray  # int32 local region codes, -1 none
     faults: list[tuple[int, dict[str, Any]]]  # (line within the chunk, event)
+    failovers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line within the chunk, event)
     lines: int = 0
     ignored: Counter[str] = field(default_factory=Counter)
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line within the chunk, reason)
@@ -263,8 +274,8 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
     type_idx = type_enc.indices.to_numpy()
     tcode = type_lut[type_idx]
     present = set(tcode.tolist()) if len(type_names) > 1 else {int(type_lut[0])}
-    if 5 in present:
-        table = _parse(data, FULL_SCHEMA, use_threads)  # fault lines: read their fields too
+    if 5 in present or _FAILOVER_CODE in present:
+        table = _parse(data, FULL_SCHEMA, use_threads)  # fault or failover lines: read their fields too
         if table is None or table.num_rows != n_lines:
             return None
     col = table.column
@@ -302,13 +313,18 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
         for name in ("phase", "fault", "target", "id"):
             if _any_null(col(name), fault):
                 return None
+    failover = tcode == _FAILOVER_CODE
+    if failover.any():
+        for name in ("time", "region", "process", "client", "role", "from", "to"):
+            if _any_null(col(name), failover):
+                return None
 
     all_used = bool(used.all())
     u_idx = None if all_used else np.flatnonzero(used)
     u_table = table.select(["time", "region", "process", "producer", "seq"])
     if u_idx is not None:
         u_table = u_table.take(pa.array(u_idx))
-    names = {k: _Names() for k in ("region", "process", "producer", "key")}
+    names = {k: _Names() for k in _NAME_KINDS}
     time = _ints(u_table.column("time"))
     region = names["region"].encode(u_table.column("region"))
     process = names["process"].encode(u_table.column("process"))
@@ -331,7 +347,11 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
     n_send = int(send.sum())
     key = (names["key"].encode(rows_of(col("key"), send, n_send == n_lines)) if n_send
            else np.zeros(0, dtype=np.int32))
+    send_cluster = (names["region"].encode(rows_of(col("cluster"), send, n_send == n_lines)) if n_send
+                    else np.zeros(0, dtype=np.int32))
     n_recv = int(recv.sum())
+    recv_subscription = np.full(n_recv, -1, dtype=np.int32)
+    recv_cluster = np.full(n_recv, -1, dtype=np.int32)
     flags = np.zeros(n_recv, dtype=np.int8)
     if n_recv:
         everything = n_recv == n_lines
@@ -353,6 +373,12 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
             idx = pc.fill_null(sub_enc.indices, len(orderings)).to_numpy()
             flags |= (sub_lut[idx] << ORDERING_SHIFT).astype(np.int8)
         recv_hash = hash_msg_ids(rows_of(col("msg_id"), recv, everything))
+        named = rows_of(col("subscription"), recv, everything)
+        if named.null_count < len(named):
+            recv_subscription = names["subscription"].encode(named)
+        served = rows_of(col("cluster"), recv, everything)
+        if served.null_count < len(served):
+            recv_cluster = names["region"].encode(served)
     else:
         recv_hash = np.zeros(0, dtype=np.int64)
 
@@ -365,25 +391,35 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
             if event["phase"] not in ("start", "stop"):
                 return None
             fault_rows.append((row + 1, {k: v for k, v in event.items() if v is not None}))
+    failover_rows: list[tuple[int, dict[str, Any]]] = []
+    if failover.any():
+        f_idx = np.flatnonzero(failover)
+        sub_table = table.select(list(_FAILOVER_FIELDS)).take(pa.array(f_idx))
+        for row, event in zip(f_idx.tolist(), sub_table.to_pylist(), strict=True):
+            if event["role"] not in FAILOVER_ROLES:
+                return None
+            failover_rows.append((row + 1, {k: v for k, v in event.items() if v is not None}))
 
     send_kind = tcode[send].astype(np.int8)
     return Chunk(
         names={k: v.names for k, v in names.items()},
         send_kind=send_kind, send_time=pick(time, s_pos), send_region=pick(region, s_pos),
         send_process=pick(process, s_pos), send_producer=pick(producer, s_pos), send_seq=pick(seq, s_pos),
-        send_key=key, send_line=pick(lines, s_pos),
+        send_key=key, send_line=pick(lines, s_pos), send_cluster=send_cluster,
         recv_time=pick(time, r_pos), recv_region=pick(region, r_pos), recv_process=pick(process, r_pos),
         recv_producer=pick(producer, r_pos), recv_seq=pick(seq, r_pos), recv_hash=recv_hash, recv_flags=flags,
-        recv_line=pick(lines, r_pos), faults=fault_rows, lines=n_lines, ignored=ignored_names,
+        recv_line=pick(lines, r_pos), recv_subscription=recv_subscription, recv_cluster=recv_cluster,
+        faults=fault_rows, failovers=failover_rows, lines=n_lines, ignored=ignored_names,
     )
 
 
 def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
     """Parse a chunk line by line with the schema's authority, :func:`parse_line`."""
-    names = {k: _Names() for k in ("region", "process", "producer", "key")}
+    names = {k: _Names() for k in _NAME_KINDS}
     sends: list[tuple[int, ...]] = []
     recvs: list[tuple[int, ...]] = []
     faults: list[tuple[int, dict[str, Any]]] = []
+    failovers: list[tuple[int, dict[str, Any]]] = []
     ignored: Counter[str] = Counter()
     bad: list[tuple[int, str]] = []
     bad_count = 0
@@ -410,7 +446,8 @@ def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
         elif kind == "send":
             sends.append((SEND_KIND[event["type"]], event["time"], names["region"].code(event["region"]),
                           names["process"].code(event["process"]), names["producer"].code(event["producer"]),
-                          event["seq"], names["key"].code(event.get("key")), number))
+                          event["seq"], names["key"].code(event.get("key")), number,
+                          names["region"].code(event.get("cluster"))))
         elif kind == "recv":
             flags = FLAG_READER if event.get("via") == "reader" else 0
             sub = event.get("subscription_type")
@@ -418,19 +455,24 @@ def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
                 flags |= ORDERING_CODES[normalise_subscription(sub)] << ORDERING_SHIFT  # type: ignore[index]
             recvs.append((event["time"], names["region"].code(event["region"]),
                           names["process"].code(event["process"]), names["producer"].code(event["producer"]),
-                          event["seq"], hash_msg_id(event["msg_id"]), flags, number))
+                          event["seq"], hash_msg_id(event["msg_id"]), flags, number,
+                          names["subscription"].code(event.get("subscription")),
+                          names["region"].code(event.get("cluster"))))
+        elif kind == "failover":
+            failovers.append((number, {k: event.get(k) for k in _FAILOVER_FIELDS if event.get(k) is not None}))
         else:
             faults.append((number, event))
-    s = np.array(sends, dtype=np.int64).reshape(-1, 8)
-    r = np.array(recvs, dtype=np.int64).reshape(-1, 8)
+    s = np.array(sends, dtype=np.int64).reshape(-1, 9)
+    r = np.array(recvs, dtype=np.int64).reshape(-1, 10)
     return Chunk(
         names={k: v.names for k, v in names.items()},
         send_kind=s[:, 0].astype(np.int8), send_time=s[:, 1], send_region=s[:, 2].astype(np.int32),
         send_process=s[:, 3].astype(np.int32), send_producer=s[:, 4].astype(np.int32), send_seq=s[:, 5],
-        send_key=s[:, 6].astype(np.int32), send_line=s[:, 7],
+        send_key=s[:, 6].astype(np.int32), send_line=s[:, 7], send_cluster=s[:, 8].astype(np.int32),
         recv_time=r[:, 0], recv_region=r[:, 1].astype(np.int32), recv_process=r[:, 2].astype(np.int32),
         recv_producer=r[:, 3].astype(np.int32), recv_seq=r[:, 4], recv_hash=r[:, 5],
-        recv_flags=r[:, 6].astype(np.int8), recv_line=r[:, 7], faults=faults, lines=len(lines),
+        recv_flags=r[:, 6].astype(np.int8), recv_line=r[:, 7], recv_subscription=r[:, 8].astype(np.int32),
+        recv_cluster=r[:, 9].astype(np.int32), faults=faults, failovers=failovers, lines=len(lines),
         ignored=ignored, bad=bad, bad_count=bad_count, error=error,
     )
 
@@ -492,7 +534,7 @@ class _Global:
     """Global name tables; codes are provisional (first seen) until :meth:`sorted_luts`."""
 
     def __init__(self) -> None:
-        self.tables = {k: _Names() for k in ("region", "process", "producer", "key")}
+        self.tables = {k: _Names() for k in _NAME_KINDS}
 
     def lut(self, kind: str, local_names: list[str]) -> np.ndarray:
         table = self.tables[kind]
@@ -515,10 +557,11 @@ class _Global:
 @dataclass
 class _Parts:
     send: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in (
-        "kind", "time", "region", "process", "producer", "seq", "key", "ref")})
+        "kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")})
     recv: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in (
-        "time", "region", "process", "producer", "seq", "hash", "flags", "ref")})
+        "time", "region", "process", "producer", "seq", "hash", "flags", "ref", "subscription", "cluster")})
     faults: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+    failovers: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     lines: int = 0
     ignored: Counter[str] = field(default_factory=Counter)
     bad: list[BadLine] = field(default_factory=list)
@@ -541,6 +584,7 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
     s["seq"].append(chunk.send_seq)
     s["key"].append(luts["key"][chunk.send_key])
     s["ref"].append(chunk.send_line + base)
+    s["cluster"].append(luts["region"][chunk.send_cluster])
     r = parts.recv
     r["time"].append(chunk.recv_time)
     r["region"].append(luts["region"][chunk.recv_region])
@@ -550,7 +594,10 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
     r["hash"].append(chunk.recv_hash)
     r["flags"].append(chunk.recv_flags)
     r["ref"].append(chunk.recv_line + base)
+    r["subscription"].append(luts["subscription"][chunk.recv_subscription])
+    r["cluster"].append(luts["region"][chunk.recv_cluster])
     parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
+    parts.failovers.extend((file_index, first_line + line - 1, event) for line, event in chunk.failovers)
     parts.lines += chunk.lines
     parts.ignored.update(chunk.ignored)
     parts.bad_count += chunk.bad_count
@@ -601,7 +648,8 @@ def _cat(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
 
 
 _DTYPES = {"kind": np.int8, "time": np.int64, "region": np.int32, "process": np.int32, "producer": np.int32,
-           "seq": np.int64, "key": np.int32, "ref": np.int64, "hash": np.int64, "flags": np.int8}
+           "seq": np.int64, "key": np.int32, "ref": np.int64, "hash": np.int64, "flags": np.int8,
+           "cluster": np.int32, "subscription": np.int32}
 
 
 def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts, names: _Global,
@@ -616,7 +664,9 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     for table in (s, r):
         for kind in ("region", "process", "producer"):
             table[kind] = luts[kind][table[kind]]
+        table["cluster"] = luts["region"][table["cluster"]]
     s["key"] = luts["key"][s["key"]]
+    r["subscription"] = luts["subscription"][r["subscription"]]
 
     n_producers = len(tables["producer"])
     identity, send_msg, recv_msg = index_messages(
@@ -627,21 +677,27 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     completed = s["kind"] > 0
     completions = Completions(
         time=s["time"][completed], region=s["region"][completed].astype(np.int16),
-        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed])
+        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
+        cluster=s["cluster"][completed].astype(np.int16))
     del s, send_msg
 
     receipts = split_receipts(n_regions=len(tables["region"]), msg=recv_msg, time=r["time"], process=r["process"],
-                              msg_hash=r["hash"], flags=r["flags"], ref=r["ref"], region=r["region"])
+                              msg_hash=r["hash"], flags=r["flags"], ref=r["ref"], region=r["region"],
+                              subscription=r["subscription"], cluster=r["cluster"])
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
                    region_loss=e.get("region_loss"), process=e.get("process"))
         for _, _, e in sorted(parts.faults, key=lambda item: (item[2]["time"], item[0], item[1])))
+    failovers = tuple(
+        FailoverEvent(time=e["time"], region=e["region"], process=e["process"], client=e["client"], role=e["role"],
+                      source=e["from"], target=e["to"], mode=e.get("mode"))
+        for _, _, e in sorted(parts.failovers, key=lambda item: (item[2]["time"], item[0], item[1])))
     return History(
         regions=tuple(listed), region_names=tables["region"], processes=tables["process"],
         producers=tables["producer"], keys=tables["key"], files=files, messages=messages,
         completions=completions, receipts=tuple(receipts), receipt_counts=tuple(len(x) for x in receipts),
-        faults=faults, run=run, input=summary)
+        faults=faults, run=run, input=summary, subscriptions=tables["subscription"], failovers=failovers)
 
 
 def index_messages(*, n_producers: int, send_producer: np.ndarray, send_seq: np.ndarray,
@@ -755,7 +811,8 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
 
 
 def split_receipts(*, n_regions: int, msg: np.ndarray, time: np.ndarray, process: np.ndarray,
-                   msg_hash: np.ndarray, flags: np.ndarray, ref: np.ndarray, region: np.ndarray) -> list[Receipts]:
+                   msg_hash: np.ndarray, flags: np.ndarray, ref: np.ndarray, region: np.ndarray,
+                   subscription: np.ndarray, cluster: np.ndarray) -> list[Receipts]:
     """Receipts per observing region, each ordered by (process, time, file order)."""
     out = []
     grouped = len(region) < 2 or bool((region[1:] >= region[:-1]).all())  # files usually hold one region each
@@ -764,15 +821,19 @@ def split_receipts(*, n_regions: int, msg: np.ndarray, time: np.ndarray, process
     for code in range(n_regions):
         a, b = int(bounds[code]), int(bounds[code + 1])
         if by_region is None:
-            columns = [msg[a:b], time[a:b], process[a:b], msg_hash[a:b], flags[a:b], ref[a:b]]  # views
+            columns = [msg[a:b], time[a:b], process[a:b], msg_hash[a:b], flags[a:b], ref[a:b],
+                       subscription[a:b], cluster[a:b]]  # views
         else:
             rows = by_region[a:b]
-            columns = [msg[rows], time[rows], process[rows], msg_hash[rows], flags[rows], ref[rows]]
+            columns = [msg[rows], time[rows], process[rows], msg_hash[rows], flags[rows], ref[rows],
+                       subscription[rows], cluster[rows]]
         order = order_receipts(columns[2], columns[1], columns[5])
         if order is not None:
             columns = [c[order] for c in columns]
-        r_msg, r_time, r_process, r_hash, r_flags, r_ref = columns
+        r_msg, r_time, r_process, r_hash, r_flags, r_ref, r_sub, r_cluster = columns
         out.append(Receipts(msg=r_msg, time=r_time, process=r_process.astype(np.int32, copy=False),
+                            subscription=r_sub.astype(np.int32, copy=False),
+                            cluster=r_cluster.astype(np.int16, copy=False),
                             msg_hash=r_hash, flags=r_flags, ref=r_ref))
     return out
 

@@ -10,7 +10,7 @@ same tables, see :mod:`geo_recon.check.columnar`):
 * ``Completions``: every ok/fail/info send line (for RTO and rates).
 * ``Receipts``: the recv lines of one observing region, ordered by
   (process, time, file order).
-* fault lines, as :class:`FaultEvent`.
+* fault lines, as :class:`FaultEvent`; client switches, as :class:`FailoverEvent`.
 
 Names (regions, processes, producers, keys, files) are stored once and
 referred to by integer codes; codes follow the sorted names, so nothing depends
@@ -78,6 +78,7 @@ class Completions:
     region: np.ndarray  #: int16 origin region code
     outcome: np.ndarray  #: int8 Outcome.OK / FAIL / INFO
     process: np.ndarray  #: int32
+    cluster: np.ndarray  #: int16 region code of the cluster that served the send (``cluster``), -1: its home region
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ class Receipts:
     msg_hash: np.ndarray  #: int64 hash of the msg_id string (equal strings, equal hashes)
     flags: np.ndarray  #: int8 FLAG_READER | ordering << ORDERING_SHIFT
     ref: np.ndarray  #: int64 line reference
+    subscription: np.ndarray  #: int32 code in History.subscriptions, -1: none named (the process's own)
+    cluster: np.ndarray  #: int16 region code of the cluster the consumer was served by, -1: its home region
 
     def __len__(self) -> int:
         return len(self.msg)
@@ -122,6 +125,20 @@ class InputSummary:
     not_read: tuple[str, ...] = ()  #: files under history/ that are not *.jsonl
 
 
+@dataclass(frozen=True, slots=True)
+class FailoverEvent:
+    """One ``failover`` line: a client of ``region`` (its home) switched from cluster ``source`` to ``target``."""
+
+    time: int
+    region: str
+    process: str
+    client: str
+    role: str  #: "producer" or "consumer"
+    source: str  #: the line's ``from``
+    target: str  #: the line's ``to``
+    mode: str | None = None
+
+
 ReceiptSource = Callable[[], Receipts]
 
 
@@ -144,6 +161,8 @@ class History:
     input: InputSummary
     #: per file, (first line, byte offset) of each chunk read: lets a cited line be found without a full scan
     line_index: tuple[tuple[tuple[int, int], ...], ...] = ()
+    subscriptions: tuple[str, ...] = ()  #: subscription names on recv lines (Receipts.subscription indexes this)
+    failovers: tuple[FailoverEvent, ...] = ()  #: client switches, in time order
 
     def region_receipts(self, code: int) -> Receipts:
         source = self.receipts[code]

@@ -3,7 +3,7 @@
 * Fault windows pair ``start`` and ``stop`` lines by ``id`` in time order (a
   stop closes the oldest open start of its id). A start without a stop has
   ``stop_s`` null; a stop without a start has ``start_s`` null.
-* A **region-loss fault** is a kill/stop/pause whose target is a bare region
+* A **region-loss fault** is a kill/stop/pause/lose whose target is a bare region
   name, or any fault whose start line says ``"region_loss": true``. The lost
   regions are the start line's ``regions`` if given, else the target if it is a
   region, else the part of the target before ``/``.
@@ -43,7 +43,7 @@ from geo_recon.check.model import NEVER, Completions, FaultEvent, Messages, Outc
 from geo_recon.check.timing import ms
 from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS
 
-REGION_LOSS_FAULTS = frozenset({"kill", "stop", "pause"})
+REGION_LOSS_FAULTS = frozenset({"kill", "stop", "pause", "lose"})
 
 
 @dataclass(frozen=True, slots=True)

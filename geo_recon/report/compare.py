@@ -65,6 +65,7 @@ class RunMetrics:
     never_converged: dict[str, int] | None = None  #: still missing per region, when some stop never converged
     throughput: float | None = None  #: acknowledged sends per second of workload
     billing: Mapping[str, Any] | None = None  #: billing/report.json, for billing runs
+    region_loss: tuple[Mapping[str, Any], ...] = ()  #: results.json region_loss rows (per lost region)
 
 
 def metrics(data: RunData, label: str) -> RunMetrics:
@@ -120,7 +121,8 @@ def metrics(data: RunData, label: str) -> RunMetrics:
         duplicates=int(totals.get("duplicates", 0)), lost=int(totals.get("lost", 0)),
         lost_by_region={g: int(v.get("lost", 0)) for g, v in regions.items() if v.get("lost")},
         faults=len(r.get("faults") or []), convergence_s=convergence_s, never_converged=never,
-        throughput=None if ok is None or not seconds else round(ok / seconds, 3), billing=data.billing)
+        throughput=None if ok is None or not seconds else round(ok / seconds, 3), billing=data.billing,
+        region_loss=tuple(r.get("region_loss") or ()))
 
 
 # --------------------------------------------------------------------------- rows
@@ -199,6 +201,83 @@ def _unrecovered(m: RunMetrics, region: str) -> str:
 
 def _no_results(m: RunMetrics) -> str:
     return f"{m.label} has no results ({m.verdict_words.rstrip('.')})"
+
+
+def _lost_cell(m: RunMetrics, cell: Callable[[Mapping[str, Any]], str]) -> str:
+    if not m.has_results:
+        return "-"
+    return "; ".join(f"{x.get('region')}: {cell(x)}" for x in m.region_loss) or "n/a"
+
+
+def _region_loss_rows(runs: Sequence[RunMetrics], undecided: list[str]) -> list[Row]:
+    """Per lost region: RPO in seconds of data, exposure, RTO per client, subscriptions, what writes did."""
+    out = []
+
+    def seconds(v: Any) -> str:
+        return "-" if v is None else F.fmt_ms(float(v) * 1000)
+
+    def span(part: Mapping[str, Any] | None) -> str:
+        part = part or {}
+        n = int(part.get("count") or 0)
+        return f"{n:,} ({seconds(part.get('span_s'))})" if n else "0"
+
+    def words(describe: Callable[[RunMetrics, Mapping[str, Any]], str]) -> str:
+        parts = [f"{m.label}: {describe(m, x)}" for m in runs for x in m.region_loss]
+        parts += [f"{m.label} lost no region" for m in runs if m.has_results and not m.region_loss]
+        return _join(parts + undecided) + "."
+
+    out.append(Row("rpo_span_s", "RPO per lost region (messages, seconds of data)",
+                   tuple(_lost_cell(m, lambda x: span(x.get("rpo"))) for m in runs),
+                   tuple([(x.get("rpo") or {}).get("span_s") for x in m.region_loss] or None for m in runs),
+                   words(lambda m, x: f"losing {x.get('region')} lost "
+                         f"{F.plural(int((x.get('rpo') or {}).get('count') or 0), 'acknowledged message')}"
+                         + (f" spanning {seconds((x.get('rpo') or {}).get('span_s'))} of writes"
+                            if (x.get("rpo") or {}).get("count") else ""))))
+    out.append(Row("exposure", "exposure at the loss (acked, not yet elsewhere)",
+                   tuple(_lost_cell(m, lambda x: span(x.get("exposure"))) for m in runs),
+                   tuple([(x.get("exposure") or {}).get("count") for x in m.region_loss] or None for m in runs),
+                   words(lambda m, x: f"{F.plural(int((x.get('exposure') or {}).get('count') or 0), 'message')} of "
+                         f"{x.get('region')} had not reached another region when it was lost")))
+
+    def client_cell(x: Mapping[str, Any]) -> str:
+        cells = []
+        for c in x.get("clients") or []:
+            if c.get("rto_s") is not None:
+                cells.append(f"{c['client']} {seconds(c['rto_s'])}" + (f" via {c['cluster']}"
+                                                                     if c.get("failed_over") else ""))
+            else:
+                cells.append(f"{c['client']} {c.get('outcome')}")
+        return ", ".join(cells) or "no client"
+
+    out.append(Row("client_rto", "RTO per client of the lost region",
+                   tuple(_lost_cell(m, client_cell) for m in runs),
+                   tuple([{c.get("client"): c.get("rto_s") for c in x.get("clients") or []} for x in m.region_loss]
+                         or None for m in runs),
+                   words(lambda m, x: client_cell(x) + (" (clients failed over)" if x.get("failed_over")
+                                                        else " (no client failed over)"))))
+    if any(x.get("subscriptions") for m in runs for x in m.region_loss):
+        def sub_cell(x: Mapping[str, Any]) -> str:
+            subs = x.get("subscriptions")
+            if subs is None:
+                return "not replicated"
+            return ", ".join(f"{s['subscription']} {s['reconsumed']:,} again / {s['gaps']:,} gaps" for s in subs) or "-"
+        out.append(Row("subscriptions", "replicated subscriptions (re-consumed / gaps)",
+                       tuple(_lost_cell(m, sub_cell) for m in runs),
+                       tuple([x.get("subscriptions") for x in m.region_loss] or None for m in runs),
+                       words(lambda m, x: sub_cell(x))))
+
+    def writes_cell(x: Mapping[str, Any]) -> str:
+        if F.stalls_for_the_region(x):
+            return F.stall_words(x.get("writes") or {}, rebuilt=x.get("rebuilt_s"))
+        w = x.get("writes") or {}
+        return (f"first ack {seconds(w.get('stalled_s'))} after the loss" if w.get("outcome") == "resumed"
+                else F.stall_words(w, rebuilt=x.get("rebuilt_s")))
+
+    out.append(Row("writes_after_loss", "writes after the loss",
+                   tuple(_lost_cell(m, writes_cell) for m in runs),
+                   tuple([x.get("writes") for x in m.region_loss] or None for m in runs),
+                   words(lambda m, x: writes_cell(x))))
+    return out
 
 
 def build_rows(runs: Sequence[RunMetrics]) -> list[Row]:
@@ -286,6 +365,8 @@ def build_rows(runs: Sequence[RunMetrics]) -> list[Row]:
             parts.append(f"publishing in {g}: {', '.join(per)}")
         words = _join(parts + undecided) + "."
     add("rto", "RTO (worst per region)", [rto_cell(m) for m in runs], [m.rto_s or None for m in runs], words)
+    if any(m.region_loss for m in runs):
+        rows.extend(_region_loss_rows(runs, undecided))
 
     # latencies
     for key, label, attr, what in (

@@ -168,6 +168,7 @@ class FaultRow:
     convergence: str  #: words
     rpo: tuple[str, ...]  #: words, one per lost region
     rto: tuple[str, ...]  #: words, one per region
+    region_loss_rows: tuple[tuple[str, ...], ...] = ()  #: per lost region, :func:`region_loss_lines`
 
 
 def convergence_words(c: Mapping[str, Any] | None) -> str:
@@ -203,6 +204,93 @@ def rto_words(x: Mapping[str, Any]) -> str:
     return f"{region} {fmt_ms(x.get('ms'))}"
 
 
+def _seconds(value: float | None) -> str:
+    """A duration given in seconds, to a sensible precision (as :func:`fmt_ms`)."""
+    return "-" if value is None else fmt_ms(float(value) * 1000)
+
+
+def _client_words(c: Mapping[str, Any]) -> str:
+    who = f"{c.get('client')} ({c.get('role')})"
+    if c.get("outcome") == "recovered":
+        served = f" on {c.get('cluster')}" + (", failed over" if c.get("failed_over") else "")
+        return f"{who} {_seconds(c.get('rto_s'))}{served}"
+    tail = ", failed over" if c.get("failed_over") else ""
+    return f"{who} {'never' if c.get('outcome') == 'never' else 'not observed (the load ended first)'}{tail}"
+
+
+def stalls_for_the_region(row: Mapping[str, Any]) -> bool:
+    """One stretched cluster (strong) and no client failed over: whether writes stalled is the question."""
+    from geo_recon.errors import ConfigError
+    from geo_recon.schemes import get
+
+    try:
+        stretched = get(str(row.get("scheme"))).stretched
+    except ConfigError:
+        return False
+    return stretched and not row.get("failed_over")
+
+
+def region_loss_lines(row: Mapping[str, Any], *, with_rpo: bool = True) -> list[str]:
+    """What losing one region cost, in words: RPO, exposure, RTO per client, subscriptions, writes.
+
+    ``with_rpo=False`` leaves out the RPO line, for reports that already show :func:`rpo_words`."""
+    region = row.get("region")
+    rebuilt = row.get("rebuilt_s")
+    head = (f"region {region} lost at {fmt_s(row.get('loss_s'))} ({row.get('fault')} {row.get('fault_id')}; "
+            + (f"rebuilt at {fmt_s(rebuilt)})" if rebuilt is not None
+               else (f"back at {fmt_s(row['healed_s'])})" if row.get("healed_s") is not None
+                     else "not back before the run ended)")))
+    out = [head]
+    rpo = row.get("rpo") or {}
+    count = int(rpo.get("count") or 0)
+    if with_rpo:
+        out.append(f"RPO {region}: {plural(count, 'acknowledged message')} produced in {region} never reached "
+                   "another region" + (f", acks spanning {_seconds(rpo.get('span_s'))} ({fmt_s(rpo.get('first_ok_s'))}"
+                                       f" .. {fmt_s(rpo.get('last_ok_s'))})" if count else ""))
+    exp = row.get("exposure") or {}
+    n = int(exp.get("count") or 0)
+    out.append(f"exposure at the loss: {plural(n, 'acknowledged message')} of {region} not yet received elsewhere"
+               + (f", acks spanning {_seconds(exp.get('span_s'))}" if n else ""))
+    clients = row.get("clients") or []
+    out.append("RTO per client: " + ("; ".join(_client_words(c) for c in clients) if clients
+                                     else f"no client of {region} in the history"))
+    subs = row.get("subscriptions")
+    for sub in subs or []:
+        gaps = int(sub.get("gaps") or 0)
+        shown = list(sub.get("gap_examples") or [])
+        examples = ", ".join(shown + (["..."] if gaps > len(shown) else []))
+        out.append(f"subscription {sub.get('subscription')}: {plural(int(sub.get('reconsumed') or 0), 'message')} "
+                   f"re-consumed after failover, {plural(gaps, 'gap')}" + (f" ({examples})" if gaps else ""))
+    if subs is not None and not subs:
+        out.append("replicated subscriptions: no receipt of the region names a subscription")
+    writes = row.get("writes") or {}
+    if stalls_for_the_region(row):
+        out.append(stall_words(writes, rebuilt=rebuilt))
+    elif writes.get("outcome") == "resumed":
+        out.append(f"writes: first acknowledgement in any region {_seconds(writes.get('stalled_s'))} after the loss")
+    else:
+        out.append(stall_words(writes, rebuilt=rebuilt))
+    if row.get("not_counted"):
+        out.append(f"not counted: {plural(int(row['not_counted']), 'acknowledged message')} region {region}'s "
+                   "consumers could not receive while it was lost (reported, not counted as lost there)")
+    return out
+
+
+def stall_words(writes: Mapping[str, Any], *, rebuilt: float | None) -> str:
+    """The plain sentence about writes after a loss (strong: the stretched cluster stalls or not)."""
+    if writes.get("outcome") == "resumed":
+        words = f"writes stalled for {_seconds(writes.get('stalled_s'))}"
+        if writes.get("after_rebuild_s") is not None:
+            words += f": they resumed {_seconds(writes['after_rebuild_s'])} after the rebuild"
+        elif rebuilt is not None:
+            words += " (they resumed before the rebuild: the surviving regions kept accepting writes)"
+        return words
+    if writes.get("outcome") == "never":
+        return ("writes stalled and never resumed" + (" after the rebuild" if rebuilt is not None else "")
+                + " before the run ended")
+    return "writes stalled; whether they resume was not observed (the load ended first)"
+
+
 def fault_rows(results: Mapping[str, Any]) -> list[FaultRow]:
     conv = {c.get("fault_id"): c for c in results.get("convergence") or []}
     out = []
@@ -213,7 +301,9 @@ def fault_rows(results: Mapping[str, Any]) -> list[FaultRow]:
             stop_s=w.get("stop_s"), region_loss=bool(w.get("region_loss")),
             convergence=convergence_words(conv.get(fid)),
             rpo=tuple(rpo_words(p) for p in results.get("rpo") or [] if p.get("fault_id") == fid),
-            rto=tuple(rto_words(x) for x in results.get("rto") or [] if x.get("fault_id") == fid)))
+            rto=tuple(rto_words(x) for x in results.get("rto") or [] if x.get("fault_id") == fid),
+            region_loss_rows=tuple(tuple(region_loss_lines(x, with_rpo=False)) for x in results.get("region_loss") or []
+                              if x.get("fault_id") == fid)))
     return out
 
 

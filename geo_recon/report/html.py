@@ -175,7 +175,14 @@ def _faults(results: Any) -> str:
                      (e(F.fmt_s(f.start_s)), "num"), (e(F.fmt_s(f.stop_s)), "num"), (e(f.convergence), ""),
                      ("<br>".join(e(w) for w in f.rpo) or '<span class="muted">not a region loss</span>', ""),
                      ("<br>".join(e(w) for w in f.rto) or "-", "")] for f in rows], id="fault-table")
-    return ('<section id="faults"><h2>Faults</h2>' + table
+    lost = [words for f in rows for words in f.region_loss_rows]
+    disaster = ("".join(f'<h3 class="region-loss">{e(words[0])}</h3><ul>'
+                        + "".join(f"<li>{e(w)}</li>" for w in words[1:]) + "</ul>" for words in lost)
+                + '<p class="muted">Exposure: acknowledged messages of the lost region that no other region had '
+                  "received at the moment of the loss (an upper bound on the RPO). RTO per client: from the loss to "
+                  "the client's first acknowledged send (producer) or receipt (consumer) after its failover, with "
+                  "the cluster that served it.</p>") if lost else ""
+    return ('<section id="faults"><h2>Faults</h2>' + table + disaster
             + '<p class="muted">Times are seconds since the run started. Convergence: from the fault stop until '
               "everything acknowledged before it was received in every region. RPO: acknowledged messages of a lost "
               "region that no other region ever received. RTO: per region, from the first failed send after the "

@@ -70,6 +70,9 @@ def render(data: RunData) -> str:
                            [[f.id, f.what + (" (region loss)" if f.region_loss else ""), F.fmt_s(f.start_s),
                              F.fmt_s(f.stop_s), f.convergence, "; ".join(f.rpo) or "-", ", ".join(f.rto) or "-"]
                             for f in faults]) + [""]
+            for f in faults:
+                for words in f.region_loss_rows:
+                    lines += [f"**{words[0]}**", ""] + [f"- {w}" for w in words[1:]] + [""]
         groups = F.case_groups(results)
         lines += ["## First cases, explained", ""]
         if not groups:

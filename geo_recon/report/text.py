@@ -62,6 +62,9 @@ def summary(data: RunData, *, cases_per_kind: int = 3) -> str:
             lines.append(f"  {f.id}: {f.what}, {F.fmt_s(f.start_s)} .. {F.fmt_s(f.stop_s)}{tag}")
             lines.append(f"    {f.convergence}")
             lines.extend(f"    {words}" for words in f.rpo)
+            for lost in f.region_loss_rows:
+                lines.append(f"    {lost[0]}")
+                lines.extend(f"      {words}" for words in lost[1:])
             if f.rto:
                 lines.append("    RTO: " + ", ".join(f.rto))
     else:
@@ -163,10 +166,12 @@ def check_summary(j: dict[str, Any], *, run_dir: Path) -> str:
                 else:
                     missing = ", ".join(f"{r} {n}" for r, n in c["still_missing"].items() if n)
                     lines.append(f"    never converged (still missing: {missing})")
-            for p in (p for p in j["rpo"] if p["fault_id"] == w["id"]):
-                extra = (f", ok times spanning {p['span_ms']:g} ms, oldest {p['window_ms']:g} ms before the fault"
-                         if p["count"] and p["window_ms"] is not None else "")
-                lines.append(f"    RPO {p['region']}: {p['count']} acknowledged message(s) never left it{extra}")
+            # the words of the run's report (facts), so `check` and `report` show the same figures
+            lines.extend(f"    {F.rpo_words(p)}" for p in j["rpo"] if p["fault_id"] == w["id"])
+            for lost in (x for x in j.get("region_loss") or [] if x["fault_id"] == w["id"]):
+                words = F.region_loss_lines(lost, with_rpo=False)
+                lines.append(f"    {words[0]}")
+                lines.extend(f"      {line}" for line in words[1:])
             rto = [x for x in j["rto"] if x["fault_id"] == w["id"]]
             if rto:
                 lines.append("    RTO: " + ", ".join(

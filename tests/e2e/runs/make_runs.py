@@ -79,3 +79,34 @@ write("lost-without-limit",
                  "b-recv.jsonl": [recv("b", o, s, t(s) + 5_000_000) for o in "ab" for s in range(N)
                                   if not (o == "a" and s in (4, 5, 6))]},
       workers={"a": ok_worker("a"), "b": ok_worker("b", received=2 * N - 3)})
+
+# 4. region a lost for good at 20 s (rebuilt at 30 s), the same schedule under async and strong (CONTRACT-13.md's
+# events; the histories are built by tests/unit/check/disaster_history.py). Async: a's producer and consumer fail
+# over to b, the consumer's replicated subscription re-consumes 10 of b's messages and misses 2, a's last 0.5 s of
+# writes never reach b. Strong: nothing is lost, writes stall until 2 s after the rebuild. The stored scenario has
+# no faults list (the fault lines are in the history; the verdict reads only the expectations).
+import sys  # noqa: E402
+
+sys.path.insert(0, ".")
+from tests.unit.check import disaster_history  # noqa: E402
+
+DISASTER = """name: region-disaster
+scheme: async
+workload: {rate: 10, duration_s: 40}
+expectations:
+  max_unexpected: 0
+  max_client_rto_s: 10           # every client of a works again within 10 s of the loss
+  async:
+    min_delivered_fraction: 0.99 # async loses its unreplicated tail: reported as RPO, bounded here
+    allow: [duplicates]          # the failed-over subscription re-consumes what it had (distinct msg_ids in b)
+    max_reconsumed: 50
+    max_subscription_gaps: 0     # NOT MET: the subscription never got 2 of b's messages
+  strong: {max_lost: 0, max_rpo_messages: 0, max_rpo_s: 0, max_client_rto_s: null}
+"""
+for scheme, files, replicated in (("async", disaster_history.histories(), True),
+                                  ("strong", disaster_history.strong_histories(), False)):
+    d = disaster_history.write(ROOT / f"region-disaster-{scheme}", files=files, run={
+        **disaster_history.run_json(scheme=scheme, replicated=replicated, name=f"region-disaster-{scheme}"),
+        "scenario": "region-disaster", "failover": {"mode": "auto" if scheme == "async" else "none"},
+        "workers": {r: {"fate": "finished", "errors": [], "stuck": 0} for r in "ab"}})
+    (d / "scenario.yaml").write_text(DISASTER)

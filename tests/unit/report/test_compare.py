@@ -27,7 +27,8 @@ def rows_by_key(out: Path) -> dict[str, dict]:
 def test_rows_hold_each_runs_numbers(strong_vs_async: tuple[str, Path], region_loss: dict[str, Path]) -> None:
     _, out = strong_vs_async
     rows = rows_by_key(out)
-    assert list(rows) == ["verdict", "rpo_messages", "rpo_s", "rto", "publish_p50_ms", "publish_p99_ms",
+    assert list(rows) == ["verdict", "rpo_messages", "rpo_s", "rto", "rpo_span_s", "exposure", "client_rto",
+                          "writes_after_loss", "publish_p50_ms", "publish_p99_ms",
                           "lag_p50_ms", "lag_p99_ms", "duplicates", "lost", "convergence", "throughput"]
     strong, async_ = load(region_loss["strong"], "results.json"), load(region_loss["async"], "results.json")
     assert rows["verdict"]["values"] == [True, False]
