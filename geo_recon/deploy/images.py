@@ -134,7 +134,7 @@ def _build(context: Path, tag: str, *, dockerfile: Path | None = None) -> None:
 def _drop_older(tag: str) -> None:
     """Remove the image's earlier builds (same name and version, other inputs): one worker image per source."""
     repository = tag.split(":", 1)[0]
-    family = tag.rsplit("-", 1)[0] + "-"  # the same version (geo-recon-pulsar:4.0.7-), another input hash
+    family = tag.rsplit("-", 1)[0] + "-"  # the same version (geo-recon-pulsar:4.2.4-), another input hash
     proc = _docker(["images", "--format", "{{.Repository}}:{{.Tag}}", repository], timeout=60)
     older = [t for t in proc.stdout.decode().split() if t != tag and t.startswith(family)]
     if older:

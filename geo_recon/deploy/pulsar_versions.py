@@ -58,7 +58,8 @@ RELEASES: tuple[PulsarRelease, ...] = (
     ),
     PulsarRelease(
         version="4.0.1", bookkeeper="4.17.1", zookeeper="3.9.3", known_bugs=("apache/pulsar#23697",),
-        note="for the known-bug corpus only: replicated messages dropped by deduplication on the receiving cluster",
+        note=("for the known-bug corpus only: replicated messages dropped by deduplication on the receiving "
+              "cluster (not reproduced here)"),
     ),
     PulsarRelease(
         version="4.0.7", bookkeeper="4.17.2", zookeeper="3.9.3",
@@ -67,12 +68,12 @@ RELEASES: tuple[PulsarRelease, ...] = (
     PulsarRelease(
         version="4.2.4", bookkeeper="4.17.3", zookeeper="3.9.4",  # 3.9.5 metrics jar not served; ZooKeeper itself stays 3.9.5 (BOM)
         # As the distribution does: its ZooKeeper is Pulsar's zookeeper-with-patched-admin.
-        extra_exclusions=("zookeeper",), note="newest release served here",
+        extra_exclusions=("zookeeper",), note="newest release served here; the default",
     ),
 )
 
 # The newest supported version without known replication bugs.
-DEFAULT_PULSAR = "4.0.7"
+DEFAULT_PULSAR = "4.2.4"
 
 
 def default_version() -> str:

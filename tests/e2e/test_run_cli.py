@@ -43,7 +43,9 @@ def test_ctrl_c_during_a_fault_heals_tears_down_and_keeps_the_history(tmp_path):
     scenario = REPO / "tests" / "integration" / "scenarios" / "partition-async.yaml"
     run_cli("lab", "down", "--name", "tras", "--force")
     cli = subprocess.Popen([sys.executable, "-m", "geo_recon", "run", str(scenario), "--runs", str(tmp_path)],
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                           # a suite started in the background inherits SIGINT ignored (see lab_helpers)
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         controller = None

@@ -29,6 +29,9 @@ def start_then_signal(name: str, scheme: str, base_port: int, subnet: int, sig: 
     cli = subprocess.Popen(
         [sys.executable, "-m", "geo_recon", "lab", "up", "--scheme", scheme, *lab_args(name, base_port, subnet)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: the CLI would never see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

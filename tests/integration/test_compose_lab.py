@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geo_recon.deploy import engine, images
+from geo_recon.deploy import engine, images, pulsar_dist
 from tests.conftest import REPO, run_cli
 from tests.integration import run_helpers as r
 
@@ -122,7 +122,7 @@ def test_smoke_on_compose_is_met_as_on_the_local_lab(docker_engine, runs):
     _same_scenario(REPO / "scenarios" / "smoke-compose.yaml", REPO / "scenarios" / "smoke.yaml")
     code, run_dir, log = _run(REPO / "scenarios" / "smoke-compose.yaml", runs / "smoke")
     assert code == 0, log[-4000:]
-    assert "async (Pulsar 4.0.7): expectations MET" in log
+    assert f"async (Pulsar {pulsar_dist.PULSAR_VERSION}): expectations MET" in log
     assert json.loads((run_dir / "run.json").read_text())["backend"] == "compose"
     result = r.results(run_dir)
     assert all(result["regions"][x]["lost"] == 0 for x in ("a", "b"))
@@ -137,7 +137,7 @@ def test_a_killed_region_on_compose_loses_nothing_acknowledged(docker_engine, ru
                         lab={"name": "dck", "base_port": 26500}, duration_s=90)
     code, run_dir, log = _run(scenario, runs / "kill")
     assert code == 0, log[-4000:]
-    assert "strong (Pulsar 4.0.7): expectations MET" in log
+    assert f"strong (Pulsar {pulsar_dist.PULSAR_VERSION}): expectations MET" in log
     # what test_faults_strong asserts of the same scenario on a local lab
     result = r.results(run_dir)
     assert all(result["regions"][x]["lost"] == 0 for x in ("a", "b"))

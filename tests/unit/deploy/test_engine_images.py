@@ -15,7 +15,7 @@ def test_dockerd_leaves_the_firewall_and_the_labs_addresses_alone():
 
 
 def test_the_compose_files_name_the_images_compose_images_tags():
-    assert compose.PULSAR_IMAGE == compose.pulsar_image() == "geo-recon-pulsar:4.0.7"
+    assert compose.PULSAR_IMAGE == compose.pulsar_image() == "geo-recon-pulsar:4.2.4"
     assert compose.TOXIPROXY_IMAGE == "geo-recon-toxiproxy:2.12.0"
     assert compose.WORKER_IMAGE.startswith("geo-recon-worker:")
 
