@@ -5,9 +5,10 @@ skip: on a machine without them they fail and say what is missing (CI runs as
 root with Java). Deselect them explicitly with ``-m "not integration"``.
 
 Run in parallel (``-n N``, as scripts/test does), every module is one unit of work for one worker
-(``--dist loadgroup``, in pyproject's addopts): a module's tests share its lab, and no two modules
-share a lab name, port or subnet (tests/unit/test_test_labs.py). A module may split itself into
-groups of its own (``pytest.mark.xdist_group``) when each group has labs of its own.
+(``--dist loadfile``, in pyproject's addopts): a module's tests share its lab, and no two modules
+share a lab name, port or subnet (tests/unit/test_integration_labs.py). Work that can run apart goes
+in modules of its own (``--dist loadgroup`` would allow groups within a module, but xdist 3.8 cannot
+rename pytest 9.2's node ids, so its groups are silently ignored).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-# The slowest units of work first, so that none starts last and keeps the others waiting (with
-# --dist loadgroup a worker takes the next unit in this order); the rest follow in collection order.
+# The slowest modules first, so that none starts last and keeps the others waiting (a worker takes the
+# next module in this order, --no-loadscope-reorder); the rest follow in collection order.
 SLOWEST_FIRST = (
     "tests/integration/test_compose_lab.py",
     "tests/integration/test_known_bugs.py",
@@ -42,6 +43,9 @@ HOME_KEY = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("dist", "no") not in ("no", "loadfile"):
+        raise pytest.UsageError("run the tests with --dist loadfile (pyproject's default): a module's tests "
+                                "share its lab, which no other worker may start at the same time")
     # Labs started by tests live in their own home, never beside a user's labs. The process that made
     # it (the xdist controller, whose workers inherit it) removes it after a passing session.
     if "GEO_RECON_HOME" not in os.environ:
@@ -50,13 +54,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        marker = item.get_closest_marker("xdist_group")
-        return str(marker.args[0] if marker and marker.args else item.nodeid.split("::")[0])
-
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group(item)))
     rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: keeps the rest's order
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from geo_recon.deploy import engine, images
+from geo_recon.deploy.netns import RULE_COMMENT
 from tests.conftest import REPO, run_cli
 from tests.integration import run_helpers as r
 
@@ -28,12 +29,14 @@ LABS = (("dc", 29200, None), ("dck", 29600, None))  # (name, base port, subnet):
 
 
 def _firewall() -> str:
-    """iptables and ip6tables rules without their counters."""
+    """iptables and ip6tables rules without their counters, and without the local labs' own FORWARD rules
+    (tagged geo-recon:<lab>), which come and go with the labs other modules run at the same time."""
+    local_lab_rule = '--comment "' + RULE_COMMENT.format(lab="")
     out = []
     for tool in ("iptables-save", "ip6tables-save"):
         proc = subprocess.run([tool], capture_output=True, text=True)
         out += [line.split(" [")[0] if line.startswith(":") else line
-                for line in proc.stdout.splitlines() if not line.startswith("#")]
+                for line in proc.stdout.splitlines() if not line.startswith("#") and local_lab_rule not in line]
     return "\n".join(out)
 
 
