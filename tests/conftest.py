@@ -27,17 +27,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The slowest modules first, so that none starts last and keeps the others waiting (a worker takes the
 # next module in this order, --no-loadscope-reorder); the rest follow in collection order.
-SLOWEST_FIRST = (
-    "tests/integration/test_compose_lab.py",
+SLOWEST_FIRST = (  # by the module times of a parallel run (2026-11-29, -n 4)
+    "tests/integration/test_compose_lab.py",  # 810 s (the worker image is rebuilt when the source changes)
     "tests/integration/test_known_bugs.py",
-    "tests/integration/test_external.py",
-    "tests/integration/test_workload.py",
-    "tests/integration/test_billing.py",
-    "tests/integration/test_faults_async.py",
-    "tests/e2e/test_run_cli.py",
     "tests/integration/test_pulsar_versions.py",
-    "tests/integration/test_canary.py",
+    "tests/integration/test_billing.py",
+    "tests/integration/test_external.py",
+    "tests/integration/test_faults_async.py",
+    "tests/integration/test_workload.py",
     "tests/integration/test_faults_strong.py",
+    "tests/e2e/test_run_cli.py",
+    "tests/integration/test_canary.py",
+    "tests/integration/test_schemes_strong.py",
+    "tests/integration/test_schemes_async.py",
+    "tests/integration/test_lab_strong.py",
+    "tests/integration/test_lab_async.py",
 )
 HOME_KEY = pytest.StashKey[Path]()
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +143,27 @@ def test_the_check_reads_both_declarations_and_sees_each_kind_of_clash(tmp_path)
         "subnet 101: test_a.py (ta) and test_b.py (ta)",
         "ports 10000..11199 (test_a.py, ta) overlap 11000..12199 (test_b.py, ta)",
     ]
+
+
+def test_the_slowest_first_list_names_modules_that_exist():
+    from tests.conftest import SLOWEST_FIRST
+
+    assert [m for m in SLOWEST_FIRST if not (REPO / m).is_file()] == []
+
+
+def _session(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GEO_RECON_HOME", "PYTEST_XDIST_WORKER")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env={**env, "TMPDIR": str(tmp_path)})
+    return proc, sorted(tmp_path.glob("geo-recon-tests-*"))
+
+
+def test_a_passing_session_removes_its_labs_home_and_a_failing_one_keeps_it_and_says_where(tmp_path):
+    test = "tests/unit/test_integration_labs.py::test_the_slowest_first_list_names_modules_that_exist"
+    for run in ("pass", "fail"):
+        (tmp_path / run).mkdir()
+    proc, homes = _session(tmp_path / "pass", test)
+    assert proc.returncode == 0 and homes == [], proc.stdout[-2000:]
+    proc, homes = _session(tmp_path / "fail", test, "--deselect", test)  # nothing ran: not a pass
+    assert proc.returncode != 0 and len(homes) == 1
+    assert f"GEO_RECON_HOME={homes[0]}" in proc.stdout
