@@ -5,7 +5,7 @@ skip: on a machine without them they fail and say what is missing (CI runs as
 root with Java). Deselect them explicitly with ``-m "not integration"``.
 
 Run in parallel (``-n N``, as scripts/test does), every module is one unit of work for one worker
-(``--dist loadfile``, in pyproject's addopts): a module's tests share its lab, and no two modules
+(``--dist loadfile``): a module's tests share its lab, and no two modules
 share a lab name, port or subnet (tests/unit/test_integration_labs.py). Work that can run apart goes
 in modules of its own (``--dist loadgroup`` would allow groups within a module, but xdist 3.8 cannot
 rename pytest 9.2's node ids, so its groups are silently ignored).
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # The slowest modules first, so that none starts last and keeps the others waiting (a worker takes the
-# next module in this order, --no-loadscope-reorder); the rest follow in collection order.
+# next module in this order); the rest follow in collection order.
 SLOWEST_FIRST = (  # by the module times of a parallel run (2026-11-29, -n 4)
     "tests/integration/test_compose_lab.py",  # 810 s (the worker image is rebuilt when the source changes)
     "tests/integration/test_known_bugs.py",
@@ -48,8 +48,10 @@ HOME_KEY = pytest.StashKey[Path]()
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("dist", "no") not in ("no", "loadfile"):
-        raise pytest.UsageError("run the tests with --dist loadfile (pyproject's default): a module's tests "
-                                "share its lab, which no other worker may start at the same time")
+        raise pytest.UsageError("run the tests in parallel with --dist loadfile (as scripts/test does): a module's "
+                                "tests share its lab, which no other worker may start at the same time")
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # keep SLOWEST_FIRST's order, not xdist's (most tests first)
     # Labs started by tests live in their own home, never beside a user's labs. The process that made
     # it (the xdist controller, whose workers inherit it) removes it after a passing session.
     if "GEO_RECON_HOME" not in os.environ:
