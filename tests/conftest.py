@@ -3,11 +3,18 @@
 Tests marked ``root`` or ``integration`` need root and Java 17+. They never
 skip: on a machine without them they fail and say what is missing (CI runs as
 root with Java). Deselect them explicitly with ``-m "not integration"``.
+
+Run in parallel (``-n N``, as scripts/test does), every module is one unit of work for one worker
+(``--dist loadfile``): a module's tests share its lab, and no two modules
+share a lab name, port or subnet (tests/unit/test_integration_labs.py). Work that can run apart goes
+in modules of its own (``--dist loadgroup`` would allow groups within a module, but xdist 3.8 cannot
+rename pytest 9.2's node ids, so its groups are silently ignored).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,10 +25,55 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+# The slowest modules first, so that none starts last and keeps the others waiting (a worker takes the
+# next module in this order); the rest follow in collection order.
+SLOWEST_FIRST = (  # by the module times of a parallel run (2026-11-29, -n 4)
+    "tests/integration/test_compose_lab.py",  # 810 s (the worker image is rebuilt when the source changes)
+    "tests/integration/test_known_bugs.py",
+    "tests/integration/test_pulsar_versions.py",
+    "tests/integration/test_billing.py",
+    "tests/integration/test_external.py",
+    "tests/integration/test_faults_async.py",
+    "tests/integration/test_workload.py",
+    "tests/integration/test_faults_strong.py",
+    "tests/e2e/test_run_cli.py",
+    "tests/integration/test_canary.py",
+    "tests/integration/test_schemes_strong.py",
+    "tests/integration/test_schemes_async.py",
+    "tests/integration/test_lab_strong.py",
+    "tests/integration/test_lab_async.py",
+)
+HOME_KEY = pytest.StashKey[Path]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    # Labs started by tests live in their own home, never beside a user's labs.
+    if config.getoption("dist", "no") not in ("no", "loadfile"):
+        raise pytest.UsageError("run the tests in parallel with --dist loadfile (as scripts/test does): a module's "
+                                "tests share its lab, which no other worker may start at the same time")
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # keep SLOWEST_FIRST's order, not xdist's (most tests first)
+    # Labs started by tests live in their own home, never beside a user's labs. The process that made
+    # it (the xdist controller, whose workers inherit it) removes it after a passing session.
     if "GEO_RECON_HOME" not in os.environ:
         os.environ["GEO_RECON_HOME"] = tempfile.mkdtemp(prefix="geo-recon-tests-")
+        config.stash[HOME_KEY] = Path(os.environ["GEO_RECON_HOME"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: keeps the rest's order
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    home = session.config.stash.get(HOME_KEY, None)
+    if home is not None and exitstatus == 0:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    home = config.stash.get(HOME_KEY, None)
+    if home is not None and home.exists():
+        terminalreporter.write_line(f"kept the labs' home (state, logs, data) for inspection: GEO_RECON_HOME={home}")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -185,7 +185,7 @@ def base_tag() -> str:
     return f"geo-recon-base:{SUITE}-{_digest(SUITE, DEBIAN_MIRROR, ','.join(BASE_PACKAGES), str(BASE_RECIPE))}"
 
 
-def _rootfs_tarball(progress: Progress) -> Path:
+def rootfs_tarball(progress: Progress = _quiet) -> Path:
     """The adjusted debootstrap root filesystem as a tarball in the cache (made once; needs root)."""
     tag = base_tag().split(":", 1)[1]
     tarball = pulsar_dist.cache_root() / "images" / f"rootfs-{tag}.tar"
@@ -237,7 +237,7 @@ def ensure_base(progress: Progress = _quiet) -> Image:
     tag = base_tag()
 
     def build() -> None:
-        tarball = _rootfs_tarball(progress)
+        tarball = rootfs_tarball(progress)
         with open(tarball, "rb") as fh:
             proc = subprocess.run(["docker", "import", "--change", f"ENV PATH={PATH_ENV}",
                                    "--change", "ENV LANG=C.UTF-8", "--change", "WORKDIR /pulsar",

@@ -9,16 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from geo_recon.deploy.pulsar_versions import default_version
 from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
+NAME, BASE, SUBNET = "run", 22000, 10  # scenarios/smoke.yaml's lab; the Ctrl-C test runs its scenario there too
 
 
 def test_the_smoke_scenario_from_nothing_to_a_verdict_that_check_reproduces(tmp_path):
-    run_cli("lab", "down", "--name", "run", "--force")
+    run_cli("lab", "down", "--name", NAME, "--force")
     proc = run_cli("run", str(REPO / "scenarios" / "smoke.yaml"), "--runs", str(tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert f"async (Pulsar {default_version()}): expectations MET" in proc.stdout
@@ -31,7 +33,7 @@ def test_the_smoke_scenario_from_nothing_to_a_verdict_that_check_reproduces(tmp_
     verdict = json.loads((run_dir / "verdict.json").read_text())
     assert verdict["met"] is True and verdict["judgements"]
     # The run directory alone reproduces the verdict, with no cluster at all.
-    assert h.leftovers("run", []) == []
+    assert h.leftovers(NAME, []) == []
     again = run_cli("check", str(run_dir), "--json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["regions"] == json.loads((run_dir / "results.json").read_text())["regions"]
@@ -40,8 +42,12 @@ def test_the_smoke_scenario_from_nothing_to_a_verdict_that_check_reproduces(tmp_
 
 
 def test_ctrl_c_during_a_fault_heals_tears_down_and_keeps_the_history(tmp_path):
-    scenario = REPO / "tests" / "integration" / "scenarios" / "partition-async.yaml"
-    run_cli("lab", "down", "--name", "tras", "--force")
+    # test_faults_async's partition, on this module's lab (that module may be running its own at the same time)
+    doc = yaml.safe_load((REPO / "tests" / "integration" / "scenarios" / "partition-async.yaml").read_text())
+    doc["topology"]["lab"] = {"name": NAME, "base_port": BASE, "subnet": SUBNET}
+    scenario = tmp_path / "partition-async.yaml"
+    scenario.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_cli("lab", "down", "--name", NAME, "--force")
     cli = subprocess.Popen([sys.executable, "-m", "geo_recon", "run", str(scenario), "--runs", str(tmp_path)],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
                            # a suite started in the background inherits SIGINT ignored (see lab_helpers)
@@ -64,7 +70,7 @@ def test_ctrl_c_during_a_fault_heals_tears_down_and_keeps_the_history(tmp_path):
             cli.communicate()
     assert cli.returncode == 130, err[-3000:]
     run_dir = controller.parent.parent
-    assert h.leftovers("tras", []) == []  # no JVM, worker, proxy, namespace or rule left
+    assert h.leftovers(NAME, []) == []  # no JVM, worker, proxy, namespace or rule left
     lines = [json.loads(x) for x in controller.read_text().splitlines()]
     assert [x["phase"] for x in lines] == ["start", "stop"]  # the partition was healed and recorded as such
     run = json.loads((run_dir / "run.json").read_text())

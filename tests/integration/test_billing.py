@@ -8,12 +8,13 @@ from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 SCENARIO = REPO / "tests" / "integration" / "scenarios" / "billing.yaml"
+NAME, BASE, SUBNET = "tbill", 28000, 108  # the scenario's lab
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("billing")
-    run_cli("lab", "down", "--name", "tbill", "--force")
+    run_cli("lab", "down", "--name", NAME, "--force")
     proc = run_cli("run", str(SCENARIO), "--schemes", "strong,async", "--runs", str(root), timeout=1500)
     dirs = {d.name.split("-")[2]: d for d in root.iterdir() if d.is_dir() and d.name.startswith("t-billing-")}
     return proc, dirs, root

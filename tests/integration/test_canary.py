@@ -28,9 +28,8 @@ from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-# 31400..32599 on the host: below the ephemeral range; only trst (31000) nearby, whose host listeners are
-# 31090 and 32000..32199 (netns mode). The canary and Prometheus listen on loopback in this lab's free block.
-NAME, BASE, SUBNET = "tcanary", 31400, 119
+# The canary and Prometheus listen on loopback in a free part of this lab's own ports (base .. base + 1199).
+NAME, BASE, SUBNET = "tcanary", 18400, 119
 CANARY_PORT, PROM_PORT = BASE + 20, BASE + 21
 DEADLINE_S = 30.0
 RATE = 20

@@ -20,7 +20,7 @@ from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "text", 21000, 109
+NAME, BASE, SUBNET = "text", 23200, 109
 GEO_RECON = f"{shlex.quote(sys.executable)} -m geo_recon"
 
 

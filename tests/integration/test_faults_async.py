@@ -9,7 +9,7 @@ from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tras", 30000, 106
+NAME, BASE, SUBNET = "tras", 16000, 106
 
 
 @pytest.fixture(scope="module")

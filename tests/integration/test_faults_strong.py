@@ -7,7 +7,7 @@ from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "trst", 31000, 107
+NAME, BASE, SUBNET = "trst", 17200, 107
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tests.conftest import REPO, run_cli
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tbugs", 22000, 111
+NAME, BASE, SUBNET = "tbugs", 25600, 111
 SCENARIO = REPO / "scenarios" / "known-bugs" / "pulsar-22890.yaml"
 
 

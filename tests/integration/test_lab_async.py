@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tasync", 25000, 101
+NAME, BASE, SUBNET = "tasync", 10000, 101
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tstrong", 26000, 102
+NAME, BASE, SUBNET = "tstrong", 11200, 102
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tvers", 21000, 110
+NAME, BASE, SUBNET = "tvers", 24400, 110
 
 
 @pytest.mark.parametrize("scheme", ["async", "strong"])

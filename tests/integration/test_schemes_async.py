@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tsasync", 27000, 103
+NAME, BASE, SUBNET = "tsasync", 12400, 103
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tsstrong", 28000, 104
+NAME, BASE, SUBNET = "tsstrong", 13600, 104
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "twork", 29000, 105
+NAME, BASE, SUBNET = "twork", 14800, 105
 RATE, SECONDS = 150, 12
 
 
