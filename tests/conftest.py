@@ -34,6 +34,8 @@ SLOWEST_FIRST = (  # by the module times of a parallel run (2026-11-29, -n 4)
     "tests/integration/test_billing.py",
     "tests/integration/test_external.py",
     "tests/integration/test_faults_async.py",
+    "tests/integration/test_lose.py",
+    "tests/integration/test_failover.py",
     "tests/integration/test_workload.py",
     "tests/integration/test_faults_strong.py",
     "tests/e2e/test_run_cli.py",

@@ -10,7 +10,7 @@ from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tfover", 15000, 123
+NAME, BASE, SUBNET = "tfover", 30400, 123
 
 
 @pytest.fixture(scope="module")

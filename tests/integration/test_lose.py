@@ -18,7 +18,7 @@ from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-NAME, BASE, SUBNET = "tlose", 14000, 122
+NAME, BASE, SUBNET = "tlose", 26800, 122
 
 
 @pytest.fixture(scope="module")
