@@ -471,7 +471,7 @@ def _loss_rows(history: History, *, losses: list[D.Loss], views: dict[str, list[
             clients=producers + consumers,
             subscriptions=D.subscription_rows(subs, messages=history.messages, producers=history.producers,
                                               earliest_elsewhere=earliest) if replicated else None,
-            writes_row=D.writes(loss, completions=history.completions, load_end=load_end, t0=t0),
+            writes_row=D.writes(loss, messages=history.messages, load_end=load_end, t0=t0),
             not_counted=not_counted.get((loss.fault_id, loss.region), 0), scheme=history.run.get("scheme"),
             load_end=load_end, t0=t0, failover_mode=failover_mode))
     return out

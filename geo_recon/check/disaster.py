@@ -24,7 +24,9 @@ t_loss the fault's start and the rebuild (a ``lose`` stop line) if any:
   receipts: ``reconsumed``, the messages it received both before and after its
   consumer's failover line; ``gaps``, the messages some consumer outside L
   received that this subscription never received, in any cluster.
-* **Writes**: from t_loss to the first ok send in any region (``stalled_s``),
+* **Writes**: from t_loss to the first ok of a send *invoked* at or after
+  t_loss, in any region (``stalled_s``): a write already in flight at the loss
+  may still be acknowledged, which says nothing about new writes;
   and how long after the rebuild that was (``after_rebuild_s``), or that
   writes never resumed. Under the strong scheme with no failover this is the
   plain answer to "do writes stall".
@@ -209,9 +211,11 @@ def subscription_rows(views: Sequence[SubscriptionView], *, messages: Messages, 
     return out
 
 
-def writes(loss: Loss, *, completions: Completions, load_end: int | None, t0: int) -> dict[str, Any]:
-    """From t_loss to the first ok send in any region; with a rebuild, how long after it."""
-    ok = completions.time[(completions.outcome == Outcome.OK) & (completions.time >= loss.start)]
+def writes(loss: Loss, *, messages: Messages, load_end: int | None, t0: int) -> dict[str, Any]:
+    """From t_loss to the first ok of a send invoked at or after it, in any region; with a rebuild, how
+    long after it."""
+    new = (messages.outcome == Outcome.OK) & (messages.invoke_time >= loss.start)
+    ok = messages.done_time[new]
     if not len(ok):
         since = loss.stop if loss.stop is not None else loss.start
         return {"outcome": unrecovered_outcome(since_s=_s(since, t0), load_end_s=_s(load_end, t0),

@@ -166,7 +166,11 @@ def reference(run: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, An
             subscriptions.append({"subscription": name, "receipts": len(mine), "reconsumed": len(before & after),
                                   "gaps": len(gaps), "gap_set": gaps})
 
-    oks = [e["time"] for e in sends if e["type"] == "ok" and e["time"] >= loss]
+    invoked = {}
+    for e in sends:  # a write already in flight at the loss says nothing about new writes
+        if e["type"] == "invoke":
+            invoked.setdefault((e["producer"], e["seq"]), e["time"])
+    oks = [e["time"] for e in sends if e["type"] == "ok" and invoked.get((e["producer"], e["seq"]), -1) >= loss]
     if oks:
         first = min(oks)
         writes = {"outcome": "resumed", "stalled_s": round((first - loss) / 1e9, 6), "resumed_s": _s(first, t0),
