@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -239,8 +240,6 @@ class LocalFaults(TracksFaults):
         if comp.netns:
             return _can_connect(comp.netns, comp.address, port, timeout=1.0)
         try:
-            import socket
-
             with socket.create_connection((comp.address, port), timeout=1.0):
                 return True
         except OSError:
