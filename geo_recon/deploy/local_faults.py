@@ -199,9 +199,13 @@ class LocalFaults(TracksFaults):
         refused = []
         for comp in comps:
             for port in comp.ports.values():
-                if self._connects(comp, port):
-                    raise FaultError(f"{fault_id}: {comp.name} still accepts connections on "
-                                     f"{comp.address}:{port} after SIGKILL")
+                deadline = time.monotonic() + 10
+                while self._connects(comp, port):
+                    if time.monotonic() > deadline:
+                        holders = netns.in_ns(comp.netns, ["ss", "-ltnp"], check=False).stdout if comp.netns else ""
+                        raise FaultError(f"{fault_id}: {comp.name} still accepts connections on "
+                                         f"{comp.address}:{port} 10s after SIGKILL; listening: {holders.strip()}")
+                    time.sleep(0.5)
                 refused.append(f"{comp.address}:{port}")
         still = [str(p) for p in deleted if Path(p).exists()]
         if still:
