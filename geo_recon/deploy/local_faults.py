@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,9 +199,13 @@ class LocalFaults(TracksFaults):
         refused = []
         for comp in comps:
             for port in comp.ports.values():
-                if self._connects(comp, port):
-                    raise FaultError(f"{fault_id}: {comp.name} still accepts connections on "
-                                     f"{comp.address}:{port} after SIGKILL")
+                deadline = time.monotonic() + 10
+                while self._connects(comp, port):
+                    if time.monotonic() > deadline:
+                        holders = netns.in_ns(comp.netns, ["ss", "-ltnp"], check=False).stdout if comp.netns else ""
+                        raise FaultError(f"{fault_id}: {comp.name} still accepts connections on "
+                                         f"{comp.address}:{port} 10s after SIGKILL; listening: {holders.strip()}")
+                    time.sleep(0.5)
                 refused.append(f"{comp.address}:{port}")
         still = [str(p) for p in deleted if Path(p).exists()]
         if still:
@@ -239,8 +244,6 @@ class LocalFaults(TracksFaults):
         if comp.netns:
             return _can_connect(comp.netns, comp.address, port, timeout=1.0)
         try:
-            import socket
-
             with socket.create_connection((comp.address, port), timeout=1.0):
                 return True
         except OSError:

@@ -28,8 +28,8 @@ from geo_recon.deployment import Deployment
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.faults import admin_faults
 from geo_recon.faults.command import CommandFault
-from geo_recon.probe import round_trip
 from geo_recon.faults.spec import ADMIN_KINDS, DESTROY_KINDS, INSTANT_KINDS, ScheduledFault, fault_event, heal_each
+from geo_recon.probe import round_trip
 
 EventSink = Callable[[dict[str, Any]], None]
 Rejoin = Callable[[str], None]  # a rebuilt region's name -> put back into the scheme, verified

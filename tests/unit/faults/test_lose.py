@@ -158,3 +158,24 @@ def test_a_compose_lab_refuses_a_lose_fault_before_anything_starts(tmp_path):
                                           r"lose faults"):
         backend_for(s, "async", expand(s.faults, 20, 0), reuse_lab=False, hooks=run_mod.ComposeHooks(runner=engine),
                     progress=lambda _m: None)
+
+
+def test_a_stretched_lab_with_two_bookies_per_region_gives_each_its_own_port_and_data_dir():
+    from geo_recon.deploy.topology import plan_lab
+
+    plan = plan_lab(LabSpec(regions=("a", "b"), scheme="strong", base_port=10000, bookies_per_region=2))
+    bookies = {c.name: c.ports["bookie"] for c in plan.components if c.kind == "bookie"}
+    assert bookies == {"a/bookie": 10181, "a/bookie2": 10182, "b/bookie": 10281, "b/bookie2": 10282}
+    with pytest.raises(ConfigError, match="bookies per region 0: expected 1..8"):
+        plan_lab(LabSpec(regions=("a", "b"), scheme="strong", bookies_per_region=0))
+
+
+def test_the_negative_controls_brokers_place_ledgers_blind_to_regions_and_racks():
+    from geo_recon.deploy import pulsar_conf
+
+    aware = pulsar_conf.broker_conf("geo", "h", 1, 2, "zk:1", ["a", "b"])
+    blind = pulsar_conf.broker_conf("geo", "h", 1, 2, "zk:1", ["a", "b"], region_aware=False)
+    assert aware["bookkeeperClientRegionawarePolicyEnabled"] is True and aware["reppRegionsToWrite"] == "a;b"
+    assert blind["bookkeeperClientRegionawarePolicyEnabled"] is False
+    assert blind["bookkeeperClientRackawarePolicyEnabled"] is False
+    assert not [k for k in blind if k.startswith("repp") or "MinNumRacks" in k]
