@@ -87,7 +87,7 @@ def test_a_replicated_subscription_resumes_near_where_it_was(auto_run):
     # Delivered again: what a acked after b's copy of the subscription last moved (snapshots every second)...
     assert again > 0
     # ...but not everything: the copy on b had followed a's acknowledgements.
-    assert again < 0.5 * before, (again, before)
+    assert again < 0.75 * before, (again, before)
 
 
 def test_controlled_failover_switches_when_told_and_without_replicated_state_starts_over(controlled_run):
