@@ -28,15 +28,19 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auto_run(lab, runs):
-    code, run_dir, log = r.run_scenario("failover-auto", runs)
-    assert code in (0, 1), log[-3000:]  # judged; the verdict itself is the checker's business
-    return run_dir
+    return _recorded(*r.run_scenario("failover-auto", runs))
 
 
 @pytest.fixture(scope="module")
 def controlled_run(lab, runs, auto_run):  # after the auto run: one lab, one run at a time
-    code, run_dir, log = r.run_scenario("failover-controlled", runs)
-    assert code in (0, 1), log[-3000:]
+    return _recorded(*r.run_scenario("failover-controlled", runs))
+
+
+def _recorded(code: int, run_dir, log: str):
+    """The run recorded and checked its history; its verdict is the checker's business (a region restarted
+    with its data may well be "not observed" recovering before the load ends: exit 2 without an error)."""
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    assert code in (0, 1, 2) and outcome["error"] is None and not outcome["interrupted"], log[-3000:]
     return run_dir
 
 
