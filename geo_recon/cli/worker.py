@@ -54,6 +54,7 @@ def worker(config_file, region, clusters_file, out_dir, run_id, start_at, clock_
         settings_ns = f"{tenant}/{namespace}"
         cfg = worker_mod.WorkerConfig(
             run_id=run_id, region=region, regions=target.region_names, service_url=ep.service_url,
+            service_urls={peer.region: peer.service_url for peer in target.regions},
             admin_url=ep.admin_url, tls_ca=ep.tls_ca, workload=workload, seed=seed,
             topics=[f"persistent://{settings_ns}/{run_id}-t{i}" for i in range(workload.topics)],
             start_at_ns=int((start_at or time.time() + 5) * 1e9), run_dir=str(Path(out_dir)),

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from geo_recon import history
+from geo_recon.errors import ConfigError
 from geo_recon.workload import failover, message, schedule
 from geo_recon.workload.spec import WorkloadSpec
 
@@ -167,7 +168,8 @@ class Worker:
         mode = self.cfg.workload.failover.mode if self.role != "reconcile" else "none"
         urls = self.cfg.service_urls or {self.region: self.cfg.service_url}
         if mode != "none" and len(urls) < 2:
-            raise ValueError(f"failover {mode} needs the other regions' service URLs (service_urls)")
+            raise ConfigError(f"workload.failover.mode {mode}: the worker config names no other region's "
+                              "service URL (service_urls)")
         auth = pulsar.AuthenticationToken(self.token) if self.token else None
         service = failover.service_for(pulsar, mode, self.region, urls, self.cfg.workload.failover,
                                        auth=auth, tls_ca=self.cfg.tls_ca)

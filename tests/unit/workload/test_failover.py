@@ -1,11 +1,14 @@
 """workload.failover and replicated_subscription: validation, what each mode hands the client, run.json."""
 
+import json
 import logging
+import socket
+import time
 
 import pulsar
 import pytest
 
-from geo_recon import scenario
+from geo_recon import history, scenario
 from geo_recon.errors import ConfigError
 from geo_recon.lifecycle import failover as controller_failover
 from geo_recon.schemes import get as scheme_named
@@ -116,7 +119,6 @@ def test_controlled_mode_stays_home_until_switched():
 
 def test_the_switch_file_is_what_the_controller_wrote(tmp_path):
     failover.write_switch(tmp_path, "a", "b")
-    import json
     assert json.loads(failover.switch_file(tmp_path, "a").read_text())["to"] == "b"
 
 
@@ -131,3 +133,81 @@ def test_the_client_log_line_gives_the_switch_time():
     assert handler.when(URLS["c"]) is None
     assert handler.when(URLS["b"]) is not None and handler.when(URLS["b"]) is None  # claimed once
     logger.removeHandler(handler)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _watch(tmp_path, mode: str, urls: dict[str, str], spec: FailoverSpec):
+    """The real client library on endpoints that only accept TCP connections (all its probe needs; no broker)."""
+    service = failover.service_for(pulsar, mode, "a", urls, spec, auth=None, tls_ca=None)
+    logger = logging.getLogger(f"test-watch-{mode}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    switch_log = failover.SwitchLog()
+    logger.addHandler(switch_log)
+    client = pulsar.Client(service, operation_timeout_seconds=5, logger=logger)
+    writer = history.HistoryWriter(tmp_path / "h.jsonl")
+    watcher = failover.Watcher(client=client, provider=service, mode=mode, region="a", urls=urls,
+                               clients={"a/p0": "producer", "a/c0.0": "consumer"}, writer=writer,
+                               control=failover.switch_file(tmp_path, "a"), log=switch_log, errors=[])
+    watcher.start()
+    return client, watcher, writer, switch_log
+
+
+def _stop(client, watcher, writer, tmp_path) -> list[dict]:
+    watcher.stop.set()
+    watcher.join()
+    writer.close()
+    client.close()
+    return [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
+
+
+def test_auto_failover_is_seen_when_the_client_switches_and_when_it_switches_back(tmp_path):
+    home_port = _free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(16)
+        urls = {"a": f"pulsar://127.0.0.1:{home_port}", "b": f"pulsar://127.0.0.1:{other.getsockname()[1]}"}
+        spec = FailoverSpec(mode="auto", check_interval_ms=100, failover_threshold=2, switch_back_threshold=2)
+        started = time.time_ns()
+        client, watcher, writer, switch_log = _watch(tmp_path, "auto", urls, spec)
+        deadline = time.monotonic() + 10
+        while watcher.switches < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get_service_info().service_url == urls["b"]
+        with socket.socket() as home:  # home accepts connections again: two good probes, then back
+            home.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            home.bind(("127.0.0.1", home_port))
+            home.listen(16)
+            while watcher.switches < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        lines = _stop(client, watcher, writer, tmp_path)
+    assert [(e["client"], e["role"], e["from"], e["to"], e["mode"]) for e in lines] == [
+        ("a/p0", "producer", "a", "b", "auto"), ("a/c0.0", "consumer", "a", "b", "auto"),
+        ("a/p0", "producer", "b", "a", "auto"), ("a/c0.0", "consumer", "b", "a", "auto")]
+    assert all(e["region"] == "a" and e["process"] == e["client"] for e in lines)
+    # two failed probes 100 ms apart: the client switched within about 0.2-0.4 s of starting
+    assert 0.1e9 < lines[0]["time"] - started < 2e9
+    assert switch_log.seen == []  # both times came from the client's own log line, claimed by the watcher
+
+
+def test_controlled_failover_switches_when_the_controller_says_so_and_stays(tmp_path):
+    urls = {"a": f"pulsar://127.0.0.1:{_free_port()}", "b": f"pulsar://127.0.0.1:{_free_port()}"}
+    client, watcher, writer, _ = _watch(tmp_path, "controlled", urls, FailoverSpec(mode="controlled", switch_at_s=1))
+    time.sleep(0.3)
+    assert watcher.switches == 0 and client.get_service_info().service_url == urls["a"]
+    told = time.time_ns()
+    failover.write_switch(tmp_path, "a", "b")
+    deadline = time.monotonic() + 5
+    while watcher.switches < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert client.get_service_info().service_url == urls["b"]
+    lines = _stop(client, watcher, writer, tmp_path)
+    assert [(e["client"], e["from"], e["to"], e["mode"]) for e in lines] == [
+        ("a/p0", "a", "b", "controlled"), ("a/c0.0", "a", "b", "controlled")]
+    assert 0 <= lines[0]["time"] - told < 0.5e9
