@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from geo_recon.deploy import procs
+from geo_recon.history import iter_file
 from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
@@ -41,8 +42,11 @@ def steady_run(lab, tmp_path_factory, request):
 
 
 def _lines(run_dir: Path, name: str):
-    with open(run_dir / "history" / name) as fh:
-        return [json.loads(line) for line in fh]
+    """The events of history file ``name`` (JSONL or Arrow: the python workers write Arrow by default)."""
+    for path in (run_dir / "history" / name, (run_dir / "history" / name).with_suffix(".arrows")):
+        if path.exists():
+            return [event for _, _, event, _ in iter_file(path)]
+    raise FileNotFoundError(run_dir / "history" / name)
 
 
 def test_a_fixed_rate_run_in_two_regions_is_valid(steady_run):
@@ -74,6 +78,10 @@ def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_
     assert set(sample) >= {"time", "region", "process", "producer", "seq", "msg_id", "redelivery", "topic"}
     run = json.loads((steady_run / "run.json").read_text())
     assert run["regions"] == ["a", "b"] and run["drain"]["caught_up"] is True
+    # the python workers write Arrow by default (the go producers JSONL), and run.json says so
+    assert run["history_format"] == "arrow" and (steady_run / "history" / "b-recv.arrows").is_file()
+    producer_file = "a.jsonl" if run["workload"]["driver"] == "go" else "a.arrows"
+    assert (steady_run / "history" / producer_file).is_file()
     # One machine: the measured clock offsets are tiny.
     assert all(abs(v) < 5_000_000 for v in run["clock_offsets_ns"].values())
 
