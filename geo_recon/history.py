@@ -535,9 +535,9 @@ class ArrowHistoryWriter(HistoryWriter):
     Same cadence and guarantees: the schema is on disk when the writer is
     made, every flush appends one whole batch and fsyncs it, so a crash loses
     at most the last interval and may leave one torn batch at the end, which
-    :func:`read_arrow` reports while returning everything before it. Buffered
-    events are encoded at flush time, not in ``append``: an appended mapping
-    must not change afterwards.
+    :func:`read_arrow` reports while returning everything before it. ``append``
+    only takes the event's keys and values apart; they become columns at flush
+    time.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync_interval_s: float = 0.2):
@@ -549,10 +549,10 @@ class ArrowHistoryWriter(HistoryWriter):
         self._write_now(history_arrow.stream_schema_bytes())
 
     def _encode_one(self, event: Mapping[str, Any]) -> Any:
-        return event
+        return history_arrow.shaped(event)  # keys and values taken while the event is fresh in the cache
 
     def _encode(self, items: list[Any]) -> bytes:
-        return history_arrow.batch_bytes(history_arrow.encode_batch(items))
+        return history_arrow.batch_bytes(history_arrow.encode_shaped(items))
 
     def _closing(self) -> None:
         self._write_now(history_arrow.END_OF_STREAM)

@@ -82,31 +82,43 @@ def _column(values: list[Any], kind: str) -> pa.Array | None:
         return None
 
 
-def _by_shape(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], np.ndarray | None]:
-    """Column values of rows grouped by their keys (a worker writes a few shapes of event, each with its
-    fields in one order): transposed in C per group instead of one ``get`` per row and field. Returns the
-    columns, group after group, and the permutation that puts the rows back in order (None: already are)."""
+Shaped = tuple[tuple[str, ...], tuple[Any, ...]]  #: an event as (its keys, its values), in its own order
+
+
+def shaped(event: Mapping[str, Any]) -> Shaped:
+    """An event as :func:`encode_shaped` takes it (cheap, and done while the event is fresh in the cache)."""
+    return tuple(event), tuple(event.values())
+
+
+def _typed_columns(rows: Sequence[Shaped]) -> tuple[list[pa.Array], np.ndarray | None] | None:
+    """The typed columns of rows whose every field has a column and a value of its type (no null), or None.
+
+    Rows are grouped by their keys (a worker writes a few shapes of event, each with its fields in one order)
+    and transposed in C per group, rather than one ``get`` per row and field. Also returns the permutation
+    that puts the rows back in order (None when they already are)."""
     groups: dict[tuple[str, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        shape = tuple(row)
+    for i, (shape, _) in enumerate(rows):
         group = groups.get(shape)
         if group is None:
             groups[shape] = group = []
         group.append(i)
-    columns: dict[str, list[Any]] = {name: [] for shape in groups for name in shape}
-    done = 0
+    parts: dict[str, list[pa.Array]] = {name: [] for name, _ in FIELDS}
     for shape, indices in groups.items():
-        values = zip(*[tuple(rows[i].values()) for i in indices], strict=True)
-        for name, column in zip(shape, values, strict=True):
-            columns[name].extend([None] * (done - len(columns[name])))
-            columns[name].extend(column)
-        done += len(indices)
-    for column in columns.values():
-        column.extend([None] * (done - len(column)))
-    if len(groups) == 1:
-        return columns, None
+        if not _KNOWN.issuperset(shape):
+            return None
+        values = dict(zip(shape, zip(*[rows[i][1] for i in indices], strict=True), strict=True))
+        for name, kind in FIELDS:
+            column = values.get(name)
+            if column is None:
+                parts[name].append(pa.nulls(len(indices), _ARROW_TYPES[kind]))
+                continue
+            array = _column(list(column), kind)
+            if array is None or array.null_count:  # an odd type, or an explicit null (kept apart from "absent")
+                return None
+            parts[name].append(array)
+    columns = [pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces) for pieces in parts.values()]
     order = np.concatenate([np.asarray(indices, dtype=np.int64) for indices in groups.values()])
-    if bool((order[1:] > order[:-1]).all()):
+    if len(groups) == 1 or bool((order[1:] > order[:-1]).all()):
         return columns, None
     back = np.empty_like(order)
     back[order] = np.arange(len(order), dtype=np.int64)
@@ -115,31 +127,25 @@ def _by_shape(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], 
 
 def encode_batch(events: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
     """The events as one record batch (lossless: see the module doc)."""
-    rows: Sequence[Mapping[str, Any]] = events
-    extra: list[str | None] = [None] * len(events)
-    odd = [i for i, e in enumerate(events) if not e.keys() <= _KNOWN or None in e.values()]
-    for _attempt in range(2):
-        if odd:
-            rows = list(rows)
-            for i in odd:
-                typed, rest = _split(events[i])
-                rows[i] = typed
-                extra[i] = None if rest is None else orjson.dumps(rest, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        values, back = _by_shape(rows)
-        columns = []
-        for name, kind in FIELDS:
-            column = (_column(values[name], kind) if name in values
-                      else pa.nulls(len(rows), _ARROW_TYPES[kind]))  # absent from the batch: nothing to build
-            if column is None:
-                break
-            columns.append(column)
-        else:
-            if back is not None:
-                columns = [c.take(back) for c in columns]
-            columns.append(pa.array(extra, pa.string()))
-            return pa.RecordBatch.from_arrays(columns, schema=EVENT_SCHEMA)
-        odd = list(range(len(events)))  # a value of an unexpected type somewhere: check every row
-    raise AssertionError("unreachable: every value fits a column or the extra JSON")
+    return encode_shaped([shaped(event) for event in events])
+
+
+def encode_shaped(rows: Sequence[Shaped]) -> pa.RecordBatch:
+    """:func:`encode_batch` for events already taken apart by :func:`shaped`."""
+    if not rows:
+        return pa.RecordBatch.from_pylist([], schema=EVENT_SCHEMA)
+    extra = pa.nulls(len(rows), pa.string())
+    typed = _typed_columns(rows)
+    if typed is None:  # some event has other fields, odd types or nulls: split each into typed and extra JSON
+        split = [_split(dict(zip(*row, strict=True))) for row in rows]
+        typed = _typed_columns([shaped(values) for values, _ in split])
+        assert typed is not None, "every split event fits the typed columns"
+        extra = pa.array([None if rest is None else orjson.dumps(rest, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                          for _, rest in split], pa.string())
+    columns, back = typed
+    if back is not None:
+        columns = [column.take(back) for column in columns]
+    return pa.RecordBatch.from_arrays([*columns, extra], schema=EVENT_SCHEMA)
 
 
 def decode_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
