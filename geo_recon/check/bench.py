@@ -11,10 +11,14 @@ Steps, each timed:
 3. write the columnar copy;
 4. check from the columnar copy in a fresh process: wall time, receipts per
    second, peak RSS of that process (``ru_maxrss``);
-5. the naive baseline in a fresh process: DuckDB SQL (group-by plus join) over
-   the same columnar files, computing expected, lost, duplicates, redelivered,
-   unexpected, recovered and lag percentiles per region; its time and peak RSS,
-   and whether its counts agree with the checker's.
+5. convert the history to Arrow as the workers write it (``*.arrows``), then
+   check it and the JSONL, each in a fresh process from the history files
+   (no columnar copy): time, peak RSS, facts equal to the columnar check's;
+6. the naive baselines in fresh processes: DuckDB SQL (group-by plus join) over
+   the same columnar files, and over the JSONL (DuckDB's own JSON reader),
+   computing expected, lost, duplicates, redelivered, unexpected, recovered and
+   lag percentiles per region; their time and peak RSS, whether their counts
+   agree with the checker's, and the ratios of the checks to them.
 
 The injected anomalies are printed next to what the checker found.
 """
