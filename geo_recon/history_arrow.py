@@ -165,10 +165,19 @@ def stream_schema_bytes() -> bytes:
     return EVENT_SCHEMA.serialize().to_pybytes()
 
 
-def batch_bytes(batch: pa.RecordBatch) -> bytes:
-    """One record batch as an IPC stream message (what is appended per flush)."""
-    return batch.serialize().to_pybytes()
-
-
 #: written on a clean close; its absence only means the writer did not close (its batches are still whole)
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+#: LZ4 frames: a fifth of the bytes for about 0.1 CPU-us an event (zstd: a ninth, for 0.2 to 0.3)
+COMPRESSION = "lz4"
+
+
+def batch_bytes(batch: pa.RecordBatch) -> bytes:
+    """One record batch as the IPC stream message a flush appends (its buffers LZ4-compressed)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, EVENT_SCHEMA, options=pa.ipc.IpcWriteOptions(compression=COMPRESSION)) as writer:
+        writer.write_batch(batch)
+    data = sink.getvalue().to_pybytes()
+    schema = stream_schema_bytes()
+    if not (data.startswith(schema) and data.endswith(END_OF_STREAM)):
+        raise AssertionError("unexpected IPC stream framing from pyarrow")
+    return data[len(schema):-len(END_OF_STREAM)]
