@@ -4,7 +4,10 @@ The format is the one in DESIGN.md: one JSON object per line, in any number of
 ``*.jsonl`` files under ``RUN_DIR/history/`` (one per writing process is
 natural; sub-directories are read too), in any order, plus ``RUN_DIR/run.json``
 holding at least ``{"regions": [...]}``. ``time`` is integer nanoseconds since
-the Unix epoch on the writer's clock.
+the Unix epoch on the writer's clock. The same events may also come as
+``*.arrows`` files, Arrow record batches with one row per event
+(:mod:`geo_recon.history_arrow`, :class:`ArrowHistoryWriter`, :func:`read_arrow`);
+there an event's "line" is its row, counted from 1.
 
 Line types (fields marked ``?`` are optional)::
 
