@@ -626,8 +626,7 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
     files = history_files(run_dir)
     rel = tuple(str(p.relative_to(run_dir)) for p in files)
     bounds = [chunk_bounds(p, chunk_bytes=chunk_bytes) for p in files]
-    # only JSONL is worth parsing elsewhere: an Arrow file is read here faster than its columns travel back
-    total = sum(b[-1] for p, b in zip(files, bounds, strict=True) if not is_arrow(p))
+    total = sum(b[-1] for b in bounds)
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if total > PARALLEL_MIN_BYTES else 1
     tasks = [(str(path), a, b, skip_bad, workers <= 1)
