@@ -4,7 +4,10 @@ The format is the one in DESIGN.md: one JSON object per line, in any number of
 ``*.jsonl`` files under ``RUN_DIR/history/`` (one per writing process is
 natural; sub-directories are read too), in any order, plus ``RUN_DIR/run.json``
 holding at least ``{"regions": [...]}``. ``time`` is integer nanoseconds since
-the Unix epoch on the writer's clock.
+the Unix epoch on the writer's clock. The same events may also come as
+``*.arrows`` files, Arrow record batches with one row per event
+(:mod:`geo_recon.history_arrow`, :class:`ArrowHistoryWriter`, :func:`read_arrow`);
+there an event's "line" is its row, counted from 1.
 
 Line types (fields marked ``?`` are optional)::
 
@@ -50,13 +53,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
 
+from geo_recon import history_arrow
 from geo_recon.errors import GeoReconError
 from geo_recon.rundir import RunDir
 
 HISTORY_DIR = RunDir.HISTORY
 RUN_JSON = RunDir.RUN
 HISTORY_SUFFIX = ".jsonl"
+ARROW_SUFFIX = history_arrow.ARROW_SUFFIX
+HISTORY_SUFFIXES = (HISTORY_SUFFIX, ARROW_SUFFIX)
+#: the formats a worker can write its history in (run.json's ``history_format``)
+FORMATS = ("arrow", "jsonl")
 
 SEND_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 KNOWN_TYPES = SEND_TYPES | {"recv", "fault", "failover"}
@@ -246,19 +256,98 @@ def history_dir(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def history_files(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Every ``*.jsonl`` file under ``RUN_DIR/history/``, sorted by path (a stable, documented order)."""
+    """Every ``*.jsonl`` and ``*.arrows`` file under ``RUN_DIR/history/``, sorted by path (a stable order)."""
     root = history_dir(run_dir)
     if not root.is_dir():
-        raise HistoryError("no history directory (expected RUN_DIR/history/ with *.jsonl files)", path=root)
-    return sorted(p for p in root.rglob(f"*{HISTORY_SUFFIX}") if p.is_file())
+        raise HistoryError("no history directory (expected RUN_DIR/history/ with *.jsonl or *.arrows files)",
+                           path=root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(HISTORY_SUFFIXES))
 
 
 def other_files(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Files under ``RUN_DIR/history/`` that are not read (not ``*.jsonl``); the checker warns about them."""
+    """Files under ``RUN_DIR/history/`` that are not read (not history files); the checker warns about them."""
     root = history_dir(run_dir)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(HISTORY_SUFFIX))
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(HISTORY_SUFFIXES))
+
+
+def is_arrow(path: str | os.PathLike[str]) -> bool:
+    return str(path).endswith(ARROW_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class ArrowHistory:
+    """What an ``*.arrows`` file holds: its whole batches, and why the rest (if any) could not be read."""
+
+    table: pa.Table
+    torn: str | None  #: None when every byte was read; else the reason (a torn last batch, usually)
+
+
+def read_arrow(path: str | os.PathLike[str]) -> ArrowHistory:
+    """Every whole record batch of an ``*.arrows`` history file (one row per event, in order).
+
+    A writer killed mid-flush leaves a torn last batch: the batches before it
+    are returned, and ``torn`` says how many bytes after them could not be read.
+    A file cut inside its schema message holds no event. A file that is not
+    an Arrow stream of the event schema raises :class:`HistoryError`.
+    """
+    try:
+        source = pa.memory_map(str(path), "r")
+    except OSError as exc:
+        raise HistoryError(f"cannot read: {exc}", path=path) from None
+    size = source.size()
+    if size == 0:
+        return ArrowHistory(history_arrow.EVENT_SCHEMA.empty_table(), None)
+    try:
+        reader = ipc.open_stream(source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if size < len(history_arrow.stream_schema_bytes()):
+            return ArrowHistory(history_arrow.EVENT_SCHEMA.empty_table(),
+                                f"the file ends inside its schema ({size} bytes): no event was written whole")
+        raise HistoryError(f"not an Arrow IPC stream: {exc}", path=path) from None
+    if not reader.schema.equals(history_arrow.EVENT_SCHEMA):
+        raise HistoryError(f"not a geo-recon history (unexpected Arrow schema: {reader.schema.names})", path=path)
+    batches = []
+    good = source.tell()
+    torn = None
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError) as exc:
+            torn = (f"torn last record batch: {size - good} bytes after the last whole batch cannot be read "
+                    f"(the writer stopped mid-flush?): {exc}")
+            break
+        good = source.tell()
+    return ArrowHistory(pa.Table.from_batches(batches, schema=history_arrow.EVENT_SCHEMA), torn)
+
+
+def _arrow_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(event number, kind, event, reason) per row of an ``*.arrows`` file, then the torn batch as a bad one."""
+    read = read_arrow(path)
+    number = 0
+    for batch in read.table.to_batches():
+        for event in history_arrow.decode_rows(batch):
+            number += 1
+            kind, reason = check_event(event)
+            yield number, kind, (None if kind == "bad" else event), reason
+    if read.torn is not None:
+        yield number + 1, "bad", None, read.torn
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            yield number, *parse_line(raw)
+
+
+def iter_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """``(line, kind, event, reason)`` for every line (JSONL) or event (Arrow, numbered from 1) of one file,
+    classified as :func:`parse_line` does."""
+    path = Path(path)
+    return _arrow_lines(path) if is_arrow(path) else _jsonl_lines(path)
 
 
 def iter_events(run_dir: str | os.PathLike[str], *, skip_bad: bool = False,
@@ -270,17 +359,15 @@ def iter_events(run_dir: str | os.PathLike[str], *, skip_bad: bool = False,
     Times are as written (no clock offsets applied).
     """
     for path in history_files(run_dir):
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                kind, event, reason = parse_line(raw)
-                if kind == "bad":
-                    if not skip_bad:
-                        raise HistoryError(reason or "bad line", path=path, line=number)
-                    if skipped is not None:
-                        skipped.append(BadLine(str(path), number, reason or "bad line"))
-                    continue
-                if event is not None and kind != "ignored":
-                    yield event
+        for number, kind, event, reason in iter_file(path):
+            if kind == "bad":
+                if not skip_bad:
+                    raise HistoryError(reason or "bad line", path=path, line=number)
+                if skipped is not None:
+                    skipped.append(BadLine(str(path), number, reason or "bad line"))
+                continue
+            if event is not None and kind != "ignored":
+                yield event
 
 
 # --------------------------------------------------------------------------- run.json
@@ -361,7 +448,8 @@ class HistoryWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._interval = float(fsync_interval_s)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._buffer: list[bytes] = []
+        self._buffer: list[Any] = []
+        self._unwritten = b""  # encoded but not yet written (after a failed write)
         self._buffer_lock = threading.Lock()
         self._io_lock = threading.Lock()
         self._error: BaseException | None = None
@@ -373,14 +461,22 @@ class HistoryWriter:
 
     def append(self, event: Mapping[str, Any]) -> None:
         """Buffer one event (a JSON-serialisable mapping) as one line."""
-        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        item = self._encode_one(event)
         with self._buffer_lock:
             self._raise_pending()
             if self._fd is None:
                 raise HistoryError("history writer is closed", path=self.path)
-            self._buffer.append(line)
+            self._buffer.append(item)
         if self._interval == 0:
             self.flush()
+
+    def _encode_one(self, event: Mapping[str, Any]) -> Any:
+        """What ``append`` buffers for one event (here: its line)."""
+        return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+
+    def _encode(self, items: list[Any]) -> bytes:
+        """The bytes one flush appends for the buffered items."""
+        return b"".join(items)
 
     def flush(self) -> None:
         """Write, flush and fsync everything appended so far."""
@@ -393,11 +489,11 @@ class HistoryWriter:
                     return  # keep the error for the caller; retrying would hide it
                 if not background:
                     self._raise_pending()
-                data = b"".join(self._buffer)
-                self._buffer.clear()
+                items, self._buffer = self._buffer, []
                 fd = self._fd
             if fd is None:
                 return
+            data, self._unwritten = self._unwritten + (self._encode(items) if items else b""), b""
             view = memoryview(data)
             try:
                 while view:
@@ -405,8 +501,8 @@ class HistoryWriter:
                     view = view[written:]
                 os.fsync(fd)
             except OSError as exc:
+                self._unwritten = bytes(view)  # kept for the next flush
                 with self._buffer_lock:
-                    self._buffer.insert(0, bytes(view))  # keep what was not written
                     if background:
                         self._error = exc
                         return
@@ -420,11 +516,29 @@ class HistoryWriter:
             self._thread = None
         try:
             self.flush()
+            self._closing()
         finally:
             with self._io_lock, self._buffer_lock:
                 if self._fd is not None:
                     os.close(self._fd)
                     self._fd = None
+
+    def _closing(self) -> None:
+        """Bytes a clean close appends after the last flush (none for JSONL)."""
+
+    def _write_now(self, data: bytes) -> None:
+        """Append and fsync ``data`` at once (the Arrow stream's schema and end marker)."""
+        with self._io_lock:
+            fd = self._fd
+            if fd is None:
+                return
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as exc:
+                raise HistoryError(f"writing the history failed: {exc}", path=self.path) from exc
 
     def __enter__(self) -> HistoryWriter:
         return self
@@ -440,3 +554,42 @@ class HistoryWriter:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self._flush(background=True)
+
+
+class ArrowHistoryWriter(HistoryWriter):
+    """:class:`HistoryWriter` for an ``*.arrows`` file: each flush appends one Arrow record batch.
+
+    Same cadence and guarantees: the schema is on disk when the writer is
+    made, every flush appends one whole batch and fsyncs it, so a crash loses
+    at most the last interval and may leave one torn batch at the end, which
+    :func:`read_arrow` reports while returning everything before it. ``append``
+    only takes the event's keys and values apart; they become columns at flush
+    time.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync_interval_s: float = 0.2):
+        if not is_arrow(path):
+            raise ValueError(f"an Arrow history file ends with {ARROW_SUFFIX}: {path}")
+        if Path(path).exists() and Path(path).stat().st_size:
+            raise HistoryError("exists already: an Arrow history is written by one writer, once", path=path)
+        super().__init__(path, fsync_interval_s=fsync_interval_s)
+        self._write_now(history_arrow.stream_schema_bytes())
+
+    def _encode_one(self, event: Mapping[str, Any]) -> Any:
+        return history_arrow.shaped(event)  # keys and values taken while the event is fresh in the cache
+
+    def _encode(self, items: list[Any]) -> bytes:
+        return history_arrow.batch_bytes(history_arrow.encode_shaped(items))
+
+    def _closing(self) -> None:
+        self._write_now(history_arrow.END_OF_STREAM)
+
+
+def open_writer(directory: str | os.PathLike[str], stem: str, history_format: str, *,
+                fsync_interval_s: float = 0.2) -> HistoryWriter:
+    """The writer of ``directory/stem.jsonl`` or ``directory/stem.arrows``, by ``history_format`` (FORMATS)."""
+    if history_format == "arrow":
+        return ArrowHistoryWriter(Path(directory) / f"{stem}{ARROW_SUFFIX}", fsync_interval_s=fsync_interval_s)
+    if history_format == "jsonl":
+        return HistoryWriter(Path(directory) / f"{stem}{HISTORY_SUFFIX}", fsync_interval_s=fsync_interval_s)
+    raise ValueError(f"history format {history_format!r} is not one of {FORMATS}")

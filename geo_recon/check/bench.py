@@ -11,10 +11,14 @@ Steps, each timed:
 3. write the columnar copy;
 4. check from the columnar copy in a fresh process: wall time, receipts per
    second, peak RSS of that process (``ru_maxrss``);
-5. the naive baseline in a fresh process: DuckDB SQL (group-by plus join) over
-   the same columnar files, computing expected, lost, duplicates, redelivered,
-   unexpected, recovered and lag percentiles per region; its time and peak RSS,
-   and whether its counts agree with the checker's.
+5. convert the history to Arrow as the workers write it (``*.arrows``), then
+   check it and the JSONL, each in a fresh process from the history files
+   (no columnar copy): time, peak RSS, facts equal to the columnar check's;
+6. the naive baselines in fresh processes: DuckDB SQL (group-by plus join) over
+   the same columnar files, and over the JSONL (DuckDB's own JSON reader),
+   computing expected, lost, duplicates, redelivered, unexpected, recovered and
+   lag percentiles per region; their time and peak RSS, whether their counts
+   agree with the checker's, and the ratios of the checks to them.
 
 The injected anomalies are printed next to what the checker found.
 """
@@ -249,12 +253,14 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def child_check(run_dir: str) -> dict[str, Any]:
+def child_check(run_dir: str, source: str = "columnar") -> dict[str, Any]:
+    """Check in this (fresh) process: ``columnar`` from the copy, ``jsonl`` from the history files as they are
+    (JSONL, or Arrow as the workers write it)."""
     from geo_recon.check.core import check_run
 
     start = time.perf_counter()
     cpu = time.process_time()
-    result = check_run(run_dir, source="columnar")
+    result = check_run(run_dir, source=source)
     wall = time.perf_counter() - start
     return {"seconds": round(wall, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
             "peak_rss_mib": _peak_rss_mib(), "valid": result.valid,
@@ -336,10 +342,91 @@ def child_baseline(run_dir: str) -> dict[str, Any]:
             "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0]}
 
 
+BASELINE_JSONL_SQL = """
+WITH sends AS (
+    SELECT producer, seq,
+           bool_or(type = 'ok') AS acked, bool_or(type = 'info') AS info, bool_or(type = 'fail') AS failed,
+           count(*) FILTER (WHERE type = 'invoke') AS invokes,
+           count(*) FILTER (WHERE type <> 'invoke') AS completions,
+           min(time) FILTER (WHERE type = 'ok') AS done_time
+    FROM ev WHERE type IN ('invoke', 'ok', 'fail', 'info') AND f = 'send' GROUP BY producer, seq
+), msgs AS (
+    SELECT producer, seq, done_time,
+           CASE WHEN acked THEN 2 WHEN info THEN 4 WHEN invokes > completions THEN 1 WHEN failed THEN 3 ELSE 0 END
+           AS outcome
+    FROM sends
+), receipts AS (
+    SELECT region, producer, seq, time, msg_id, coalesce(via, 'consumer') = 'reader' AS reader
+    FROM ev WHERE type = 'recv'
+), keys AS (
+    SELECT producer, seq FROM sends UNION SELECT DISTINCT producer, seq FROM receipts
+), firsts AS (
+    SELECT region, producer, seq, min(time) FILTER (WHERE NOT reader) AS first_c, count(DISTINCT msg_id) AS ids
+    FROM receipts GROUP BY region, producer, seq
+), copies AS (
+    SELECT region, producer, seq, msg_id, count(*) AS n FROM receipts WHERE NOT reader
+    GROUP BY region, producer, seq, msg_id
+), redelivered AS (
+    SELECT region, sum(n - 1) AS redelivered FROM copies GROUP BY region
+)
+SELECT rg.region,
+       count(*) FILTER (WHERE m.outcome = 2) AS expected,
+       count(*) FILTER (WHERE m.outcome = 2 AND f.seq IS NULL) AS lost,
+       coalesce(sum(f.ids - 1), 0) AS duplicates,
+       count(*) FILTER (WHERE f.seq IS NOT NULL AND coalesce(m.outcome, 0) IN (0, 3)) AS unexpected,
+       count(*) FILTER (WHERE f.seq IS NOT NULL AND m.outcome IN (1, 4)) AS recovered,
+       quantile_disc(CASE WHEN m.outcome = 2 THEN f.first_c - m.done_time END, [0.5, 0.9, 0.99]) AS lag_q,
+       max(CASE WHEN m.outcome = 2 THEN f.first_c - m.done_time END) AS lag_max,
+       any_value(rd.redelivered) AS redelivered
+FROM keys k
+LEFT JOIN msgs m ON m.producer = k.producer AND m.seq = k.seq
+CROSS JOIN regions rg
+LEFT JOIN firsts f ON f.producer = k.producer AND f.seq = k.seq AND f.region = rg.region
+LEFT JOIN redelivered rd ON rd.region = rg.region
+GROUP BY rg.region ORDER BY rg.region
+"""
+
+
+def child_baseline_jsonl(run_dir: str) -> dict[str, Any]:
+    """The naive baseline straight from the JSONL: DuckDB reads the files (its own parallel JSON reader) and runs
+    the same group-by plus join; what a user would write without geo-recon."""
+    import duckdb
+
+    start = time.perf_counter()
+    cpu = time.process_time()
+    run = json.loads((Path(run_dir) / "run.json").read_text())
+    con = duckdb.connect()
+    columns = {"type": "VARCHAR", "f": "VARCHAR", "time": "BIGINT", "region": "VARCHAR", "producer": "VARCHAR",
+               "seq": "BIGINT", "msg_id": "VARCHAR", "via": "VARCHAR"}
+    glob = str(Path(run_dir) / "history" / "*.jsonl")
+    glob_sql = glob.replace("'", "''")
+    con.execute(f"CREATE VIEW ev AS SELECT * FROM read_json('{glob_sql}', format = 'newline_delimited', "
+                f"columns = {columns!r})")
+    con.register("regions", pa.table({"region": pa.array(run["regions"], pa.string())}))
+    rows = con.execute(BASELINE_JSONL_SQL).fetchall()
+    wall = time.perf_counter() - start
+    out = {}
+    for region, expected, lost, dups, unexpected, recovered, lag_q, lag_max, redelivered in rows:
+        out[region] = {"expected": expected, "lost": lost, "duplicates": int(dups), "unexpected": unexpected,
+                       "recovered": recovered, "redelivered": int(redelivered or 0),
+                       "lag_ms": None if lag_q is None else {
+                           "p50": round(lag_q[0] / 1e6, 3), "p90": round(lag_q[1] / 1e6, 3),
+                           "p99": round(lag_q[2] / 1e6, 3), "max": round(lag_max / 1e6, 3)}}
+    return {"seconds": round(wall, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
+            "peak_rss_mib": _peak_rss_mib(), "regions": out,
+            "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0]}
+
+
+def _agree(base: dict[str, Any], check: dict[str, Any]) -> bool:
+    return all(base["regions"][r][k] == check["regions"][r][k] for r in base["regions"]
+               for k in ("expected", "lost", "duplicates", "unexpected", "recovered", "redelivered"))
+
+
 def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path | None, seed: int, baseline: bool,
               progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     from geo_recon.check.columnar import write_columnar
     from geo_recon.check.ingest import read_history
+    from geo_recon.history_export import export_run
 
     producers = producers or 4 * regions
     if baseline and importlib.util.find_spec("duckdb") is None:
@@ -348,7 +435,7 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
         if not _is_bench_run(keep):
             raise ConfigError(f"--keep {keep}: the directory is not empty and is not an earlier bench run; "
                               "refusing to overwrite it")
-        for name in ("history", "columnar", "run.json"):
+        for name in ("history", "columnar", "native", "run.json"):
             target = keep / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -392,6 +479,19 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
         report["found"] = found
         report["found_equals_injected"] = found == report["injected"]
 
+        progress("converting the history to Arrow, as the workers write it ...")
+        t = time.perf_counter()
+        native_dir = run_dir / "native"
+        export_run(run_dir, native_dir, to="arrow")
+        report["native_convert_seconds"] = round(time.perf_counter() - t, 3)
+        report["native_bytes"] = sum(p.stat().st_size for p in (native_dir / "history").glob("*.arrows"))
+        progress("checking the workers' Arrow history (fresh process) ...")
+        report["check_native"] = _child(["check-files", str(native_dir)])
+        progress("checking from the JSONL (fresh process) ...")
+        report["check_jsonl"] = _child(["check-files", str(run_dir)])
+        for key in ("check_native", "check_jsonl"):
+            report[f"{key}_agrees"] = report[key]["regions"] == check["regions"]
+
         if baseline:
             progress("naive DuckDB baseline over the same columnar files (fresh process) ...")
             base = _child(["baseline", str(run_dir)])
@@ -399,10 +499,18 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
             report["speedup"] = round(base["seconds"] / check["seconds"], 2)
             # counts must agree exactly; DuckDB's quantile_disc picks rank floor(q * (n - 1)), not the nearest rank
             # ceil(q * n) - 1 the checker uses, so its percentiles can differ by one rank
-            agree = all(base["regions"][r][k] == check["regions"][r][k] for r in base["regions"]
-                        for k in ("expected", "lost", "duplicates", "unexpected", "recovered", "redelivered"))
-            report["baseline_agrees"] = agree
+            report["baseline_agrees"] = _agree(base, check)
             report["baseline_lag_ms"] = {r: base["regions"][r]["lag_ms"] for r in base["regions"]}
+            progress("naive DuckDB baseline over the JSONL (fresh process) ...")
+            base_jsonl = _child(["baseline-jsonl", str(run_dir)])
+            report["baseline_jsonl"] = base_jsonl
+            report["baseline_jsonl_agrees"] = _agree(base_jsonl, check)
+            # the issue's goals: native <= 0.2x, JSONL <= 0.5x the naive query over the JSONL
+            report["ratios"] = {
+                "native_vs_duckdb_jsonl": round(report["check_native"]["seconds"] / base_jsonl["seconds"], 3),
+                "jsonl_vs_duckdb_jsonl": round(report["check_jsonl"]["seconds"] / base_jsonl["seconds"], 3),
+                "columnar_vs_duckdb_columnar": round(check["seconds"] / base["seconds"], 3),
+            }
         report["load_average_after"] = _load()
         return report
     finally:
@@ -427,12 +535,26 @@ def format_report(r: dict[str, Any]) -> str:
         f"  injected per region {r['injected']}",
         f"  found    per region {r['found']}  -> {'equal' if r['found_equals_injected'] else 'DIFFERENT'}",
     ]
+    for key, words in (("check_native", "check (workers' Arrow history)"), ("check_jsonl", "check (JSONL)")):
+        if key in r:
+            c = r[key]
+            lines.append(f"{words}: {c['seconds']:.2f} s wall, {c['cpu_seconds']:.2f} s CPU, "
+                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB; facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
     if "baseline" in r:
         b = r["baseline"]
         lines.append(f"naive DuckDB baseline ({b['threads']} threads, fresh process): {b['seconds']:.2f} s wall, "
                      f"{b['cpu_seconds']:.2f} s CPU, peak RSS {b['peak_rss_mib']:,.0f} MiB; "
                      f"counts {'agree' if r['baseline_agrees'] else 'DISAGREE'}")
         lines.append(f"checker vs baseline: {r['speedup']:.2f}x faster")
+    if "baseline_jsonl" in r:
+        b = r["baseline_jsonl"]
+        lines.append(f"naive DuckDB over the JSONL ({b['threads']} threads, fresh process): {b['seconds']:.2f} s wall, "
+                     f"{b['cpu_seconds']:.2f} s CPU, peak RSS {b['peak_rss_mib']:,.0f} MiB; "
+                     f"counts {'agree' if r['baseline_jsonl_agrees'] else 'DISAGREE'}")
+        q = r["ratios"]
+        lines.append(f"ratios (time / DuckDB's over the JSONL): native {q['native_vs_duckdb_jsonl']:.2f}x "
+                     f"(goal <= 0.2), JSONL {q['jsonl_vs_duckdb_jsonl']:.2f}x (goal <= 0.5); "
+                     f"columnar / DuckDB over it {q['columnar_vs_duckdb_columnar']:.2f}x")
     return "\n".join(lines)
 
 
@@ -441,7 +563,9 @@ def main(argv: list[str]) -> None:
 
     tune_allocator()
     step, run_dir = argv
-    out = child_check(run_dir) if step == "check" else child_baseline(run_dir)
+    steps = {"check": child_check, "check-files": lambda d: child_check(d, source="jsonl"),
+             "baseline": child_baseline, "baseline-jsonl": child_baseline_jsonl}
+    out = steps[step](run_dir)
     print(json.dumps(out))
 
 

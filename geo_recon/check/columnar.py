@@ -75,8 +75,8 @@ def write_columnar(run_dir: str | os.PathLike[str], history: History | None = No
     sources = fingerprint(run_dir)  # taken first: files that change while being read make the copy stale
     if history is None:
         history = read_history(run_dir, skip_bad=skip_bad, workers=workers)
-    elif history.input.source != "jsonl":
-        raise ValueError("write_columnar needs a history read from the JSONL")
+    elif history.input.source == "columnar":
+        raise ValueError("write_columnar needs a history read from the history files")
     final = run_dir / COLUMNAR_DIR
     tmp = run_dir / f".{COLUMNAR_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from geo_recon import history_arrow
 from geo_recon.check import columnar, regions as R
 from geo_recon.check.anomalies import ALL, VALIDITY, Anomaly, parse_allowed
 from geo_recon.check.cases import Case, Sighting, case_to_json
@@ -51,7 +52,7 @@ from geo_recon.check.timing import (
     region_lag,
 )
 from geo_recon.errors import GeoReconError
-from geo_recon.history import HistoryError
+from geo_recon.history import HistoryError, is_arrow, read_arrow
 from geo_recon.rundir import RunDir
 
 RESULTS_JSON = RunDir.RESULTS
@@ -640,8 +641,12 @@ def read_lines(run_dir: str | os.PathLike[str], history: History, refs: list[int
     """The raw history lines for line references, reading only the chunks (of the line index) they are in."""
     out: dict[int, bytes] = {}
     by_chunk: dict[tuple[int, int, int, int], list[tuple[int, int]]] = {}
+    by_arrow: dict[int, list[tuple[int, int]]] = {}
     for ref in refs:
         file_index, line = split_ref(ref)
+        if is_arrow(history.files[file_index]):
+            by_arrow.setdefault(file_index, []).append((line, ref))
+            continue
         index = history.line_index[file_index] if history.line_index else ((1, 0),)
         k = max(i for i, (first, _) in enumerate(index) if first <= line) if index[0][0] <= line else 0
         first_line, offset = index[k]
@@ -660,6 +665,15 @@ def read_lines(run_dir: str | os.PathLike[str], history: History, refs: list[int
             if 0 <= i < len(starts) and starts[i] < len(data):
                 stop = starts[i + 1] if i + 1 < len(starts) else len(data)
                 out[ref] = data[starts[i]:stop]
+    for file_index, wanted in by_arrow.items():  # an event of an Arrow file, as its JSONL line
+        try:
+            table = read_arrow(Path(run_dir) / history.files[file_index]).table
+        except HistoryError:
+            continue
+        for line, ref in wanted:
+            if 1 <= line <= table.num_rows:
+                event = history_arrow.decode_rows(table.slice(line - 1, 1))[0]
+                out[ref] = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
     return out
 
 

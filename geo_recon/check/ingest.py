@@ -20,16 +20,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from geo_recon import history_arrow
 from geo_recon.check import pool
 from geo_recon.check.model import (
     FLAG_READER,
@@ -51,9 +53,12 @@ from geo_recon.history import (
     BadLine,
     HistoryError,
     history_files,
+    is_arrow,
+    iter_file,
     normalise_subscription,
     other_files,
     parse_line,
+    read_arrow,
     read_run_json,
 )
 
@@ -265,6 +270,17 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
     table = _parse(data, LEAN_SCHEMA, use_threads)
     if table is None or table.num_rows != n_lines:
         return None
+
+    def with_fault_fields() -> pa.Table | None:
+        full = _parse(data, FULL_SCHEMA, use_threads)
+        return full if full is not None and full.num_rows == n_lines else None
+
+    return _table_chunk(table, n_lines, with_fault_fields)
+
+
+def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], pa.Table | None]) -> Chunk | None:
+    """The checker's columns from a table of events (one row per line, JSON's types); None when a row needs the
+    exact path. ``with_fault_fields`` gives the table with the fault fields too, when fault rows are present."""
     types = table.column("type")
     if types.null_count:
         return None
@@ -275,8 +291,8 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
     tcode = type_lut[type_idx]
     present = set(tcode.tolist()) if len(type_names) > 1 else {int(type_lut[0])}
     if 5 in present or _FAILOVER_CODE in present:
-        table = _parse(data, FULL_SCHEMA, use_threads)  # fault or failover lines: read their fields too
-        if table is None or table.num_rows != n_lines:
+        table = with_fault_fields()  # fault or failover lines: read their fields too
+        if table is None:
             return None
     col = table.column
     ignored_names: Counter[str] = Counter()
@@ -415,6 +431,15 @@ def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chun
 
 def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
     """Parse a chunk line by line with the schema's authority, :func:`parse_line`."""
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    return _exact_events(((n, *parse_line(raw)) for n, raw in enumerate(lines, start=1)), len(lines), skip_bad)
+
+
+def _exact_events(classified: Iterable[tuple[int, str, dict[str, Any] | None, str | None]], n_lines: int,
+                  skip_bad: bool) -> Chunk:
+    """A chunk from events classified one by one (``(line, kind, event, reason)`` as :func:`parse_line` says)."""
     names = {k: _Names() for k in _NAME_KINDS}
     sends: list[tuple[int, ...]] = []
     recvs: list[tuple[int, ...]] = []
@@ -423,12 +448,8 @@ def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
     ignored: Counter[str] = Counter()
     bad: list[tuple[int, str]] = []
     bad_count = 0
-    lines = data.split(b"\n")
-    if data.endswith(b"\n"):
-        lines.pop()
     error = None
-    for number, raw in enumerate(lines, start=1):
-        kind, event, reason = parse_line(raw)
+    for number, kind, event, reason in classified:
         if kind == "blank":
             continue
         if kind == "bad":
@@ -472,7 +493,7 @@ def _exact_chunk(data: bytes, skip_bad: bool) -> Chunk:
         recv_time=r[:, 0], recv_region=r[:, 1].astype(np.int32), recv_process=r[:, 2].astype(np.int32),
         recv_producer=r[:, 3].astype(np.int32), recv_seq=r[:, 4], recv_hash=r[:, 5],
         recv_flags=r[:, 6].astype(np.int8), recv_line=r[:, 7], recv_subscription=r[:, 8].astype(np.int32),
-        recv_cluster=r[:, 9].astype(np.int32), faults=faults, failovers=failovers, lines=len(lines),
+        recv_cluster=r[:, 9].astype(np.int32), faults=faults, failovers=failovers, lines=n_lines,
         ignored=ignored, bad=bad, bad_count=bad_count, error=error,
     )
 
@@ -487,8 +508,42 @@ def parse_chunk(data: bytes, *, skip_bad: bool = False, use_threads: bool = Fals
     return chunk
 
 
+#: fields the checker reads: when one of them sits in an Arrow row's extra JSON (a value of an odd type), the
+#: file takes the exact path, which judges the value as the JSONL reader would
+_CHECKED = frozenset(name for name, _ in _LEAN) | {"phase", "fault", "target", "id", "regions", "region_loss"} | set(
+    _FAILOVER_FIELDS)
+
+
+def _needs_exact(table: pa.Table) -> bool:
+    extra = table.column(history_arrow.EXTRA)
+    if extra.null_count == len(extra):
+        return False
+    return any(not _CHECKED.isdisjoint(orjson.loads(text)) for text in extra.drop_null().to_pylist())
+
+
+def arrow_chunk(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Chunk:
+    """One ``*.arrows`` history file as a chunk: no parsing, its columns are the events' fields. A torn last
+    batch counts as one bad line after the last whole event (reported, or skipped with ``skip_bad``)."""
+    read = read_arrow(path)
+    table = read.table
+    n = table.num_rows
+    chunk = None if _needs_exact(table) else _table_chunk(table, n, lambda: table)
+    if chunk is None:
+        chunk = _exact_events(iter_file(path), n, skip_bad)
+    elif read.torn is not None:
+        if skip_bad:
+            chunk.bad_count += 1
+            chunk.bad.append((n + 1, read.torn))
+        else:
+            chunk.error = (n + 1, read.torn)
+    chunk.lines = n if read.torn is None else n + 1
+    return chunk
+
+
 def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
     path, start, end, skip_bad, use_threads = task
+    if is_arrow(path):
+        return arrow_chunk(path, skip_bad=skip_bad)
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
@@ -496,8 +551,10 @@ def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
 
 
 def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> list[int]:
-    """Byte offsets cutting a file into chunks of whole lines (about ``chunk_bytes`` each)."""
+    """Byte offsets cutting a file into chunks of whole lines (about ``chunk_bytes`` each); an Arrow file is one."""
     size = path.stat().st_size
+    if is_arrow(path):
+        return [0, size]
     bounds = [0]
     with open(path, "rb") as fh:
         while size - bounds[-1] > chunk_bytes:
@@ -633,7 +690,8 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
         _absorb(parts, chunk, file_index=file_index, path=str(files[file_index]), first_line=first_line,
                 names=names)
         next_line[file_index] += chunk.lines
-    summary = InputSummary(source="jsonl", files=len(files), lines=parts.lines, skipped=parts.bad_count,
+    formats = sorted({"arrow" if is_arrow(p) else "jsonl" for p in files}, reverse=True)
+    summary = InputSummary(source="+".join(formats) or "jsonl", files=len(files), lines=parts.lines, skipped=parts.bad_count,
                            skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored),
                            not_read=tuple(str(p.relative_to(run_dir)) for p in other_files(run_dir)))
     history = build_history(run=run, files=rel, parts=parts, names=names, summary=summary)

@@ -116,7 +116,7 @@ class FaultEvent:
 class InputSummary:
     """What was read, for the result's ``input`` section."""
 
-    source: str  #: "jsonl" or "columnar"
+    source: str  #: the history files' format ("jsonl", "arrow", "jsonl+arrow"), or "columnar" (the copy)
     files: int
     lines: int
     skipped: int = 0

@@ -35,6 +35,7 @@ COMMANDS = {
     "run": "run:run_command",
     "compose": "compose:compose",
     "check": "check:check",
+    "history": "history:history",
     "bench": "check:bench",
     "merge": "load:merge_command",
     "clock": "load:clock",

@@ -35,11 +35,11 @@ class LoadFigure:
 
 def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: float, seconds: float, size: int,
                    batching: bool, namespaces: dict[str, str], clock_host: str, label: str,
-                   driver: str = "python") -> LoadFigure:
+                   driver: str = "python", history_format: str = "jsonl") -> LoadFigure:
     one = Deployment((deployment.region(region),), source=deployment.source, scheme=deployment.scheme)
     workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
                             max_outstanding=1000, reader_drain=False, drain_timeout_s=60,
-                            driver=driver)  # type: ignore[arg-type]
+                            driver=driver, history_format=history_format)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
         result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
     summary = result["summaries"].get(region)
@@ -93,6 +93,10 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
         figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,
                                       batching=batching, namespaces=namespaces, clock_host=clock_host,
                                       label=f"geo-recon max (batching {'on' if batching else 'off'})"))
+    progress(f"geo-recon worker writing Arrow, unthrottled, batching on, {seconds:.0f}s ...")
+    figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
+                                  namespaces=namespaces, clock_host=clock_host, history_format="arrow",
+                                  label="geo-recon arrow max (batching on)"))
     progress(f"geo-recon native worker (go), unthrottled, batching on, {seconds:.0f}s ...")
     figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
                                   namespaces=namespaces, clock_host=clock_host, driver="go",
@@ -112,6 +116,8 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
     raw = next((f for f in figures if f.label.startswith("python client")), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
     native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+    arrow = next((f for f in figures if f.label.startswith("geo-recon arrow")), None)
+    jsonl = next((f for f in figures if f.label == "geo-recon max (batching on)"), None)
 
     def ratio(a: LoadFigure | None, b: LoadFigure | float | None) -> float | None:
         base = b.achieved_rate if isinstance(b, LoadFigure) else b
@@ -122,4 +128,7 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
                          "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
                         for label, f in by_label.items()],
             "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
-                       "native_recorder_vs_perf": ratio(native, perf)}}
+                       "native_recorder_vs_perf": ratio(native, perf),
+                       # the same worker and settings, its history written as Arrow instead of JSONL
+                       "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
+                       "python_recorder_arrow_vs_jsonl": ratio(arrow, jsonl)}}

@@ -38,7 +38,7 @@ def merge_worker_dirs(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
             for region in config.get("regions", []):
                 if region not in regions:
                     regions.append(region)
-        for source in sorted((directory / "history").glob("*.jsonl")):
+        for source in sorted(p for p in (directory / "history").glob("*") if p.name.endswith(history.HISTORY_SUFFIXES)):
             target = out_history / source.name
             if target.exists():
                 raise ConfigError(f"two worker directories both have history/{source.name} ({source}); "

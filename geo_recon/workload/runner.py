@@ -288,7 +288,8 @@ def write_run_json(workers: WorkerSet, result: dict[str, Any], *, scheme: str | 
                                                      if k in ("sent", "acked", "failed", "unknown", "stuck", "received",
                                                               "achieved_rates", "errors", "clock_rtt_ns")}}
                  for r in workers.regions},
-        drain=result["drain"], **{**failover_fields(workload), **(extra or {})},
+        drain=result["drain"], history_format=workload.history_format,
+        **{**failover_fields(workload), **(extra or {})},
     )
 
 

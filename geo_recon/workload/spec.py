@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SubscriptionType = Literal["exclusive", "failover", "key_shared", "shared"]
 Driver = Literal["python", "go"]
 FailoverMode = Literal["none", "auto", "controlled"]
+HistoryFormat = Literal["arrow", "jsonl"]
 ORDERED = {"exclusive", "failover", "key_shared"}
 
 
@@ -96,6 +97,10 @@ class WorkloadSpec(BaseModel):
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
     warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
     billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
+    history_format: HistoryFormat = Field("jsonl", description="how the Python workers write their history: "
+                                                                "jsonl (cheaper to write: the default, measured) "
+                                                                "or arrow (record batches, faster to check); "
+                                                                "the go driver writes jsonl")
     driver: Driver = Field("python", description="the producers' client: python (pulsar-client) or go "
                                                  "(pulsar-client-go, for rates Python cannot reach)")
     failover: FailoverSpec = FailoverSpec()

@@ -1,8 +1,9 @@
 """One region's load: producers and consumers that record every send, ack and receipt.
 
 A worker is one process per region (inside the region's network namespace on
-the local lab). It writes exactly one history file, ``history/<region>.jsonl``,
-through the durable writer, and a progress file the controller reads.
+the local lab). It writes exactly one history file, ``history/<region>.arrows``
+(Arrow record batches) or ``.jsonl`` (``workload.history_format``), through the
+durable writer, and a progress file the controller reads.
 
 Outcomes are recorded as Jepsen does: ``invoke`` before a send, then ``ok``
 (with the message id), ``fail`` only when the client refused the message before
@@ -66,11 +67,11 @@ def stem(region: str, role: str, part: int = 0) -> str:
     return region if role == "all" else f"{region}.{role}{part or ''}"
 
 
-def history_file(region: str, role: str, part: int = 0) -> str:
+def history_file(region: str, role: str, part: int = 0, suffix: str = history.HISTORY_SUFFIX) -> str:
     """The history file a worker process writes: one per process, so no two processes share one."""
     if role in ("consume", "reconcile"):
-        return f"{region}-recv.jsonl" if role == "consume" else f"{region}-reconciler.jsonl"
-    return f"{region}.jsonl" if not part else f"{region}.{part}.jsonl"
+        return f"{region}-recv{suffix}" if role == "consume" else f"{region}-reconciler{suffix}"
+    return f"{region}{suffix}" if not part else f"{region}.{part}{suffix}"
 
 
 def format_msg_id(msg_id: Any) -> str:
@@ -153,9 +154,9 @@ class Worker:
         self.sibling_progress = [workers_dir / f"{stem(self.region, 'produce', k)}.progress.json"
                                  for k in range(config.parts)]
         self.drained_flag = workers_dir / "drained"
-        history_name = history_file(self.region, role, config.part)
+        history_name = history_file(self.region, role, config.part, suffix="")
         # The reconciler records its receipts here too; its verdicts go to billing/verdicts.jsonl.
-        self.writer = history.HistoryWriter(self.run_dir / "history" / history_name)
+        self.writer = history.open_writer(self.run_dir / "history", history_name, config.workload.history_format)
 
     # ------------------------------------------------------------ lifecycle
 

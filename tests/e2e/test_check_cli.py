@@ -126,6 +126,11 @@ def test_bench_runs_end_to_end_on_a_tiny_history(tmp_path: Path) -> None:
     assert report["baseline_agrees"] is True
     assert report["check"]["receipts"] > 6000 and report["check"]["peak_rss_mib"] > 0
     assert report["jsonl"]["lines_per_second"] > 0 and report["baseline"]["seconds"] > 0
+    # the workers' Arrow history and the JSONL, checked beside DuckDB over the JSONL: same facts, ratios printed
+    assert report["check_native_agrees"] is True and report["check_jsonl_agrees"] is True
+    assert report["baseline_jsonl_agrees"] is True
+    assert set(report["ratios"]) == {"native_vs_duckdb_jsonl", "jsonl_vs_duckdb_jsonl", "columnar_vs_duckdb_columnar"}
+    assert all(v > 0 for v in report["ratios"].values())
     proc = run_cli("bench", "check", "--messages", "500", "--regions", "1", "--no-baseline")
     assert proc.returncode == 0, proc.stderr
     assert "receipts/s" in proc.stdout and "peak RSS" in proc.stdout and "baseline" not in proc.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from geo_recon.history import history_files, iter_file
 from tests.conftest import REPO, run_cli
 
 SCENARIOS = REPO / "tests" / "integration" / "scenarios"
@@ -28,9 +29,8 @@ def assert_judge_agrees(run_dir: Path, run_exit_code: int) -> None:
 
 def events(run_dir: Path) -> list[dict]:
     out = []
-    for path in sorted((run_dir / "history").glob("*.jsonl")):
-        with open(path) as fh:
-            out += [json.loads(line) for line in fh if line.strip()]
+    for path in history_files(run_dir):  # JSONL or Arrow
+        out += [event for _, kind, event, _ in iter_file(path) if kind not in ("blank", "bad")]
     return out
 
 

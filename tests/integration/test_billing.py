@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from geo_recon.history import iter_file
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
@@ -67,8 +68,7 @@ def test_the_end_to_end_rate_and_verdict_delay_are_measured(runs):
 def test_the_reconciler_records_its_receipts_and_judge_agrees_with_run(runs):
     _, dirs, _ = runs
     for scheme, run_dir in dirs.items():
-        with open(run_dir / "history" / "b-reconciler.jsonl") as fh:
-            receipts = [json.loads(line) for line in fh if line.strip()]
+        receipts = [e for _, _, e, _ in iter_file(run_dir / "history" / "b-reconciler.jsonl")]
         assert receipts and all(r["type"] == "recv" and r["process"] == "b/reconciler" for r in receipts), scheme
         run = json.loads((run_dir / "run.json").read_text())
         assert "b/reconciler" in run["clock_offsets_ns"], scheme  # its receipt times are corrected like any other

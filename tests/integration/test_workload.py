@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from geo_recon.deploy import procs
+from geo_recon.history import iter_file
 from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
@@ -41,8 +42,11 @@ def steady_run(lab, tmp_path_factory, request):
 
 
 def _lines(run_dir: Path, name: str):
-    with open(run_dir / "history" / name) as fh:
-        return [json.loads(line) for line in fh]
+    """The events of history file ``name`` (JSONL or Arrow: the python workers write Arrow by default)."""
+    for path in (run_dir / "history" / name, (run_dir / "history" / name).with_suffix(".arrows")):
+        if path.exists():
+            return [event for _, _, event, _ in iter_file(path)]
+    raise FileNotFoundError(run_dir / "history" / name)
 
 
 def test_a_fixed_rate_run_in_two_regions_is_valid(steady_run):
@@ -74,6 +78,10 @@ def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_
     assert set(sample) >= {"time", "region", "process", "producer", "seq", "msg_id", "redelivery", "topic"}
     run = json.loads((steady_run / "run.json").read_text())
     assert run["regions"] == ["a", "b"] and run["drain"]["caught_up"] is True
+    # JSONL by default (measured cheaper for the workers to write), and run.json says so
+    assert run["history_format"] == "jsonl"
+    names = {p.name for p in (steady_run / "history").iterdir()}
+    assert names >= {"a-recv.jsonl", "a.jsonl", "b-recv.jsonl", "b.jsonl"} and all(n.endswith(".jsonl") for n in names)
     # One machine: the measured clock offsets are tiny.
     assert all(abs(v) < 5_000_000 for v in run["clock_offsets_ns"].values())
 
@@ -81,9 +89,13 @@ def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_
 @pytest.mark.parametrize("driver", ["python", "go"])
 def test_several_producer_processes_per_region_share_its_rate_each_with_its_own_history(lab, tmp_path, driver):
     out = tmp_path / "processes"
+    # the python workers write Arrow here (the go producers JSONL, their consumers Arrow): one run of both formats
     proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", "200", "--duration", "8", "--producers", "4",
-                   "--processes", "2", "--driver", driver, "--batching")
+                   "--processes", "2", "--driver", driver, "--batching", "--history-format", "arrow")
     assert proc.returncode == 0, proc.stderr
+    producer_suffix = ".jsonl" if driver == "go" else ".arrows"
+    assert {p.name for p in (out / "history").iterdir()} >= {
+        f"a{producer_suffix}", f"a.1{producer_suffix}", "a-recv.arrows", "b-recv.arrows"}
     for region in ("a", "b"):
         for part, producers in ((f"{region}.jsonl", {f"{region}/p0", f"{region}/p2"}),
                                 (f"{region}.1.jsonl", {f"{region}/p1", f"{region}/p3"})):
@@ -99,7 +111,7 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
     out = tmp_path / "killed"
     load = subprocess.Popen(
         [sys.executable, "-m", "geo_recon", "load", "--lab", NAME, "--out", str(out), "--rate", "300",
-         "--duration", "15", "--drain-timeout", "20"],
+         "--duration", "15", "--drain-timeout", "20", "--history-format", "arrow"],  # kill -9 mid Arrow batches
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         progress = out / "workers" / "a.produce.progress.json"
@@ -136,6 +148,7 @@ def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     assert result["input"]["skipped"] == 0
+    assert result["input"]["source"] == "arrow" and (out / "history" / "a.arrows").is_file()
     # Sends in flight when the worker died have no completion: unknown, never counted as lost.
     assert result["run"]["sends"]["pending"] + result["run"]["sends"]["info"] > 0
     assert result["regions"]["b"]["lost"] == 0
