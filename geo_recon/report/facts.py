@@ -282,8 +282,11 @@ def stall_words(writes: Mapping[str, Any], *, rebuilt: float | None) -> str:
         words = f"writes stalled for {_seconds(writes.get('stalled_s'))}"
         if writes.get("after_rebuild_s") is not None:
             words += f": they resumed {_seconds(writes['after_rebuild_s'])} after the rebuild"
-        elif rebuilt is not None:
-            words += " (they resumed before the rebuild: the surviving regions kept accepting writes)"
+        elif rebuilt is not None and writes.get("resumed_s") is not None:
+            # the rebuild is declared done after its own checks (configure, a round trip); writes may resume
+            # as soon as the new bookies join, just before that
+            words += (f" (they resumed {_seconds(rebuilt - float(writes['resumed_s']))} before the rebuilt region "
+                      "was declared back)")
         return words
     if writes.get("outcome") == "never":
         return ("writes stalled and never resumed" + (" after the rebuild" if rebuilt is not None else "")
