@@ -135,4 +135,4 @@ def test_disaster_scenarios_expect_what_the_issue_asks(name):
         assert async_.max_rpo_messages is None and async_.max_client_rto_s == 30
         assert lose[0]["rebuild_at_s"] > lose[0]["at_s"]
     else:
-        assert s.settings.persistence == "3/2/2" and s.scheme == "strong" and len(s.topology.regions) == 3
+        assert s.settings.persistence == "2/2/2" and s.scheme == "strong" and len(s.topology.regions) == 3
