@@ -256,8 +256,10 @@ class LocalFaults(TracksFaults):
         conf file and the lab's state say the new port."""
         old = bookie.ports["bookie"]
         block = self.lab.base_port + (old - self.lab.base_port) // 100 * 100
-        used = {p for c in self.lab.components if c.region == bookie.region for p in c.ports.values()}
-        free = [p for p in range(block + BOOKIE_OFFSET, block + BOOKIE_OFFSET + MAX_BOOKIES_PER_REGION) if p not in used]
+        # Above every bookie port the region has ever had (ports only grow): a retired identity keeps its
+        # cookie in the metadata store and must never be taken again.
+        highest = max(c.ports["bookie"] for c in self.lab.components if c.region == bookie.region and c.kind == "bookie")
+        free = list(range(highest + 1, block + BOOKIE_OFFSET + MAX_BOOKIES_PER_REGION))
         if not free:
             raise FaultError(f"cannot rebuild {bookie.name}: every bookie port of region {bookie.region} "
                              f"({block + BOOKIE_OFFSET}..{block + BOOKIE_OFFSET + MAX_BOOKIES_PER_REGION - 1}) "
