@@ -200,8 +200,9 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
             if schedule:
                 faults = FaultDriver(backend, regions=target.region_names, namespace=settings.ns_path,
                                      on_event=controller.append, progress=sub, deployment=target,
-                                     rejoin=lambda region: rejoin_region(target, scheme, settings, region, topics,
-                                                                         scenario.workload, sub))
+                                     # the deployment as it is after the rebuild: new bookie identities
+                                     rejoin=lambda region: rejoin_region(backend.deployment(), scheme, settings,
+                                                                         region, topics, scenario.workload, sub))
                 fault_thread = threading.Thread(target=drive, args=(faults, schedule, load.start_at_ns, stop,
                                                                     fault_errors), name="faults", daemon=True)
                 fault_thread.start()

@@ -207,13 +207,25 @@ def _init_metadata(lab: LabState, plan: LabPlan, lib: Path, java: str, progress:
 
 
 def _label_bookies(lab: LabState, progress: Progress, timeout: float) -> None:
-    admin = AdminClient(lab.endpoints[0].admin_url, label=f"{lab.endpoints[0].region} admin")
-    for comp in lab.components:
-        if comp.kind == "bookie":
-            bookie = f"{comp.address}:{comp.ports['bookie']}"
-            admin.set_rack(bookie, rack_for(comp.region or ""), comp.address)
-    racks = admin.racks().get("default", {})
-    progress("labelled bookies: " + ", ".join(f"{b} -> {info.get('rack')}" for b, info in sorted(racks.items())))
+    racks = label_bookies(lab, [c for c in lab.components if c.kind == "bookie"], lab.endpoints[0])
+    progress("labelled bookies: " + ", ".join(f"{b} -> {rack}" for b, rack in sorted(racks.items())))
+
+
+def label_bookies(lab: LabState, bookies: list[ComponentState], via: EndpointState) -> dict[str, str]:
+    """Label each bookie ``/<region>/rack-1`` through ``via``'s admin API and read the labels back (a bookie
+    need not be running yet). Returns every labelled bookie's rack; ``LabError`` if one did not stick."""
+    admin = AdminClient(via.admin_url, label=f"{via.region} admin")
+    try:
+        for comp in bookies:
+            admin.set_rack(f"{comp.address}:{comp.ports['bookie']}", rack_for(comp.region or ""), comp.address)
+        racks = {b: info.get("rack") for b, info in admin.racks().get("default", {}).items()}
+    finally:
+        admin.close()
+    for comp in bookies:
+        bookie, want = f"{comp.address}:{comp.ports['bookie']}", rack_for(comp.region or "")
+        if racks.get(bookie) != want:
+            raise LabError(f"bookie {bookie} ({comp.name}) reads back rack {racks.get(bookie)!r}, not {want!r}")
+    return racks
 
 
 # ---------------------------------------------------------------- readiness
@@ -431,4 +443,4 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + l[:300] for l in chosen)
 
 
-__all__ = ["up", "down", "status", "round_trip", "start_component", "AdminError"]
+__all__ = ["up", "down", "status", "round_trip", "start_component", "label_bookies", "AdminError"]

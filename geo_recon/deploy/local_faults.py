@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,7 +38,13 @@ from typing import Any, Callable
 
 from geo_recon.deploy import local, netns, procs, state
 from geo_recon.deploy.state import ComponentState, LabState
-from geo_recon.deploy.topology import PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
+from geo_recon.deploy.topology import (
+    BOOKIE_OFFSET,
+    MAX_BOOKIES_PER_REGION,
+    PROXY_PORT_OFFSET,
+    PROXY_PORTS,
+    TOXIPROXY_API_OFFSET,
+)
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.deploy import toxiproxy
 from geo_recon.deploy.base import FaultParams, TracksFaults, Measured, fault_target, undo_each
@@ -220,8 +227,10 @@ class LocalFaults(TracksFaults):
                                    if witness else f"deleted with region {region} (each region has its own)")}
 
     def rebuild(self, fault_id: str) -> Measured:
-        """Start a new, EMPTY region in the lost one's place (same names, addresses and ports, fresh disks)
-        and wait until it answers; the scheme's part of rejoining is the caller's (it knows the settings)."""
+        """Start a new, EMPTY region in the lost one's place and wait until it answers. Its broker keeps the
+        lost one's address (a broker's identity dies with its metadata session); its bookies are NEW
+        BookKeeper identities, labelled with the region's rack before they start. The scheme's part of
+        rejoining is the caller's (it knows the settings)."""
         region = self.lost.pop(fault_id, None)
         if region is None:
             raise FaultError(f"{fault_id}: no region was lost by this fault, nothing to rebuild")
@@ -230,21 +239,47 @@ class LocalFaults(TracksFaults):
         comps = sorted((c for c in self.lab.components if c.region == region), key=lambda c: order.get(c.kind, 2))
         for comp in comps:
             Path(comp.cwd).mkdir(parents=True, exist_ok=True)
+        # Never the lost identity on an empty disk: with its cookie deleted (the only way BookKeeper accepts
+        # that), ledger recovery took the empty bookie's "no such entry" as proof that acknowledged entries
+        # were never written and truncated them (measured: 310 acknowledged messages lost under 2-region
+        # strong). A new identity keeps the lost one's cookie, so that can never happen.
         bookies = [c for c in comps if c.kind == "bookie"]
-        # The lost bookie's cookie would refuse an empty disk under the same identity, so it is deleted. This is
-        # NOT safe under strong: ledger recovery may take the empty bookie's "no such entry" as proof that
-        # acknowledged entries were never written and truncate them (measured: 310 acknowledged messages lost).
-        # A rebuild under NEW identities (fresh ports) avoided that, but the stretched cluster then never
-        # accepted clients again within 120 s (measured on 4.2.4); until that is understood this stays, and the
-        # verdict counts what it loses.
-        for comp in bookies:
-            self._delete_cookie(comp)
+        renamed = {c.name: self._new_identity(c) for c in bookies}
+        if bookies:
+            # Unlabelled, they would sit in BookKeeper's default rack, which region-aware placement with
+            # bookkeeperClientEnforceMinNumRacksPerWriteQuorum excludes ("Excluding bookies of defaultRack"):
+            # no ledger could be recovered or written onto them (measured: the cluster never took a client).
+            survivor = next(e for e in self.lab.endpoints if e.region != region)
+            local.label_bookies(self.lab, bookies, survivor)
         for comp in comps:
             local.start_component(self.lab, comp)
         local.wait_ready(comps, timeout=120)
         self.progress(f"  region {region} rebuilt empty: {', '.join(c.name for c in comps)} up in "
-                      f"{time.monotonic() - started:.1f}s")
-        return {"started": [c.name for c in comps], "cookies_deleted": [c.name for c in bookies]}
+                      f"{time.monotonic() - started:.1f}s" +
+                      "".join(f"; {n} is now bookie {ident}" for n, ident in renamed.items()))
+        return {"started": [c.name for c in comps], "new_bookie_identities": renamed}
+
+    def _new_identity(self, bookie: ComponentState) -> str:
+        """Move a rebuilt bookie to a port above every port its region's bookies ever had (a new BookKeeper
+        identity; a retired one keeps its cookie in the metadata store and must never be taken again)."""
+        old = bookie.ports["bookie"]
+        block = self.lab.base_port + (old - self.lab.base_port) // 100 * 100
+        last = block + BOOKIE_OFFSET + MAX_BOOKIES_PER_REGION - 1
+        highest = max(c.ports["bookie"] for c in self.lab.components
+                      if c.region == bookie.region and c.kind == "bookie")
+        if highest >= last:
+            raise FaultError(f"cannot rebuild {bookie.name}: every bookie port of region {bookie.region} "
+                             f"({block + BOOKIE_OFFSET}..{last}) has been an identity, and a lost identity "
+                             "must never come back")
+        conf = Path(bookie.argv[bookie.argv.index("--conf") + 1])
+        text = conf.read_text()
+        new_text = re.sub(rf"(?m)^bookiePort={old}$", f"bookiePort={highest + 1}", text)
+        if new_text == text:
+            raise FaultError(f"cannot rebuild {bookie.name}: {conf} has no line bookiePort={old}")
+        conf.write_text(new_text)
+        bookie.ports["bookie"] = highest + 1
+        state.save(self.lab)
+        return f"{bookie.address}:{highest + 1}"
 
     def _connects(self, comp: ComponentState, port: int) -> bool:
         if comp.netns:
@@ -254,23 +289,6 @@ class LocalFaults(TracksFaults):
                 return True
         except OSError:
             return False
-
-    def _delete_cookie(self, bookie: ComponentState) -> None:
-        """What an operator does before a replacement bookie takes a lost one's identity: delete its cookie
-        (``/ledgers/cookies/<host:port>`` in the metadata store)."""
-        zookeeper = self.lab.zookeeper_url
-        if not zookeeper:
-            return
-        java, classpath = bookie.argv[0], bookie.argv[bookie.argv.index("-cp") + 1]
-        path = f"/ledgers/cookies/{bookie.address}:{bookie.ports['bookie']}"
-        argv = [java, "-Xmx64m", "-cp", classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", zookeeper,
-                "delete", path]
-        ns = self.lab.namespaces.get("zk")
-        proc = subprocess.run((["ip", "netns", "exec", ns] if ns else []) + argv, capture_output=True, text=True,
-                              timeout=60)
-        output = proc.stdout + proc.stderr
-        if proc.returncode != 0 and "Node does not exist" not in output:
-            raise FaultError(f"could not delete the lost bookie's cookie {path}: {output.strip()[-300:]}")
 
     # ------------------------------------------------------------ partitions
 

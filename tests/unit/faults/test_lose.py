@@ -179,3 +179,60 @@ def test_the_negative_controls_brokers_place_ledgers_blind_to_regions_and_racks(
     assert blind["bookkeeperClientRegionawarePolicyEnabled"] is False
     assert blind["bookkeeperClientRackawarePolicyEnabled"] is False
     assert not [k for k in blind if k.startswith("repp") or "MinNumRacks" in k]
+
+
+def _stretched_lab_state(tmp_path, monkeypatch):
+    """A saved two-region strong lab (two bookies per region, each with its conf file), no JVMs."""
+    from geo_recon.deploy import pulsar_conf, state
+    from geo_recon.deploy.state import ComponentState, LabState
+    from geo_recon.deploy.topology import plan_lab
+
+    monkeypatch.setenv("GEO_RECON_HOME", str(tmp_path))
+    plan = plan_lab(LabSpec(regions=("a", "b"), scheme="strong", name="tnew", base_port=10000, bookies_per_region=2))
+    comps = []
+    for c in plan.components:
+        conf = tmp_path / f"{c.name.replace('/', '-')}.conf"
+        if c.kind == "bookie":
+            conf.write_text(pulsar_conf.render_properties(pulsar_conf.bookie_conf(c.address, c.ports["bookie"],
+                                                                                   "zk:1", "/d")))
+        comps.append(ComponentState(name=c.name, kind=c.kind, site=c.site, region=c.region, address=c.address,
+                                    ports=dict(c.ports), argv=["java", "--conf", str(conf)], cwd=str(tmp_path),
+                                    log="l"))
+    lab = LabState(name="tnew", scheme="strong", regions=["a", "b"], isolation="loopback", base_port=10000,
+                   subnet=0, phase="up", created_at=0, lab_dir=str(state.lab_dir("tnew")), pulsar_version="4.2.4",
+                   java="j",
+                   bookies_per_region=2, components=comps)
+    state.save(lab)
+    return lab
+
+
+def test_a_rebuilt_bookie_takes_a_new_identity_above_every_port_its_region_ever_had(tmp_path, monkeypatch):
+    """Never a lost identity on an empty disk (ledger recovery would take its "no such entry" as proof)."""
+    from geo_recon.deploy import state
+    from geo_recon.deploy.local_faults import LocalFaults
+    from geo_recon.errors import FaultError
+
+    _stretched_lab_state(tmp_path, monkeypatch)
+    faults = LocalFaults("tnew")
+    a1, a2 = faults.lab.component("a/bookie"), faults.lab.component("a/bookie2")
+    assert [faults._new_identity(a1), faults._new_identity(a2)] == ["198.18.0.10:10183", "198.18.0.10:10184"]
+    saved = state.load("tnew")
+    assert {c.name: c.ports.get("bookie") for c in saved.components if c.kind == "bookie"} == \
+        {"a/bookie": 10183, "a/bookie2": 10184, "b/bookie": 10281, "b/bookie2": 10282}
+    assert "bookiePort=10183\n" in (tmp_path / "a-bookie.conf").read_text()
+    # A second rebuild goes higher still; once the region's eight bookie ports are spent, it refuses.
+    assert [faults._new_identity(a1), faults._new_identity(a2)] == ["198.18.0.10:10185", "198.18.0.10:10186"]
+    faults._new_identity(a1), faults._new_identity(a2)
+    with pytest.raises(FaultError, match=r"every bookie port of region a \(10181..10188\) has been an identity"):
+        faults._new_identity(a1)
+
+
+def test_the_stretched_brokers_quarantine_a_failing_bookie_within_seconds():
+    """A dead region's bookies stay registered until their sessions expire; quarantine keeps replacements off
+    them sooner than BookKeeper's default of 60 s."""
+    from geo_recon.deploy import pulsar_conf
+
+    conf = pulsar_conf.broker_conf("geo", "h", 1, 2, "zk:1", ["a", "b", "c"])
+    assert conf["bookkeeperClientHealthCheckEnabled"] is True
+    assert conf["bookkeeperClientHealthCheckIntervalSeconds"] <= 5
+    assert conf["bookkeeperClientHealthCheckQuarantineTimeInSeconds"] >= conf["zooKeeperSessionTimeoutMillis"] / 1000
