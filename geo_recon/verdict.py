@@ -87,7 +87,7 @@ def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any
     regions = results.get("regions", {})
     out: list[Judgement] = []
     if workers is not None:
-        out += _judge_workers(workers)
+        out += _judge_workers(workers, _lost_for_good(results))
     out += _judge_liveness(results, workers or {}, list(regions) if publishing is None else list(publishing))
     out += _judge_anomalies(results, limits)
     if limits.max_lag_p99_ms is not None:
@@ -207,15 +207,27 @@ def _client_rto(row: dict[str, Any], c: dict[str, Any], limit: float, *, head: s
                      f"{doing} again (at most {limit:g} s)")
 
 
-def _judge_workers(workers: dict[str, dict[str, Any]]) -> list[Judgement]:
+def _lost_for_good(results: dict[str, Any]) -> dict[str, float]:
+    """Region -> when it was lost, for every region lost and never rebuilt (results.json ``region_loss``)."""
+    return {row["region"]: row.get("loss_s") or 0.0 for row in results.get("region_loss") or []
+            if row.get("rebuilt_s") is None}
+
+
+def _judge_workers(workers: dict[str, dict[str, Any]], lost: dict[str, float]) -> list[Judgement]:
     """A worker that died, reported errors or left sends that never completed: the history is not the whole
-    story of its region, so the run is not met."""
+    story of its region, so the run is not met. Except the death of a worker whose region was lost for good:
+    that is what the fault does (its clients have no cluster left), reported in words."""
     out = []
     for region, w in workers.items():
         fate = w.get("fate", "finished")
-        out.append(Judgement("worker_finished", None, None, fate == "finished", region,
-                             f"region {region}: the workers finished" if fate == "finished"
-                             else f"region {region}: {fate}"))
+        if fate != "finished" and region in lost:
+            out.append(Judgement("worker_finished", None, None, True, region,
+                                 f"region {region}: {fate}; expected: the region was lost for good at "
+                                 f"{lost[region]:.1f} s and not rebuilt, so its clients had no cluster left"))
+        else:
+            out.append(Judgement("worker_finished", None, None, fate == "finished", region,
+                                 f"region {region}: the workers finished" if fate == "finished"
+                                 else f"region {region}: {fate}"))
         errors = list(w.get("errors") or [])
         if errors:
             out.append(Judgement("worker_errors", 0, len(errors), False, region,

@@ -163,3 +163,19 @@ def test_old_results_without_per_region_sends_are_undecided():
     del results["run"]
     met, lines = judge(results, Limits())
     assert met is None and "re-check with `geo-recon check RUN_DIR --write`" in lines[0].words
+
+
+def test_a_worker_of_a_region_lost_for_good_may_die_but_not_one_of_a_rebuilt_region():
+    """Its clients have no cluster left: the death is what the fault does. A rebuilt region's workers must finish."""
+    workers = {"a": {"fate": "consume worker died before finishing (log: x.log)"}, "b": {"fate": "finished"}}
+    for rebuilt_s, want in ((None, True), (45.0, False)):
+        results = _results()
+        results["region_loss"] = [{"fault_id": "f1", "region": "a", "loss_s": 20.0, "rebuilt_s": rebuilt_s,
+                                   "clients": []}]
+        line = _by(judge(results, Limits(), workers=workers)[1])[("worker_finished", "a")]
+        assert line.met is want, line
+    assert line.words == "region a: consume worker died before finishing (log: x.log)"
+    results["region_loss"][0]["rebuilt_s"] = None
+    words = _by(judge(results, Limits(), workers=workers)[1])[("worker_finished", "a")].words
+    assert words.endswith("expected: the region was lost for good at 20.0 s and not rebuilt, so its clients had no "
+                          "cluster left")
