@@ -227,7 +227,7 @@ def test_a_rebuilt_bookie_takes_a_new_identity_above_every_port_its_region_ever_
         faults._new_identity(a1)
 
 
-def test_the_stretched_brokers_quarantine_a_failing_bookie_within_seconds():
+def test_the_stretched_brokers_look_for_failing_bookies_to_quarantine_every_few_seconds():
     """A dead region's bookies stay registered until their sessions expire; quarantine keeps replacements off
     them sooner than BookKeeper's default of 60 s."""
     from geo_recon.deploy import pulsar_conf
