@@ -229,7 +229,11 @@ def _judge_workers(workers: dict[str, dict[str, Any]], lost: dict[str, float]) -
                                  f"region {region}: the workers finished" if fate == "finished"
                                  else f"region {region}: {fate}"))
         errors = list(w.get("errors") or [])
-        if errors:
+        if errors and region in lost:
+            out.append(Judgement("worker_errors", None, len(errors), True, region,
+                                 f"region {region}: {len(errors)} worker error(s), the first: {errors[0]}; "
+                                 f"expected: the region was lost for good at {lost[region]:.1f} s"))
+        elif errors:
             out.append(Judgement("worker_errors", 0, len(errors), False, region,
                                  f"region {region}: {len(errors)} worker error(s); the first: {errors[0]}"))
         stuck = int(w.get("stuck") or 0)

@@ -470,9 +470,17 @@ class Worker:
 
         process = f"{self.region}/reader"
         for topic in self.cfg.topics:
-            partitions = client.get_topic_partitions(topic)
+            try:  # a region lost for good has no cluster left to read from: an error in words, not a crash
+                partitions = client.get_topic_partitions(topic)
+            except Exception as exc:
+                self.errors.append(f"reader on {topic}: {type(exc).__name__}: {exc}")
+                continue
             for part in partitions:
-                reader = client.create_reader(part, pulsar.MessageId.earliest, receiver_queue_size=1000)
+                try:
+                    reader = client.create_reader(part, pulsar.MessageId.earliest, receiver_queue_size=1000)
+                except Exception as exc:
+                    self.errors.append(f"reader on {part}: {type(exc).__name__}: {exc}")
+                    continue
                 try:
                     while reader.has_message_available():
                         msg = reader.read_next(timeout_millis=10000)

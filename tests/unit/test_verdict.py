@@ -179,3 +179,15 @@ def test_a_worker_of_a_region_lost_for_good_may_die_but_not_one_of_a_rebuilt_reg
     words = _by(judge(results, Limits(), workers=workers)[1])[("worker_finished", "a")].words
     assert words.endswith("expected: the region was lost for good at 20.0 s and not rebuilt, so its clients had no "
                           "cluster left")
+
+
+def test_worker_errors_of_a_region_lost_for_good_are_expected_and_said_but_not_elsewhere():
+    """Its reader finds no cluster to read from; the same error in a surviving region is a failure."""
+    workers = {"a": {"fate": "finished", "errors": ["reader on t0: Timeout: Pulsar error: TimeOut"]},
+               "b": {"fate": "finished", "errors": ["reader on t0: Timeout: Pulsar error: TimeOut"]}}
+    results = _results()
+    results["region_loss"] = [{"fault_id": "f1", "region": "a", "loss_s": 20.0, "rebuilt_s": None, "clients": []}]
+    lines = _by(judge(results, Limits(), workers=workers)[1])
+    assert lines[("worker_errors", "a")].met is True
+    assert lines[("worker_errors", "a")].words.endswith("expected: the region was lost for good at 20.0 s")
+    assert lines[("worker_errors", "b")].met is False
