@@ -10,10 +10,12 @@ Steps, each timed:
 2. ingest the JSONL (the checker's reader; lines per second);
 3. write the columnar copy;
 4. check from the columnar copy in a fresh process: wall time, receipts per
-   second, peak RSS of that process (``ru_maxrss``);
+   second, peak RSS of that process (``VmHWM``);
 5. convert the history to Arrow as the workers write it (``*.arrows``), then
    check it and the JSONL, each in a fresh process from the history files
-   (no columnar copy): time, peak RSS, facts equal to the columnar check's;
+   (no columnar copy): time, peak RSS of the checking process and the largest
+   of its parsing workers' (``ru_maxrss`` of its children), facts equal to
+   the columnar check's;
 6. the naive baselines in fresh processes: DuckDB SQL (group-by plus join) over
    the same columnar files, and over the JSONL (DuckDB's own JSON reader),
    computing expected, lost, duplicates, redelivered, unexpected, recovered and
@@ -253,6 +255,11 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _workers_peak_rss_mib() -> float:
+    """The largest peak resident set of this process's parsing workers (0 when it parsed alone)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
 def child_check(run_dir: str, source: str = "columnar") -> dict[str, Any]:
     """Check in this (fresh) process: ``columnar`` from the copy, ``jsonl`` from the history files as they are
     (JSONL, or Arrow as the workers write it)."""
@@ -263,7 +270,7 @@ def child_check(run_dir: str, source: str = "columnar") -> dict[str, Any]:
     result = check_run(run_dir, source=source)
     wall = time.perf_counter() - start
     return {"seconds": round(wall, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
-            "peak_rss_mib": _peak_rss_mib(), "valid": result.valid,
+            "peak_rss_mib": _peak_rss_mib(), "workers_peak_rss_mib": _workers_peak_rss_mib(), "valid": result.valid,
             "regions": {r: {k: v for k, v in x.to_json().items() if k not in ("lag_ms_by_origin",)}
                         for r, x in result.regions.items()},
             "receipts": result.run["receipts"]}
@@ -538,8 +545,11 @@ def format_report(r: dict[str, Any]) -> str:
     for key, words in (("check_native", "check (workers' Arrow history)"), ("check_jsonl", "check (JSONL)")):
         if key in r:
             c = r[key]
+            workers = f" (its parsing workers: {c['workers_peak_rss_mib']:,.0f} MiB at most each)" if c.get(
+                "workers_peak_rss_mib") else ""
             lines.append(f"{words}: {c['seconds']:.2f} s wall, {c['cpu_seconds']:.2f} s CPU, "
-                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB; facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
+                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB{workers}; "
+                         f"facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
     if "baseline" in r:
         b = r["baseline"]
         lines.append(f"naive DuckDB baseline ({b['threads']} threads, fresh process): {b['seconds']:.2f} s wall, "
