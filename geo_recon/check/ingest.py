@@ -36,6 +36,7 @@ import pyarrow.json as pj
 
 from geo_recon import history_arrow
 from geo_recon.check import pool
+from geo_recon.check.tuning import release_free_memory
 from geo_recon.check.model import (
     FLAG_READER,
     NO_TIME,
@@ -66,9 +67,10 @@ from geo_recon.history import (
 )
 
 CHUNK_BYTES = 16 << 20
-PARALLEL_MIN_BYTES = 64 << 20
-#: receipts (49 bytes each while read) held in memory; more go to temporary files (see :class:`_ReceiptStore`)
-SPILL_BYTES = 512 << 20  # below this, starting worker processes costs more than it saves
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+#: parsed columns (45 bytes a send line, 49 a receipt) held in memory while reading; past that they go to temporary
+#: files (see :class:`_ColumnStore`)
+SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
 ARROW_CHUNK_ROWS = 1 << 20  # rows of an Arrow history file parsed as one chunk
 EXAMPLES = 20  # skipped lines quoted in the result
@@ -636,8 +638,8 @@ class _Global:
         return luts, names
 
 
-_RECV_DTYPES = {"time": np.int64, "process": np.int32, "producer": np.int32, "seq": np.int64, "hash": np.int64,
-                "flags": np.int8, "ref": np.int64, "subscription": np.int32, "cluster": np.int32}
+_SEND_COLUMNS = ("kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")
+SENDS = "send"  #: the store's key of the send lines (receipts are keyed by region)
 BLOCK_ROWS = 1 << 22  # rows per step where a whole column is not needed at once
 
 
@@ -658,36 +660,42 @@ def _temporary_file(owner: object) -> Any:
     return fh
 
 
-class _ReceiptStore:
-    """The recv lines' columns per region (provisional region codes), in line order.
+class _ColumnStore:
+    """The parsed lines' columns, in line order: the send lines (key ``SENDS``), and the recv lines per region
+    (provisional region codes).
 
     Held in memory up to ``budget`` bytes; past that, everything goes to
-    unlinked temporary files (``TMPDIR``), so that a run's receipts are not
-    resident while the sends are folded into messages, and each region's
-    receipts are normalised on their own (the page cache holds the rest).
+    unlinked temporary files (``TMPDIR``), so that each column is read back
+    whole into one array (never its pieces and their concatenation at once),
+    a run's receipts are not resident while the sends are folded into
+    messages, and each region's receipts are normalised on their own (the page
+    cache holds the rest).
     """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.counts: dict[int, int] = {}
-        self.held: dict[int, dict[str, list[np.ndarray]]] = {}
+        self.counts: dict[int | str, int] = {}
+        self.held: dict[int | str, dict[str, list[np.ndarray]]] = {}
         self.nbytes = 0
-        self.files: dict[int, dict[str, Any]] | None = None
+        self.files: dict[int | str, dict[str, Any]] | None = None
+
+    def regions(self) -> list[int]:
+        return sorted(k for k in self.counts if isinstance(k, int))
 
     @property
     def spilled(self) -> bool:
         return self.files is not None
 
-    def add(self, region: int, columns: dict[str, np.ndarray]) -> None:
+    def add(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
         n = len(columns["time"])
         if not n:
             return
         self.counts[region] = self.counts.get(region, 0) + n
-        columns = {k: np.ascontiguousarray(v, dtype=_RECV_DTYPES[k]) for k, v in columns.items()}
+        columns = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
         if self.files is not None:
             self._write(region, columns)
             return
-        held = self.held.setdefault(region, {k: [] for k in _RECV_DTYPES})
+        held = self.held.setdefault(region, {k: [] for k in columns})
         for name, values in columns.items():
             held[name].append(values)
             self.nbytes += values.nbytes
@@ -698,7 +706,7 @@ class _ReceiptStore:
                     self._write(code, dict(zip(pieces, values, strict=True)))
             self.held.clear()
 
-    def _write(self, region: int, columns: dict[str, np.ndarray]) -> None:
+    def _write(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
         assert self.files is not None
         files = self.files.setdefault(region, {})
         for name, values in columns.items():
@@ -707,13 +715,15 @@ class _ReceiptStore:
                 fh = files[name] = _temporary_file(self)
             fh.write(memoryview(values).cast("B"))
 
-    def blocks(self, region: int) -> Iterator[tuple[int, int]]:
+    def blocks(self, region: int | str) -> Iterator[tuple[int, int]]:
         n = self.counts[region]
         for a in range(0, n, BLOCK_ROWS):
             yield a, min(n, a + BLOCK_ROWS)
 
-    def read(self, region: int, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        stop = self.counts[region] if stop is None else stop
+    def read(self, region: int | str, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.counts.get(region, 0) if stop is None else stop
+        if region not in self.counts:
+            return np.zeros(0, dtype=_DTYPES[name])
         if self.files is None:
             pieces = self.held[region][name]
             if len(pieces) > 1:
@@ -721,11 +731,11 @@ class _ReceiptStore:
             return pieces[0][start:stop]
         fh = self.files[region][name]
         fh.flush()
-        out = np.empty(stop - start, dtype=_RECV_DTYPES[name])
+        out = np.empty(stop - start, dtype=_DTYPES[name])
         _pread_into(fh.fileno(), out, start * out.itemsize)
         return out
 
-    def drop(self, region: int) -> None:
+    def drop(self, region: int | str) -> None:
         self.held.pop(region, None)
         for fh in (self.files or {}).pop(region, {}).values():
             fh.close()
@@ -764,9 +774,7 @@ class _ReceiptFile:
 
 @dataclass
 class _Parts:
-    receipts: _ReceiptStore
-    send: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in (
-        "kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")})
+    columns: _ColumnStore
     faults: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     failovers: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     lines: int = 0
@@ -782,16 +790,11 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
         raise HistoryError(reason, path=path, line=first_line + line - 1)
     luts = {k: names.lut(k, chunk.names[k]) for k in chunk.names}
     base = (np.int64(file_index) << np.int64(REF_LINE_BITS)) + np.int64(first_line - 1)
-    s = parts.send
-    s["kind"].append(chunk.send_kind)
-    s["time"].append(chunk.send_time)
-    s["region"].append(luts["region"][chunk.send_region])
-    s["process"].append(luts["process"][chunk.send_process])
-    s["producer"].append(luts["producer"][chunk.send_producer])
-    s["seq"].append(chunk.send_seq)
-    s["key"].append(luts["key"][chunk.send_key])
-    s["ref"].append(chunk.send_line + base)
-    s["cluster"].append(luts["region"][chunk.send_cluster])
+    parts.columns.add(SENDS, {
+        "kind": chunk.send_kind, "time": chunk.send_time, "region": luts["region"][chunk.send_region],
+        "process": luts["process"][chunk.send_process], "producer": luts["producer"][chunk.send_producer],
+        "seq": chunk.send_seq, "key": luts["key"][chunk.send_key], "ref": chunk.send_line + base,
+        "cluster": luts["region"][chunk.send_cluster]})
     if len(chunk.recv_time):
         columns = {"time": chunk.recv_time, "process": luts["process"][chunk.recv_process],
                    "producer": luts["producer"][chunk.recv_producer], "seq": chunk.recv_seq,
@@ -800,11 +803,11 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
                    "cluster": luts["region"][chunk.recv_cluster]}
         region = luts["region"][chunk.recv_region]
         if (region == region[0]).all():  # a consumer's file: one region
-            parts.receipts.add(int(region[0]), columns)
+            parts.columns.add(int(region[0]), columns)
         else:
             for code in np.unique(region).tolist():
                 rows = region == code
-                parts.receipts.add(code, {k: v[rows] for k, v in columns.items()})
+                parts.columns.add(code, {k: v[rows] for k, v in columns.items()})
     parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
     parts.failovers.extend((file_index, first_line + line - 1, event) for line, event in chunk.failovers)
     parts.lines += chunk.lines
@@ -821,7 +824,7 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
 
     ``workers``: processes parsing chunks (default: one per CPU, at most 4,
     when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
-    ``spill_bytes``: receipts held in memory while reading (default
+    ``spill_bytes``: parsed columns held in memory while reading (default
     ``SPILL_BYTES``); past that they go to temporary files, and so do each
     region's normalised receipts (then loaded one region at a time, as from the
     columnar copy).
@@ -838,7 +841,7 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
              for path, cuts in zip(files, bounds, strict=True) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
     where = [(index, a) for index, cuts in enumerate(bounds) for a in cuts[:-1]]
     names = _Global()
-    parts = _Parts(receipts=_ReceiptStore(SPILL_BYTES if spill_bytes is None else spill_bytes))
+    parts = _Parts(columns=_ColumnStore(SPILL_BYTES if spill_bytes is None else spill_bytes))
     line_index: list[list[tuple[int, int]]] = [[] for _ in files]
     next_line = [1] * len(files)
     for (file_index, offset), chunk in zip(where, _in_order(tasks, workers), strict=True):
@@ -875,18 +878,22 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     """Normalise the parsed lines into the checker's tables: the sends first, then each region's receipts."""
     listed = list(run["regions"])
     luts, tables = names.sorted_luts(listed)
-    s = {k: _cat(parts.send[k], _DTYPES[k]) for k in parts.send}  # each column's pieces freed as it is joined
+    store = parts.columns
+    big = store.spilled
+    if big:
+        release_free_memory()  # the chunks' arrays, freed: the columns read back whole need new room
+    s = {k: store.read(SENDS, k) for k in _SEND_COLUMNS}
+    store.drop(SENDS)
     for kind in ("region", "process", "producer"):
         s[kind] = luts[kind][s[kind]]
     s["cluster"] = luts["region"][s["cluster"]]
     s["key"] = luts["key"][s["key"]]
 
-    store = parts.receipts
     index = DenseIndex.of(n_producers=len(tables["producer"]), send_producer=s["producer"], send_seq=s["seq"])
     send_msg = index.direct(s["producer"], s["seq"])
     send_rest = send_msg < 0
     rest = [(s["producer"][send_rest], s["seq"][send_rest])]
-    provisional = sorted(store.counts)
+    provisional = store.regions()
     for region in provisional:  # receipts of (producer, seq) outside the dense ranges
         rest.append(_cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
                                          store.read(region, "seq", a, b)) for a, b in store.blocks(region)]))
@@ -902,6 +909,8 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
         outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
         cluster=s["cluster"][completed].astype(np.int16))
     del s, completed
+    if big:
+        release_free_memory()
 
     n_regions = len(tables["region"])
     receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
@@ -911,6 +920,8 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
         receipts[code] = _region_receipts(store, region, luts=luts, index=index, rest_msg=rest_msg)
         counts[code] = store.counts[region]
         store.drop(region)
+        if big:
+            release_free_memory()
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
@@ -943,7 +954,7 @@ def _cat_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     return (_cat([p for p, _ in pairs], np.int32), _cat([q for _, q in pairs], np.int64))
 
 
-def _region_receipts(store: _ReceiptStore, region: int, *, luts: dict[str, np.ndarray], index: DenseIndex,
+def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.ndarray], index: DenseIndex,
                      rest_msg: np.ndarray) -> Receipts | Callable[[], Receipts]:
     """One region's receipts, ordered by (process, time, file order): in memory, or (when the store spilled) in a
     temporary file, column by column."""
@@ -1066,21 +1077,27 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
     m = len(messages["seq"])
     kind, time = s["kind"], s["time"]
 
-    def count(k: int) -> np.ndarray:
-        return np.bincount(send_msg[kind == k], minlength=m)
+    def seen(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(m, dtype=bool)
+        out[send_msg[mask]] = True
+        return out
 
-    invokes, oks, fails, infos = count(0), count(1), count(2), count(3)
+    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
+    is_invoke = kind == 0
+    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
+    open_invokes -= np.bincount(send_msg[~is_invoke], minlength=m)
+    pending = open_invokes > 0
+    del open_invokes
+    invoked, has_ok = seen(is_invoke), seen(kind == 1)
     outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
-    outcome[fails > 0] = Outcome.FAIL
-    outcome[invokes > fails + oks + infos] = Outcome.PENDING
-    outcome[infos > 0] = Outcome.INFO
-    outcome[oks > 0] = Outcome.OK
-    invoked, has_ok = invokes > 0, oks > 0
-    del invokes, oks, fails, infos  # a message's counts cost 8 bytes each: keep only what is used below
+    outcome[seen(kind == 2)] = Outcome.FAIL
+    outcome[pending] = Outcome.PENDING
+    outcome[seen(kind == 3)] = Outcome.INFO
+    outcome[has_ok] = Outcome.OK
+    del pending
 
     big = np.iinfo(np.int64).max
     invoke_time = np.full(m, big, dtype=np.int64)
-    is_invoke = kind == 0
     np.minimum.at(invoke_time, send_msg[is_invoke], time[is_invoke])
     invoke_time[~invoked] = NO_TIME
 
@@ -1088,27 +1105,41 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
     first_ok = np.full(m, big, dtype=np.int64)
     is_ok = kind == 1
     np.minimum.at(first_ok, send_msg[is_ok], time[is_ok])
+    del is_ok
     last_other = np.full(m, NO_TIME, dtype=np.int64)
     other = (kind == 2) | (kind == 3)
     np.maximum.at(last_other, send_msg[other], time[other])
+    del other
     done_time = np.where(has_ok, first_ok, last_other)
     del first_ok, last_other
-    at_done = np.flatnonzero((kind > 0) & (time == done_time[send_msg]) & ((kind == 1) | ~has_ok[send_msg]))
+    at_done = _rows_where(len(kind), lambda a, b: (kind[a:b] > 0) & (time[a:b] == done_time[send_msg[a:b]]) & (
+        (kind[a:b] == 1) | ~has_ok[send_msg[a:b]]))
     pick = _first_row(m, send_msg, at_done)
     del at_done
     done_ref = np.where(pick >= 0, s["ref"][np.maximum(pick, 0)], -1)
 
     # origin, key and sending process: from the first invoke line, else from the first send line
     pick = _first_row(m, send_msg, np.flatnonzero(is_invoke))
-    pick = np.where(pick >= 0, pick, _first_row(m, send_msg, np.arange(len(kind), dtype=np.int64)))
-    seen = pick >= 0
+    unpicked = pick < 0
+    if unpicked.any():  # messages without an invoke line: their first line of any kind
+        rows = _rows_where(len(kind), lambda a, b: unpicked[send_msg[a:b]])
+        pick = np.where(unpicked, _first_row(m, send_msg, rows), pick)
+        del rows
+    del unpicked
+    seen_send = pick >= 0
     safe = np.maximum(pick, 0)
-    origin = np.where(seen, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
-    process = np.where(seen, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    key = np.where(seen, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
+    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
     return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
                     key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
                     done_ref=done_ref.astype(np.int64))
+
+
+def _rows_where(n: int, mask_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """The rows (int64) where ``mask_of(a, b)`` (rows a..b) is true, computed in blocks to keep temporaries small."""
+    parts = [np.flatnonzero(mask_of(a, min(n, a + BLOCK_ROWS))) + a for a in range(0, n, BLOCK_ROWS)]
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
 
 
 def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray | None:

@@ -29,3 +29,21 @@ def tune_allocator() -> bool:
         return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+
+
+def release_free_memory() -> bool:
+    """Give the pages of freed heap memory back to the system (glibc ``malloc_trim``); False where not possible.
+
+    With :func:`tune_allocator` freed arrays stay in the heap, resident; between
+    the phases of reading a large history the next phase's arrays rarely fit in
+    the holes the last one left, so without this they add up in the peak RSS.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
