@@ -14,8 +14,8 @@ Steps, each timed:
 5. convert the history to Arrow as the workers write it (``*.arrows``), then
    check it and the JSONL, each in a fresh process from the history files
    (no columnar copy): time, peak RSS of the checking process and the largest
-   of its parsing workers' (``ru_maxrss`` of its children), facts equal to
-   the columnar check's;
+   of its parsing workers' (``ru_maxrss`` of its children), the largest sum
+   of both at one time (sampled), facts equal to the columnar check's;
 6. the naive baselines in fresh processes: DuckDB SQL (group-by plus join) over
    the same columnar files, and over the JSONL (DuckDB's own JSON reader),
    computing expected, lost, duplicates, redelivered, unexpected, recovered and
@@ -215,12 +215,34 @@ def _lines_in(run_dir: Path) -> int:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    """Run a bench step in a fresh interpreter; it prints one JSON object."""
-    proc = subprocess.run([sys.executable, "-m", "geo_recon.check.bench", *args], capture_output=True, text=True,
-                          check=False)
+    """Run a bench step in a fresh interpreter; it prints one JSON object. Adds ``tree_peak_rss_mib``: the largest
+    sum of the resident sets of that process and its own children (parsing workers), sampled every 50 ms."""
+    proc = subprocess.Popen([sys.executable, "-m", "geo_recon.check.bench", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    tree_peak = 0
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            tree_peak = max(tree_peak, _tree_rss_kib(proc.pid))
     if proc.returncode != 0:
-        raise GeoReconError(f"bench step {args[0]!r} failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise GeoReconError(f"bench step {args[0]!r} failed: {stderr.strip()[-2000:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["tree_peak_rss_mib"] = round(tree_peak / 1024, 1)
+    return out
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """VmRSS of a process and its descendants, in KiB (0 for what has already exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return 0
+    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return rss + sum(_tree_rss_kib(child) for child in children)
 
 
 def _is_bench_run(path: Path) -> bool:
@@ -548,7 +570,8 @@ def format_report(r: dict[str, Any]) -> str:
             workers = f" (its parsing workers: {c['workers_peak_rss_mib']:,.0f} MiB at most each)" if c.get(
                 "workers_peak_rss_mib") else ""
             lines.append(f"{words}: {c['seconds']:.2f} s wall, {c['cpu_seconds']:.2f} s CPU, "
-                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB{workers}; "
+                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB{workers}, with them {c['tree_peak_rss_mib']:,.0f} "
+                         f"MiB at most at once; "
                          f"facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
     if "baseline" in r:
         b = r["baseline"]

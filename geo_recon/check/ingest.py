@@ -900,6 +900,8 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     identity, inverses = index.with_rest(rest)
     send_msg[send_rest] = inverses[0]
     del s["producer"], s["seq"], send_rest, rest
+    if big:
+        release_free_memory()  # the index's temporaries
     messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
     del identity, send_msg
 
@@ -1063,7 +1065,8 @@ class DenseIndex:
 def _first_row(m: int, msg: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per message, the smallest of ``rows`` (line order) that belongs to it, or -1."""
     pick = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(pick, msg[rows], rows)
+    for a in range(0, len(rows), BLOCK_ROWS):
+        np.minimum.at(pick, msg[rows[a:a + BLOCK_ROWS]], rows[a:a + BLOCK_ROWS])
     pick[pick == np.iinfo(np.int64).max] = -1
     return pick
 
@@ -1079,8 +1082,15 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
 
     def seen(mask: np.ndarray) -> np.ndarray:
         out = np.zeros(m, dtype=bool)
-        out[send_msg[mask]] = True
+        for a in range(0, len(mask), BLOCK_ROWS):
+            out[send_msg[a:a + BLOCK_ROWS][mask[a:a + BLOCK_ROWS]]] = True
         return out
+
+    def fold(ufunc: np.ufunc, out: np.ndarray, mask: np.ndarray) -> None:
+        """``ufunc.at(out, send_msg[mask], time[mask])``, in blocks."""
+        for a in range(0, len(mask), BLOCK_ROWS):
+            rows = mask[a:a + BLOCK_ROWS]
+            ufunc.at(out, send_msg[a:a + BLOCK_ROWS][rows], time[a:a + BLOCK_ROWS][rows])
 
     # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
     is_invoke = kind == 0
@@ -1098,17 +1108,17 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
 
     big = np.iinfo(np.int64).max
     invoke_time = np.full(m, big, dtype=np.int64)
-    np.minimum.at(invoke_time, send_msg[is_invoke], time[is_invoke])
+    fold(np.minimum, invoke_time, is_invoke)
     invoke_time[~invoked] = NO_TIME
 
     # done time: the first ok; without an ok, the last fail/info
     first_ok = np.full(m, big, dtype=np.int64)
     is_ok = kind == 1
-    np.minimum.at(first_ok, send_msg[is_ok], time[is_ok])
+    fold(np.minimum, first_ok, is_ok)
     del is_ok
     last_other = np.full(m, NO_TIME, dtype=np.int64)
     other = (kind == 2) | (kind == 3)
-    np.maximum.at(last_other, send_msg[other], time[other])
+    fold(np.maximum, last_other, other)
     del other
     done_time = np.where(has_ok, first_ok, last_other)
     del first_ok, last_other
