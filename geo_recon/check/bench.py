@@ -10,10 +10,12 @@ Steps, each timed:
 2. ingest the JSONL (the checker's reader; lines per second);
 3. write the columnar copy;
 4. check from the columnar copy in a fresh process: wall time, receipts per
-   second, peak RSS of that process (``ru_maxrss``);
+   second, peak RSS of that process (``VmHWM``);
 5. convert the history to Arrow as the workers write it (``*.arrows``), then
    check it and the JSONL, each in a fresh process from the history files
-   (no columnar copy): time, peak RSS, facts equal to the columnar check's;
+   (no columnar copy): time, peak RSS of the checking process and the largest
+   of its parsing workers' (``ru_maxrss`` of its children), the largest sum
+   of both at one time (sampled), facts equal to the columnar check's;
 6. the naive baselines in fresh processes: DuckDB SQL (group-by plus join) over
    the same columnar files, and over the JSONL (DuckDB's own JSON reader),
    computing expected, lost, duplicates, redelivered, unexpected, recovered and
@@ -213,12 +215,39 @@ def _lines_in(run_dir: Path) -> int:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    """Run a bench step in a fresh interpreter; it prints one JSON object."""
-    proc = subprocess.run([sys.executable, "-m", "geo_recon.check.bench", *args], capture_output=True, text=True,
-                          check=False)
+    """Run a bench step in a fresh interpreter; it prints one JSON object. Adds ``tree_peak_rss_mib``: the largest
+    sum of the resident sets of that process and its own children (parsing workers), sampled every 50 ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-m", "geo_recon.check.bench", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    tree_peak = 0
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            tree_peak = max(tree_peak, _tree_rss_kib(proc.pid))
     if proc.returncode != 0:
-        raise GeoReconError(f"bench step {args[0]!r} failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise GeoReconError(f"bench step {args[0]!r} failed: {stderr.strip()[-2000:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["tree_peak_rss_mib"] = round(tree_peak / 1024, 1)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # user + system CPU of the step with its parsing workers (and the interpreter's start): wall times depend on
+    # what else runs, DuckDB's most (it uses every core)
+    out["cpu_seconds_with_workers"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 3)
+    return out
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """VmRSS of a process and its descendants, in KiB (0 for what has already exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return 0
+    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return rss + sum(_tree_rss_kib(child) for child in children)
 
 
 def _is_bench_run(path: Path) -> bool:
@@ -253,6 +282,11 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _workers_peak_rss_mib() -> float:
+    """The largest peak resident set of this process's parsing workers (0 when it parsed alone)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
 def child_check(run_dir: str, source: str = "columnar") -> dict[str, Any]:
     """Check in this (fresh) process: ``columnar`` from the copy, ``jsonl`` from the history files as they are
     (JSONL, or Arrow as the workers write it)."""
@@ -263,7 +297,7 @@ def child_check(run_dir: str, source: str = "columnar") -> dict[str, Any]:
     result = check_run(run_dir, source=source)
     wall = time.perf_counter() - start
     return {"seconds": round(wall, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
-            "peak_rss_mib": _peak_rss_mib(), "valid": result.valid,
+            "peak_rss_mib": _peak_rss_mib(), "workers_peak_rss_mib": _workers_peak_rss_mib(), "valid": result.valid,
             "regions": {r: {k: v for k, v in x.to_json().items() if k not in ("lag_ms_by_origin",)}
                         for r, x in result.regions.items()},
             "receipts": result.run["receipts"]}
@@ -511,6 +545,11 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
                 "jsonl_vs_duckdb_jsonl": round(report["check_jsonl"]["seconds"] / base_jsonl["seconds"], 3),
                 "columnar_vs_duckdb_columnar": round(check["seconds"] / base["seconds"], 3),
             }
+            cpu = "cpu_seconds_with_workers"
+            report["cpu_ratios"] = {
+                "native_vs_duckdb_jsonl": round(report["check_native"][cpu] / base_jsonl[cpu], 3),
+                "jsonl_vs_duckdb_jsonl": round(report["check_jsonl"][cpu] / base_jsonl[cpu], 3),
+            }
         report["load_average_after"] = _load()
         return report
     finally:
@@ -538,8 +577,12 @@ def format_report(r: dict[str, Any]) -> str:
     for key, words in (("check_native", "check (workers' Arrow history)"), ("check_jsonl", "check (JSONL)")):
         if key in r:
             c = r[key]
+            workers = f" (its parsing workers: {c['workers_peak_rss_mib']:,.0f} MiB at most each)" if c.get(
+                "workers_peak_rss_mib") else ""
             lines.append(f"{words}: {c['seconds']:.2f} s wall, {c['cpu_seconds']:.2f} s CPU, "
-                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB; facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
+                         f"peak RSS {c['peak_rss_mib']:,.0f} MiB{workers}, with them {c['tree_peak_rss_mib']:,.0f} "
+                         f"MiB at most at once; "
+                         f"facts {'equal' if r[key + '_agrees'] else 'DIFFER'}")
     if "baseline" in r:
         b = r["baseline"]
         lines.append(f"naive DuckDB baseline ({b['threads']} threads, fresh process): {b['seconds']:.2f} s wall, "
@@ -555,6 +598,9 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"ratios (time / DuckDB's over the JSONL): native {q['native_vs_duckdb_jsonl']:.2f}x "
                      f"(goal <= 0.2), JSONL {q['jsonl_vs_duckdb_jsonl']:.2f}x (goal <= 0.5); "
                      f"columnar / DuckDB over it {q['columnar_vs_duckdb_columnar']:.2f}x")
+        q = r["cpu_ratios"]
+        lines.append(f"CPU-seconds ratios (with the parsing workers; do not depend on other load): "
+                     f"native {q['native_vs_duckdb_jsonl']:.2f}x, JSONL {q['jsonl_vs_duckdb_jsonl']:.2f}x")
     return "\n".join(lines)
 
 

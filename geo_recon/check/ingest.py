@@ -18,7 +18,10 @@ line numbers, which the parent maps to global codes and absolute lines, in order
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import os
+import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ import pyarrow.json as pj
 
 from geo_recon import history_arrow
 from geo_recon.check import pool
+from geo_recon.check.tuning import release_free_memory
 from geo_recon.check.model import (
     FLAG_READER,
     NO_TIME,
@@ -52,9 +56,9 @@ from geo_recon.history import (
     FAILOVER_ROLES,
     BadLine,
     HistoryError,
+    check_event,
     history_files,
     is_arrow,
-    iter_file,
     normalise_subscription,
     other_files,
     parse_line,
@@ -64,7 +68,11 @@ from geo_recon.history import (
 
 CHUNK_BYTES = 16 << 20
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+#: parsed columns (45 bytes a send line, 49 a receipt) held in memory while reading; past that they go to temporary
+#: files (see :class:`_ColumnStore`)
+SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
+ARROW_CHUNK_ROWS = 1 << 20  # rows of an Arrow history file parsed as one chunk
 EXAMPLES = 20  # skipped lines quoted in the result
 
 SEND_KIND = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
@@ -521,40 +529,59 @@ def _needs_exact(table: pa.Table) -> bool:
     return any(not _CHECKED.isdisjoint(orjson.loads(text)) for text in extra.drop_null().to_pylist())
 
 
-def arrow_chunk(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Chunk:
-    """One ``*.arrows`` history file as a chunk: no parsing, its columns are the events' fields. A torn last
-    batch counts as one bad line after the last whole event (reported, or skipped with ``skip_bad``)."""
-    read = read_arrow(path)
-    table = read.table
+def _arrow_events(table: pa.Table, torn: str | None) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(row from 1, kind, event, reason) per row of a slice of an Arrow history, classified as the JSONL reader does;
+    then the torn batch as a bad one."""
+    number = 0
+    for batch in table.to_batches():
+        for event in history_arrow.decode_rows(batch):
+            number += 1
+            kind, reason = check_event(event)
+            yield number, kind, (None if kind == "bad" else event), reason
+    if torn is not None:
+        yield number + 1, "bad", None, torn
+
+
+def arrow_chunk(path: str | os.PathLike[str], *, skip_bad: bool = False, start: int = 0,
+                stop: int | None = None) -> Chunk:
+    """Rows ``start``..``stop`` of one ``*.arrows`` history file as a chunk (lines counted from 1 at ``start``):
+    no parsing, its columns are the events' fields. The slice that ends the file also carries a torn last batch,
+    as one bad line after the last whole event (reported, or skipped with ``skip_bad``)."""
+    read = read_arrow(path)  # memory-mapped: only the slice's pages are read
+    last = stop is None or stop >= read.table.num_rows
+    table = read.table.slice(start, None if stop is None else stop - start)
     n = table.num_rows
+    torn = read.torn if last else None
     chunk = None if _needs_exact(table) else _table_chunk(table, n, lambda: table)
     if chunk is None:
-        chunk = _exact_events(iter_file(path), n, skip_bad)
-    elif read.torn is not None:
+        chunk = _exact_events(_arrow_events(table, torn), n, skip_bad)
+    elif torn is not None:
         if skip_bad:
             chunk.bad_count += 1
-            chunk.bad.append((n + 1, read.torn))
+            chunk.bad.append((n + 1, torn))
         else:
-            chunk.error = (n + 1, read.torn)
-    chunk.lines = n if read.torn is None else n + 1
+            chunk.error = (n + 1, torn)
+    chunk.lines = n if torn is None else n + 1
     return chunk
 
 
 def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
     path, start, end, skip_bad, use_threads = task
     if is_arrow(path):
-        return arrow_chunk(path, skip_bad=skip_bad)
+        return arrow_chunk(path, skip_bad=skip_bad, start=start, stop=end)
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
     return parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads)
 
 
-def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> list[int]:
-    """Byte offsets cutting a file into chunks of whole lines (about ``chunk_bytes`` each); an Arrow file is one."""
-    size = path.stat().st_size
+def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int = ARROW_CHUNK_ROWS) -> list[int]:
+    """Byte offsets cutting a file into chunks of whole lines (about ``chunk_bytes`` each); for an Arrow file,
+    row numbers cutting it into slices of ``chunk_rows`` (so no process holds a whole file's columns)."""
     if is_arrow(path):
-        return [0, size]
+        rows = read_arrow(path).table.num_rows  # batch headers only: the file is memory-mapped
+        return list(range(0, rows, chunk_rows)) + [rows] if rows else [0, 0]
+    size = path.stat().st_size
     bounds = [0]
     with open(path, "rb") as fh:
         while size - bounds[-1] > chunk_bytes:
@@ -611,12 +638,143 @@ class _Global:
         return luts, names
 
 
+_SEND_COLUMNS = ("kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")
+SENDS = "send"  #: the store's key of the send lines (receipts are keyed by region)
+BLOCK_ROWS = 1 << 22  # rows per step where a whole column is not needed at once
+
+
+def _pread_into(fd: int, out: np.ndarray, offset: int) -> None:
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got <= 0:
+            raise OSError(f"short read from a temporary file at byte {offset + done}")
+        done += got
+
+
+def _temporary_file(owner: object) -> Any:
+    """An unlinked temporary file, closed when ``owner`` is collected (its space is freed then)."""
+    fh = tempfile.TemporaryFile(prefix="geo-recon-receipts-")
+    weakref.finalize(owner, fh.close)
+    return fh
+
+
+class _ColumnStore:
+    """The parsed lines' columns, in line order: the send lines (key ``SENDS``), and the recv lines per region
+    (provisional region codes).
+
+    Held in memory up to ``budget`` bytes; past that, everything goes to
+    unlinked temporary files (``TMPDIR``), so that each column is read back
+    whole into one array (never its pieces and their concatenation at once),
+    a run's receipts are not resident while the sends are folded into
+    messages, and each region's receipts are normalised on their own (the page
+    cache holds the rest).
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.counts: dict[int | str, int] = {}
+        self.held: dict[int | str, dict[str, list[np.ndarray]]] = {}
+        self.nbytes = 0
+        self.files: dict[int | str, dict[str, Any]] | None = None
+
+    def regions(self) -> list[int]:
+        return sorted(k for k in self.counts if isinstance(k, int))
+
+    @property
+    def spilled(self) -> bool:
+        return self.files is not None
+
+    def add(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+        n = len(columns["time"])
+        if not n:
+            return
+        self.counts[region] = self.counts.get(region, 0) + n
+        columns = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
+        if self.files is not None:
+            self._write(region, columns)
+            return
+        held = self.held.setdefault(region, {k: [] for k in columns})
+        for name, values in columns.items():
+            held[name].append(values)
+            self.nbytes += values.nbytes
+        if self.nbytes > self.budget:
+            self.files = {}
+            for code, pieces in self.held.items():
+                for values in zip(*pieces.values(), strict=True):
+                    self._write(code, dict(zip(pieces, values, strict=True)))
+            self.held.clear()
+
+    def _write(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+        assert self.files is not None
+        files = self.files.setdefault(region, {})
+        for name, values in columns.items():
+            fh = files.get(name)
+            if fh is None:
+                fh = files[name] = _temporary_file(self)
+            fh.write(memoryview(values).cast("B"))
+
+    def blocks(self, region: int | str) -> Iterator[tuple[int, int]]:
+        n = self.counts[region]
+        for a in range(0, n, BLOCK_ROWS):
+            yield a, min(n, a + BLOCK_ROWS)
+
+    def read(self, region: int | str, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.counts.get(region, 0) if stop is None else stop
+        if region not in self.counts:
+            return np.zeros(0, dtype=_DTYPES[name])
+        if self.files is None:
+            pieces = self.held[region][name]
+            if len(pieces) > 1:
+                pieces[:] = [np.concatenate(pieces)]
+            return pieces[0][start:stop]
+        fh = self.files[region][name]
+        fh.flush()
+        out = np.empty(stop - start, dtype=_DTYPES[name])
+        _pread_into(fh.fileno(), out, start * out.itemsize)
+        return out
+
+    def drop(self, region: int | str) -> None:
+        self.held.pop(region, None)
+        for fh in (self.files or {}).pop(region, {}).values():
+            fh.close()
+
+
+class _ReceiptFile:
+    """One region's normalised receipts in an unlinked temporary file, loaded by memory-mapping it (like the
+    columnar copy): resident only while the check looks at that region."""
+
+    def __init__(self) -> None:
+        self.fh = _temporary_file(self)
+        self.layout: list[tuple[str, np.dtype[Any], int, int]] = []
+        self.size = 0
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values)
+        self.fh.write(memoryview(values).cast("B"))
+        self.layout.append((name, values.dtype, len(values), self.size))
+        self.size += values.nbytes
+        pad = -self.size % 8
+        if pad:
+            self.fh.write(bytes(pad))
+            self.size += pad
+
+    def loader(self) -> Callable[[], Receipts]:
+        self.fh.flush()
+
+        def load() -> Receipts:  # holds the file (closed with it) for as long as the history may ask
+            if not self.size:
+                return Receipts(**{name: np.zeros(0, dtype=dtype) for name, dtype, _, _ in self.layout})
+            mapped = mmap.mmap(self.fh.fileno(), self.size, access=mmap.ACCESS_READ)
+            return Receipts(**{name: np.frombuffer(mapped, dtype=dtype, count=n, offset=offset)
+                               for name, dtype, n, offset in self.layout})
+        return load
+
+
 @dataclass
 class _Parts:
-    send: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in (
-        "kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")})
-    recv: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in (
-        "time", "region", "process", "producer", "seq", "hash", "flags", "ref", "subscription", "cluster")})
+    columns: _ColumnStore
     faults: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     failovers: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     lines: int = 0
@@ -632,27 +790,24 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
         raise HistoryError(reason, path=path, line=first_line + line - 1)
     luts = {k: names.lut(k, chunk.names[k]) for k in chunk.names}
     base = (np.int64(file_index) << np.int64(REF_LINE_BITS)) + np.int64(first_line - 1)
-    s = parts.send
-    s["kind"].append(chunk.send_kind)
-    s["time"].append(chunk.send_time)
-    s["region"].append(luts["region"][chunk.send_region])
-    s["process"].append(luts["process"][chunk.send_process])
-    s["producer"].append(luts["producer"][chunk.send_producer])
-    s["seq"].append(chunk.send_seq)
-    s["key"].append(luts["key"][chunk.send_key])
-    s["ref"].append(chunk.send_line + base)
-    s["cluster"].append(luts["region"][chunk.send_cluster])
-    r = parts.recv
-    r["time"].append(chunk.recv_time)
-    r["region"].append(luts["region"][chunk.recv_region])
-    r["process"].append(luts["process"][chunk.recv_process])
-    r["producer"].append(luts["producer"][chunk.recv_producer])
-    r["seq"].append(chunk.recv_seq)
-    r["hash"].append(chunk.recv_hash)
-    r["flags"].append(chunk.recv_flags)
-    r["ref"].append(chunk.recv_line + base)
-    r["subscription"].append(luts["subscription"][chunk.recv_subscription])
-    r["cluster"].append(luts["region"][chunk.recv_cluster])
+    parts.columns.add(SENDS, {
+        "kind": chunk.send_kind, "time": chunk.send_time, "region": luts["region"][chunk.send_region],
+        "process": luts["process"][chunk.send_process], "producer": luts["producer"][chunk.send_producer],
+        "seq": chunk.send_seq, "key": luts["key"][chunk.send_key], "ref": chunk.send_line + base,
+        "cluster": luts["region"][chunk.send_cluster]})
+    if len(chunk.recv_time):
+        columns = {"time": chunk.recv_time, "process": luts["process"][chunk.recv_process],
+                   "producer": luts["producer"][chunk.recv_producer], "seq": chunk.recv_seq,
+                   "hash": chunk.recv_hash, "flags": chunk.recv_flags, "ref": chunk.recv_line + base,
+                   "subscription": luts["subscription"][chunk.recv_subscription],
+                   "cluster": luts["region"][chunk.recv_cluster]}
+        region = luts["region"][chunk.recv_region]
+        if (region == region[0]).all():  # a consumer's file: one region
+            parts.columns.add(int(region[0]), columns)
+        else:
+            for code in np.unique(region).tolist():
+                rows = region == code
+                parts.columns.add(code, {k: v[rows] for k, v in columns.items()})
     parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
     parts.failovers.extend((file_index, first_line + line - 1, event) for line, event in chunk.failovers)
     parts.lines += chunk.lines
@@ -663,33 +818,40 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
 
 
 def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, workers: int | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> History:
-    """Read ``RUN_DIR/run.json`` and every ``RUN_DIR/history/*.jsonl`` into a :class:`History`.
+                 chunk_bytes: int = CHUNK_BYTES, chunk_rows: int = ARROW_CHUNK_ROWS,
+                 spill_bytes: int | None = None) -> History:
+    """Read ``RUN_DIR/run.json`` and every history file (``*.jsonl``, ``*.arrows``) into a :class:`History`.
 
     ``workers``: processes parsing chunks (default: one per CPU, at most 4,
     when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
+    ``spill_bytes``: parsed columns held in memory while reading (default
+    ``SPILL_BYTES``); past that they go to temporary files, and so do each
+    region's normalised receipts (then loaded one region at a time, as from the
+    columnar copy).
     """
     run_dir = Path(run_dir)
     run = read_run_json(run_dir)
     files = history_files(run_dir)
     rel = tuple(str(p.relative_to(run_dir)) for p in files)
-    bounds = [chunk_bounds(p, chunk_bytes=chunk_bytes) for p in files]
-    total = sum(b[-1] for b in bounds)
+    bounds = [chunk_bounds(p, chunk_bytes=chunk_bytes, chunk_rows=chunk_rows) for p in files]
+    total = sum(p.stat().st_size for p in files)
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if total > PARALLEL_MIN_BYTES else 1
     tasks = [(str(path), a, b, skip_bad, workers <= 1)
              for path, cuts in zip(files, bounds, strict=True) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
     where = [(index, a) for index, cuts in enumerate(bounds) for a in cuts[:-1]]
     names = _Global()
-    parts = _Parts()
+    parts = _Parts(columns=_ColumnStore(SPILL_BYTES if spill_bytes is None else spill_bytes))
     line_index: list[list[tuple[int, int]]] = [[] for _ in files]
     next_line = [1] * len(files)
     for (file_index, offset), chunk in zip(where, _in_order(tasks, workers), strict=True):
         first_line = next_line[file_index]
-        line_index[file_index].append((first_line, offset))
+        if not line_index[file_index] or not is_arrow(files[file_index]):  # an Arrow file is found by row
+            line_index[file_index].append((first_line, offset))
         _absorb(parts, chunk, file_index=file_index, path=str(files[file_index]), first_line=first_line,
                 names=names)
         next_line[file_index] += chunk.lines
+        del chunk
     formats = sorted({"arrow" if is_arrow(p) else "jsonl" for p in files}, reverse=True)
     summary = InputSummary(source="+".join(formats) or "jsonl", files=len(files), lines=parts.lines, skipped=parts.bad_count,
                            skipped_examples=tuple(str(b) for b in parts.bad), ignored=dict(parts.ignored),
@@ -702,6 +864,7 @@ def _cat(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
     if not pieces:
         return np.zeros(0, dtype=dtype)
     out = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    pieces.clear()
     return out.astype(dtype, copy=False)
 
 
@@ -712,36 +875,55 @@ _DTYPES = {"kind": np.int8, "time": np.int64, "region": np.int32, "process": np.
 
 def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts, names: _Global,
                   summary: InputSummary) -> History:
-    """Normalise the parsed lines into the checker's tables."""
+    """Normalise the parsed lines into the checker's tables: the sends first, then each region's receipts."""
     listed = list(run["regions"])
     luts, tables = names.sorted_luts(listed)
-    s = {k: _cat(v, _DTYPES[k]) for k, v in parts.send.items()}
-    parts.send.clear()
-    r = {k: _cat(v, _DTYPES[k]) for k, v in parts.recv.items()}
-    parts.recv.clear()
-    for table in (s, r):
-        for kind in ("region", "process", "producer"):
-            table[kind] = luts[kind][table[kind]]
-        table["cluster"] = luts["region"][table["cluster"]]
+    store = parts.columns
+    big = store.spilled
+    if big:
+        release_free_memory()  # the chunks' arrays, freed: the columns read back whole need new room
+    s = {k: store.read(SENDS, k) for k in _SEND_COLUMNS}
+    store.drop(SENDS)
+    for kind in ("region", "process", "producer"):
+        s[kind] = luts[kind][s[kind]]
+    s["cluster"] = luts["region"][s["cluster"]]
     s["key"] = luts["key"][s["key"]]
-    r["subscription"] = luts["subscription"][r["subscription"]]
 
-    n_producers = len(tables["producer"])
-    identity, send_msg, recv_msg = index_messages(
-        n_producers=n_producers, send_producer=s["producer"], send_seq=s["seq"],
-        recv_producer=r["producer"], recv_seq=r["seq"])
+    index = DenseIndex.of(n_producers=len(tables["producer"]), send_producer=s["producer"], send_seq=s["seq"])
+    send_msg = index.direct(s["producer"], s["seq"])
+    send_rest = send_msg < 0
+    rest = [(s["producer"][send_rest], s["seq"][send_rest])]
+    provisional = store.regions()
+    for region in provisional:  # receipts of (producer, seq) outside the dense ranges
+        rest.append(_cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
+                                         store.read(region, "seq", a, b)) for a, b in store.blocks(region)]))
+    identity, inverses = index.with_rest(rest)
+    send_msg[send_rest] = inverses[0]
+    del s["producer"], s["seq"], send_rest, rest
+    if big:
+        release_free_memory()  # the index's temporaries
     messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
+    del identity, send_msg
 
     completed = s["kind"] > 0
     completions = Completions(
         time=s["time"][completed], region=s["region"][completed].astype(np.int16),
         outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
         cluster=s["cluster"][completed].astype(np.int16))
-    del s, send_msg
+    del s, completed
+    if big:
+        release_free_memory()
 
-    receipts = split_receipts(n_regions=len(tables["region"]), msg=recv_msg, time=r["time"], process=r["process"],
-                              msg_hash=r["hash"], flags=r["flags"], ref=r["ref"], region=r["region"],
-                              subscription=r["subscription"], cluster=r["cluster"])
+    n_regions = len(tables["region"])
+    receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
+    counts = [0] * n_regions
+    for region, rest_msg in zip(provisional, inverses[1:], strict=True):
+        code = int(luts["region"][region])
+        receipts[code] = _region_receipts(store, region, luts=luts, index=index, rest_msg=rest_msg)
+        counts[code] = store.counts[region]
+        store.drop(region)
+        if big:
+            release_free_memory()
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
@@ -754,65 +936,137 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     return History(
         regions=tuple(listed), region_names=tables["region"], processes=tables["process"],
         producers=tables["producer"], keys=tables["key"], files=files, messages=messages,
-        completions=completions, receipts=tuple(receipts), receipt_counts=tuple(len(x) for x in receipts),
+        completions=completions, receipts=tuple(receipts), receipt_counts=tuple(counts),
         faults=faults, run=run, input=summary, subscriptions=tables["subscription"], failovers=failovers)
 
 
-def index_messages(*, n_producers: int, send_producer: np.ndarray, send_seq: np.ndarray,
-                   recv_producer: np.ndarray, recv_seq: np.ndarray
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Give every distinct (producer, seq) a row; return (producer/seq columns, row per send, row per recv).
+def _no_receipts() -> Receipts:
+    i64 = np.zeros(0, dtype=np.int64)
+    return Receipts(msg=i64, time=i64, process=np.zeros(0, dtype=np.int32), msg_hash=i64,
+                    flags=np.zeros(0, dtype=np.int8), ref=i64, subscription=np.zeros(0, dtype=np.int32),
+                    cluster=np.zeros(0, dtype=np.int16))
 
-    Producers whose send seqs are dense get one row per seq in [min, max]
-    (direct addressing, no sort). Everything else (sparse producers, receipts
-    outside their producer's range, producers never seen sending) gets rows
-    after those, sorted by (producer, seq). Within one producer's dense range,
-    or among the rest, a larger row means a larger seq.
-    """
-    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    counts = np.bincount(send_producer, minlength=n_producers)[:n_producers]
-    lo = np.full(n_producers, big, dtype=np.int64)
-    hi = np.full(n_producers, small, dtype=np.int64)
-    np.minimum.at(lo, send_producer, send_seq)
-    np.maximum.at(hi, send_producer, send_seq)
-    has = counts > 0
-    # spans in float first: hi - lo may not fit in int64
-    dense = has & ((hi.astype(np.float64) - lo.astype(np.float64) + 1) <= 2 * counts + 1024)
-    span = np.where(dense, hi - np.where(dense, lo, 0) + 1, 0).astype(np.int64)
-    base = np.concatenate([[0], np.cumsum(span)]).astype(np.int64)
-    n_dense = int(base[-1])
 
-    def direct(producer: np.ndarray, seq: np.ndarray) -> np.ndarray:
-        p_lo, p_hi = lo[producer], hi[producer]
-        inside = dense[producer] & (seq >= p_lo) & (seq <= p_hi)
-        return np.where(inside, base[producer] + (seq - np.where(inside, p_lo, 0)), -1)
+def _rest_of(index: DenseIndex, producer: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    outside = index.direct(producer, seq) < 0
+    return producer[outside], seq[outside]
 
-    send_msg = direct(send_producer, send_seq)
-    recv_msg = direct(recv_producer, recv_seq)
-    producer = np.repeat(np.arange(n_producers, dtype=np.int32), span)
-    seq = np.arange(n_dense, dtype=np.int64) - np.repeat(base[:-1] - np.where(dense, lo, 0), span)
-    send_rest, recv_rest = send_msg < 0, recv_msg < 0
-    rest_p = np.concatenate([send_producer[send_rest], recv_producer[recv_rest]])
-    rest_s = np.concatenate([send_seq[send_rest], recv_seq[recv_rest]])
-    if len(rest_p):
-        order = np.lexsort((rest_s, rest_p))
-        rp, rs = rest_p[order], rest_s[order]
-        first = np.ones(len(rp), dtype=bool)
-        first[1:] = (rp[1:] != rp[:-1]) | (rs[1:] != rs[:-1])
-        inverse = np.empty(len(rp), dtype=np.int64)
-        inverse[order] = np.cumsum(first) - 1 + n_dense
-        n_send_rest = int(send_rest.sum())
-        send_msg[send_rest] = inverse[:n_send_rest]
-        recv_msg[recv_rest] = inverse[n_send_rest:]
-        producer = np.concatenate([producer, rp[first].astype(np.int32)])
-        seq = np.concatenate([seq, rs[first]])
-    return {"producer": producer, "seq": seq}, send_msg, recv_msg
+
+def _cat_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return (_cat([p for p, _ in pairs], np.int32), _cat([q for _, q in pairs], np.int64))
+
+
+def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.ndarray], index: DenseIndex,
+                     rest_msg: np.ndarray) -> Receipts | Callable[[], Receipts]:
+    """One region's receipts, ordered by (process, time, file order): in memory, or (when the store spilled) in a
+    temporary file, column by column."""
+    n = store.counts[region]
+    msg = np.empty(n, dtype=np.int64)
+    done = 0
+    for a, b in store.blocks(region):
+        block = index.direct(luts["producer"][store.read(region, "producer", a, b)], store.read(region, "seq", a, b))
+        outside = np.flatnonzero(block < 0)
+        block[outside] = rest_msg[done:done + len(outside)]
+        done += len(outside)
+        msg[a:b] = block
+    process = luts["process"][store.read(region, "process")]
+    time = store.read(region, "time")
+    ref = store.read(region, "ref")
+    order = order_receipts(process, time, ref)
+    ready = {"msg": msg, "process": process, "time": time, "ref": ref}
+    del msg, process, time, ref
+
+    def column(name: str) -> np.ndarray:
+        values = ready.pop(name, None)
+        if values is None and name == "subscription":
+            values = luts["subscription"][store.read(region, "subscription")]
+        elif values is None and name == "cluster":
+            values = luts["region"][store.read(region, "cluster")]
+        elif values is None:
+            values = store.read(region, "hash" if name == "msg_hash" else name)
+        values = values if order is None else values[order]
+        return values.astype(_RECEIPT_DTYPES[name], copy=False)
+
+    if not store.spilled:
+        return Receipts(**{name: column(name) for name in _RECEIPT_DTYPES})
+    out = _ReceiptFile()
+    for name in _RECEIPT_DTYPES:  # one column resident at a time (besides the ordering's keys)
+        out.add(name, column(name))
+    return out.loader()
+
+
+_RECEIPT_DTYPES = {"msg": np.int64, "time": np.int64, "process": np.int32, "msg_hash": np.int64, "flags": np.int8,
+                   "ref": np.int64, "subscription": np.int32, "cluster": np.int16}
+
+
+@dataclass(frozen=True, slots=True)
+class DenseIndex:
+    """Rows for (producer, seq) pairs: producers whose send seqs are dense get one row per seq in [min, max]
+    (direct addressing, no sort); every other pair (sparse producers, receipts outside their producer's range,
+    producers never seen sending) gets a row after those, sorted by (producer, seq). Within one producer's dense
+    range, or among the rest, a larger row means a larger seq."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    dense: np.ndarray
+    base: np.ndarray
+
+    @classmethod
+    def of(cls, *, n_producers: int, send_producer: np.ndarray, send_seq: np.ndarray) -> DenseIndex:
+        big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        counts = np.bincount(send_producer, minlength=n_producers)[:n_producers]
+        lo = np.full(n_producers, big, dtype=np.int64)
+        hi = np.full(n_producers, small, dtype=np.int64)
+        np.minimum.at(lo, send_producer, send_seq)
+        np.maximum.at(hi, send_producer, send_seq)
+        has = counts > 0
+        # spans in float first: hi - lo may not fit in int64
+        dense = has & ((hi.astype(np.float64) - lo.astype(np.float64) + 1) <= 2 * counts + 1024)
+        span = np.where(dense, hi - np.where(dense, lo, 0) + 1, 0).astype(np.int64)
+        base = np.concatenate([[0], np.cumsum(span)]).astype(np.int64)
+        return cls(lo=lo, hi=hi, dense=dense, base=base)
+
+    def direct(self, producer: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """The dense row of each pair, -1 for the rest (in blocks: the temporaries stay small)."""
+        out = np.empty(len(producer), dtype=np.int64)
+        for a in range(0, len(producer), BLOCK_ROWS):
+            p, q = producer[a:a + BLOCK_ROWS], seq[a:a + BLOCK_ROWS]
+            p_lo, p_hi = self.lo[p], self.hi[p]
+            inside = self.dense[p] & (q >= p_lo) & (q <= p_hi)
+            out[a:a + BLOCK_ROWS] = np.where(inside, self.base[p] + (q - np.where(inside, p_lo, 0)), -1)
+        return out
+
+    def with_rest(self, rest: list[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        """(producer/seq column of every row, the row of each pair in each part of ``rest``): the dense rows,
+        then the distinct pairs of ``rest`` (pairs ``direct`` left out) sorted."""
+        n_producers = len(self.lo)
+        span = np.diff(self.base)
+        n_dense = int(self.base[-1])
+        producer = np.repeat(np.arange(n_producers, dtype=np.int32), span)
+        seq = np.arange(n_dense, dtype=np.int64) - np.repeat(self.base[:-1] - np.where(self.dense, self.lo, 0), span)
+        sizes = [len(p) for p, _ in rest]
+        rest_p = np.concatenate([p for p, _ in rest]) if rest else np.zeros(0, dtype=np.int32)
+        rest_s = np.concatenate([q for _, q in rest]) if rest else np.zeros(0, dtype=np.int64)
+        inverse = np.zeros(0, dtype=np.int64)
+        if len(rest_p):
+            order = np.lexsort((rest_s, rest_p))
+            rp, rs = rest_p[order], rest_s[order]
+            first = np.ones(len(rp), dtype=bool)
+            first[1:] = (rp[1:] != rp[:-1]) | (rs[1:] != rs[:-1])
+            inverse = np.empty(len(rp), dtype=np.int64)
+            inverse[order] = np.cumsum(first) - 1 + n_dense
+            producer = np.concatenate([producer, rp[first].astype(np.int32)])
+            seq = np.concatenate([seq, rs[first]])
+        cuts = np.cumsum([0, *sizes])
+        return {"producer": producer, "seq": seq}, [inverse[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def _first_row(m: int, msg: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per message, the smallest of ``rows`` (line order) that belongs to it, or -1."""
     pick = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(pick, msg[rows], rows)
+    for a in range(0, len(rows), BLOCK_ROWS):
+        np.minimum.at(pick, msg[rows[a:a + BLOCK_ROWS]], rows[a:a + BLOCK_ROWS])
     pick[pick == np.iinfo(np.int64).max] = -1
     return pick
 
@@ -826,74 +1080,76 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
     m = len(messages["seq"])
     kind, time = s["kind"], s["time"]
 
-    def count(k: int) -> np.ndarray:
-        return np.bincount(send_msg[kind == k], minlength=m)
+    def seen(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(m, dtype=bool)
+        for a in range(0, len(mask), BLOCK_ROWS):
+            out[send_msg[a:a + BLOCK_ROWS][mask[a:a + BLOCK_ROWS]]] = True
+        return out
 
-    invokes, oks, fails, infos = count(0), count(1), count(2), count(3)
+    def fold(ufunc: np.ufunc, out: np.ndarray, mask: np.ndarray) -> None:
+        """``ufunc.at(out, send_msg[mask], time[mask])``, in blocks."""
+        for a in range(0, len(mask), BLOCK_ROWS):
+            rows = mask[a:a + BLOCK_ROWS]
+            ufunc.at(out, send_msg[a:a + BLOCK_ROWS][rows], time[a:a + BLOCK_ROWS][rows])
+
+    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
+    is_invoke = kind == 0
+    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
+    open_invokes -= np.bincount(send_msg[~is_invoke], minlength=m)
+    pending = open_invokes > 0
+    del open_invokes
+    invoked, has_ok = seen(is_invoke), seen(kind == 1)
     outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
-    outcome[fails > 0] = Outcome.FAIL
-    outcome[invokes > fails + oks + infos] = Outcome.PENDING
-    outcome[infos > 0] = Outcome.INFO
-    outcome[oks > 0] = Outcome.OK
+    outcome[seen(kind == 2)] = Outcome.FAIL
+    outcome[pending] = Outcome.PENDING
+    outcome[seen(kind == 3)] = Outcome.INFO
+    outcome[has_ok] = Outcome.OK
+    del pending
 
     big = np.iinfo(np.int64).max
     invoke_time = np.full(m, big, dtype=np.int64)
-    is_invoke = kind == 0
-    np.minimum.at(invoke_time, send_msg[is_invoke], time[is_invoke])
-    invoke_time[invokes == 0] = NO_TIME
+    fold(np.minimum, invoke_time, is_invoke)
+    invoke_time[~invoked] = NO_TIME
 
     # done time: the first ok; without an ok, the last fail/info
     first_ok = np.full(m, big, dtype=np.int64)
     is_ok = kind == 1
-    np.minimum.at(first_ok, send_msg[is_ok], time[is_ok])
+    fold(np.minimum, first_ok, is_ok)
+    del is_ok
     last_other = np.full(m, NO_TIME, dtype=np.int64)
     other = (kind == 2) | (kind == 3)
-    np.maximum.at(last_other, send_msg[other], time[other])
-    done_time = np.where(oks > 0, first_ok, last_other)
-    at_done = np.flatnonzero((kind > 0) & (time == done_time[send_msg]) & ((kind == 1) | (oks[send_msg] == 0)))
+    fold(np.maximum, last_other, other)
+    del other
+    done_time = np.where(has_ok, first_ok, last_other)
+    del first_ok, last_other
+    at_done = _rows_where(len(kind), lambda a, b: (kind[a:b] > 0) & (time[a:b] == done_time[send_msg[a:b]]) & (
+        (kind[a:b] == 1) | ~has_ok[send_msg[a:b]]))
     pick = _first_row(m, send_msg, at_done)
+    del at_done
     done_ref = np.where(pick >= 0, s["ref"][np.maximum(pick, 0)], -1)
 
     # origin, key and sending process: from the first invoke line, else from the first send line
-    rows = np.arange(len(kind), dtype=np.int64)
-    pick = _first_row(m, send_msg, rows[is_invoke])
-    pick = np.where(pick >= 0, pick, _first_row(m, send_msg, rows))
-    seen = pick >= 0
+    pick = _first_row(m, send_msg, np.flatnonzero(is_invoke))
+    unpicked = pick < 0
+    if unpicked.any():  # messages without an invoke line: their first line of any kind
+        rows = _rows_where(len(kind), lambda a, b: unpicked[send_msg[a:b]])
+        pick = np.where(unpicked, _first_row(m, send_msg, rows), pick)
+        del rows
+    del unpicked
+    seen_send = pick >= 0
     safe = np.maximum(pick, 0)
-    origin = np.where(seen, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
-    process = np.where(seen, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    key = np.where(seen, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
+    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
     return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
                     key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
                     done_ref=done_ref.astype(np.int64))
 
 
-def split_receipts(*, n_regions: int, msg: np.ndarray, time: np.ndarray, process: np.ndarray,
-                   msg_hash: np.ndarray, flags: np.ndarray, ref: np.ndarray, region: np.ndarray,
-                   subscription: np.ndarray, cluster: np.ndarray) -> list[Receipts]:
-    """Receipts per observing region, each ordered by (process, time, file order)."""
-    out = []
-    grouped = len(region) < 2 or bool((region[1:] >= region[:-1]).all())  # files usually hold one region each
-    by_region = None if grouped else np.argsort(region.astype(np.uint16), kind="stable")
-    bounds = np.searchsorted(region if grouped else region[by_region], np.arange(n_regions + 1))
-    for code in range(n_regions):
-        a, b = int(bounds[code]), int(bounds[code + 1])
-        if by_region is None:
-            columns = [msg[a:b], time[a:b], process[a:b], msg_hash[a:b], flags[a:b], ref[a:b],
-                       subscription[a:b], cluster[a:b]]  # views
-        else:
-            rows = by_region[a:b]
-            columns = [msg[rows], time[rows], process[rows], msg_hash[rows], flags[rows], ref[rows],
-                       subscription[rows], cluster[rows]]
-        order = order_receipts(columns[2], columns[1], columns[5])
-        if order is not None:
-            columns = [c[order] for c in columns]
-        r_msg, r_time, r_process, r_hash, r_flags, r_ref, r_sub, r_cluster = columns
-        out.append(Receipts(msg=r_msg, time=r_time, process=r_process.astype(np.int32, copy=False),
-                            subscription=r_sub.astype(np.int32, copy=False),
-                            cluster=r_cluster.astype(np.int16, copy=False),
-                            msg_hash=r_hash, flags=r_flags, ref=r_ref))
-    return out
+def _rows_where(n: int, mask_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """The rows (int64) where ``mask_of(a, b)`` (rows a..b) is true, computed in blocks to keep temporaries small."""
+    parts = [np.flatnonzero(mask_of(a, min(n, a + BLOCK_ROWS))) + a for a in range(0, n, BLOCK_ROWS)]
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
 
 
 def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray | None:

@@ -10,7 +10,6 @@ memory in the heap for reuse removes most of it (peak RSS is unchanged).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -19,13 +18,34 @@ _M_MMAP_MAX = -4
 
 def tune_allocator() -> bool:
     """Ask glibc to serve large allocations from the heap and keep freed memory; False where not possible."""
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
+        return libc is not None and bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except AttributeError:
         return False
+
+
+def release_free_memory() -> bool:
+    """Give the pages of freed heap memory back to the system (glibc ``malloc_trim``); False where not possible.
+
+    With :func:`tune_allocator` freed arrays stay in the heap, resident; between
+    the phases of reading a large history the next phase's arrays rarely fit in
+    the holes the last one left, so without this they add up in the peak RSS.
+    """
+    libc = _libc()
+    try:
+        return libc is not None and bool(libc.malloc_trim(0))
+    except AttributeError:
+        return False
+
+
+def _libc() -> ctypes.CDLL | None:
+    """The C library this process runs with (the symbols already loaded: no ``find_library``, which starts a
+    process, whose peak RSS then counts a copy of this one's)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None

@@ -129,11 +129,15 @@ def test_bench_runs_end_to_end_on_a_tiny_history(tmp_path: Path) -> None:
     # the workers' Arrow history and the JSONL, checked beside DuckDB over the JSONL: same facts, ratios printed
     assert report["check_native_agrees"] is True and report["check_jsonl_agrees"] is True
     assert report["baseline_jsonl_agrees"] is True
+    for path in ("check_native", "check_jsonl"):  # peak RSS per path: the checking process, its workers, together
+        c = report[path]
+        assert c["peak_rss_mib"] > 0 and c["workers_peak_rss_mib"] >= 0 and c["tree_peak_rss_mib"] > 0
     assert set(report["ratios"]) == {"native_vs_duckdb_jsonl", "jsonl_vs_duckdb_jsonl", "columnar_vs_duckdb_columnar"}
     assert all(v > 0 for v in report["ratios"].values())
     proc = run_cli("bench", "check", "--messages", "500", "--regions", "1", "--no-baseline")
     assert proc.returncode == 0, proc.stderr
     assert "receipts/s" in proc.stdout and "peak RSS" in proc.stdout and "baseline" not in proc.stdout
+    assert "MiB at most at once" in proc.stdout
 
 
 def test_bench_refuses_to_overwrite_a_directory_that_is_not_a_bench_run(tmp_path: Path) -> None:

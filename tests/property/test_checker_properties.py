@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo_recon.check import CannotDecide, check_run, write_columnar
+from geo_recon.check.ingest import read_history
 from geo_recon.history import HistoryError
 from tests.property import reference
 from tests.property.sim import SimConfig, simulate
@@ -135,6 +136,28 @@ def test_columnar_copy_gives_the_same_result(cfg: SimConfig) -> None:
     from_jsonl.pop("input")
     from_columnar.pop("input")
     assert from_columnar == from_jsonl
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs)
+def test_spilled_receipts_give_the_same_history(cfg: SimConfig) -> None:
+    """Receipts spilled to temporary files while reading (as at 30M receipts) normalise to the same tables."""
+    sim = simulate(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        sim.write(Path(tmp))
+        held, spilled = read_history(tmp, spill_bytes=1 << 40), read_history(tmp, spill_bytes=0)
+        for name in ("producers", "processes", "region_names", "receipt_counts", "subscriptions"):
+            assert getattr(spilled, name) == getattr(held, name)
+        for part in ("messages", "completions"):
+            for name in getattr(held, part).__slots__:
+                a, b = getattr(getattr(held, part), name), getattr(getattr(spilled, part), name)
+                assert a.dtype == b.dtype and a.tolist() == b.tolist(), (part, name)
+        for code, count in enumerate(held.receipt_counts):
+            assert not count or callable(spilled.receipts[code])
+            a, b = held.region_receipts(code), spilled.region_receipts(code)
+            for name in a.__slots__:
+                assert getattr(a, name).dtype == getattr(b, name).dtype, name
+                assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
 
 
 corruptions = st.sampled_from([
