@@ -405,14 +405,13 @@ class Worker:
             if now >= end_ns or stopping.is_set():
                 break
             wait = (due_ns(start, rate, seq) - now) / 1e9
-            if wait > 0:
-                if stopping.wait(wait):
-                    break
-                now = time_ns()
+            if wait > 0 and stopping.wait(wait):
+                break
             while not acquire(0.2):
                 if stopping.is_set():
                     break
             else:
+                now = time_ns()  # the invoke's time: after any wait for the window, just before the send
                 key = next(keys)
                 append(INVOKE_FIELDS, ("invoke", "send", region, name, name, now, seq, key, topic))
                 with counters.lock:
