@@ -60,7 +60,6 @@ type workloadSpec struct {
 	SendTimeoutMs  int     `json:"send_timeout_ms"`
 	BatchDelayMs   float64 `json:"batch_delay_ms"`
 	HistoryFormat  string  `json:"history_format"`
-	ConsumeAfter   bool    `json:"consume_after_producers"`
 }
 
 type workerConfig struct {
