@@ -87,7 +87,7 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
         namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None],
-        processes: int = 2) -> list[LoadFigure]:
+        processes: int = 2, native: bool = True) -> list[LoadFigure]:
     """Every figure from one run, one after the other on the same lab: the ratios compare like with like
     (100-byte payloads, batching with a 1 ms delay, 1000 sends pending, one producer process, unthrottled)."""
     figures = []
@@ -99,7 +99,7 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
                                     seconds=seconds, size=size, netns=namespaces.get(region)))
     # the native driver right after pulsar-perf, on a fresh broker: at their rates a lab broker's 256 MB of
     # direct memory is the limit (it ran out once, later in the run)
-    for history_format in ("jsonl", "arrow"):
+    for history_format in ("jsonl", "arrow") if native else ():
         progress(f"geo-recon native worker (go, {history_format}), unthrottled, batching on, {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, batching=True, driver="go",
                                       history_format=history_format,
