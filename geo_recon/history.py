@@ -470,13 +470,26 @@ class HistoryWriter:
         if self._interval == 0:
             self.flush()
 
+    def append_fields(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        """``append(dict(zip(keys, values)))`` for a producer's hot path: nothing is encoded
+        until the flush, which encodes a whole buffer at once."""
+        with self._buffer_lock:
+            self._raise_pending()
+            if self._fd is None:
+                raise HistoryError("history writer is closed", path=self.path)
+            self._buffer.append((keys, values))
+        if self._interval == 0:
+            self.flush()
+
     def _encode_one(self, event: Mapping[str, Any]) -> Any:
         """What ``append`` buffers for one event (here: its line)."""
         return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
 
     def _encode(self, items: list[Any]) -> bytes:
-        """The bytes one flush appends for the buffered items."""
-        return b"".join(items)
+        """The bytes one flush appends for the buffered items (lines, or (keys, values) to format)."""
+        option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+        return b"".join(item if type(item) is bytes else orjson.dumps(dict(zip(*item)), option=option)
+                        for item in items)
 
     def flush(self) -> None:
         """Write, flush and fsync everything appended so far."""

@@ -102,8 +102,8 @@ def workload_options(func: Any) -> Any:
         click.option("--driver", type=click.Choice(["python", "go"]), default="python", show_default=True,
                      help="The producers' client: go is pulsar-client-go, for rates Python cannot reach."),
         click.option("--history-format", type=click.Choice(["jsonl", "arrow"]), default="jsonl", show_default=True,
-                     help="How Python workers write their history: jsonl costs them less CPU, arrow is checked "
-                          "faster (the go producers write jsonl); `geo-recon history export` converts."),
+                     help="How the workers (python and go) write their history: jsonl or arrow (checked "
+                          "faster); `geo-recon history export` converts."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -53,8 +53,13 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
 @click.option("--seconds", type=float, default=20.0, show_default=True)
 @click.option("--size", type=int, default=100, show_default=True, help="Message size in bytes.")
 @click.option("--fixed-rates", default="1000,5000", show_default=True, help="Rates to check the pacer at.")
+@click.option("--processes", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Producer processes of the several-process Python recorder run.")
+@click.option("--native/--no-native", default=True, show_default=True,
+              help="Run the native (go) driver too (it needs Go once, to build).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures and ratios as JSON (for scripts).")
-def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates, as_json) -> None:
+def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates, processes, native,
+               as_json) -> None:
     """Highest publish-and-record rate of one region vs pulsar-perf on the same cluster; pacer error."""
     target = dep.resolve(lab_name, clusters_file)
     scheme = target.scheme or "async"
@@ -66,10 +71,12 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
     rates = [float(r) for r in fixed_rates.split(",") if r.strip()]
     figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
                              fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
-                             progress=lambda m: click.echo(m, err=True))
+                             progress=lambda m: click.echo(m, err=True), processes=processes,
+                             native=native)
     if as_json:
         click.echo(json.dumps(load_bench.to_json(figures, machine=platform.node(), cores=os.cpu_count(), size=size,
-                                                 seconds=seconds, scheme=scheme), indent=2))
+                                                 seconds=seconds, scheme=scheme, load_average=os.getloadavg()),
+                              indent=2))
         return
     header = (f"machine: {platform.node()}, {os.cpu_count()} cores; {size}-byte messages, {seconds:.0f}s each, "
               f"{scheme} scheme ({target.source})")

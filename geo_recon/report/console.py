@@ -63,13 +63,14 @@ def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
     """The publish-and-record benchmark: each run against pulsar-perf (the first figure), pacer error."""
     perf = figures[0].achieved_rate
     lines = [header,
-             f"{'run':<34}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}"]
+             f"{'run':<48}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}"]
     for f in figures:
         err = f"{f.rate_error * 100:.2f}%" if f.rate_error is not None else "-"
         target_rate = f"{f.target_rate:.0f}" if f.target_rate else "max"
-        lines.append(f"{f.label:<34}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
+        lines.append(f"{f.label:<48}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
                      f"{err:>8}{f.acked:>10}{f.received:>10}")
-    lines.append("received counts this region's consumer receipts (recording keeps up when received == acked).")
+    lines.append("received counts this region's consumer receipts (every acknowledged message when received == acked;"
+                 " unthrottled runs: consumed once the producers were done).")
     raw = next((f for f in figures if f.label.startswith("python client")), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
     if raw and best and raw.achieved_rate > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,17 +36,23 @@ class LoadFigure:
 
 def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: float, seconds: float, size: int,
                    batching: bool, namespaces: dict[str, str], clock_host: str, label: str,
-                   driver: str = "python", history_format: str = "jsonl") -> LoadFigure:
+                   driver: str = "python", history_format: str = "jsonl", processes: int = 1) -> LoadFigure:
+    """One region's recording producers. Unthrottled, their consumers receive only once they are done
+    (subscribed from the start, so every acknowledged message is still received and counted): the
+    producers get the machine as pulsar-perf and the bare client do. At a fixed rate the consumers run
+    alongside, as in a real run."""
     one = Deployment((deployment.region(region),), source=deployment.source, scheme=deployment.scheme)
+    unthrottled = rate >= 1e6
     workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
-                            max_outstanding=1000, reader_drain=False, drain_timeout_s=60,
+                            max_outstanding=1000, reader_drain=False, drain_timeout_s=240 if unthrottled else 60,
+                            producers=processes, processes=processes, consume_after_producers=unthrottled,
                             driver=driver, history_format=history_format)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
         result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
     summary = result["summaries"].get(region)
     if not summary:
         raise GeoReconError(f"the bench worker in region {region} died: {result['fates'][region]}")
-    return LoadFigure(label, rate if rate < 1e6 else None, sum(summary["achieved_rates"].values()),
+    return LoadFigure(label, None if unthrottled else rate, sum(summary["achieved_rates"].values()),
                       summary["acked"], summary["received"], result["drain"].get("waited_s"))
 
 
@@ -79,28 +86,38 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
 
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
-        namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None]) -> list[LoadFigure]:
+        namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None],
+        processes: int = 2, native: bool = True) -> list[LoadFigure]:
+    """Every figure from one run, one after the other on the same lab: the ratios compare like with like
+    (100-byte payloads, batching with a 1 ms delay, 1000 sends pending, one producer process, unthrottled)."""
     figures = []
     ep = deployment.region(region)
+    common = dict(rate=1e7, seconds=seconds, size=size, namespaces=namespaces, clock_host=clock_host)
+    stamp = int(time.time())
     progress(f"pulsar-perf produce for {seconds:.0f}s ...")
-    figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{int(seconds)}",
+    figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{stamp}",
                                     seconds=seconds, size=size, netns=namespaces.get(region)))
+    # the native driver right after pulsar-perf, on a fresh broker: at their rates a lab broker's 256 MB of
+    # direct memory is the limit (it ran out once, later in the run)
+    for history_format in ("jsonl", "arrow") if native else ():
+        progress(f"geo-recon native worker (go, {history_format}), unthrottled, batching on, {seconds:.0f}s ...")
+        figures.append(geo_recon_rate(deployment, region, scheme, batching=True, driver="go",
+                                      history_format=history_format,
+                                      label=f"geo-recon native max (go, {history_format}, batching on)", **common))
     progress(f"the Python client alone (send_async, batching, nothing recorded) for {seconds:.0f}s ...")
-    figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw-{int(seconds)}",
+    figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw-{stamp}",
                                       seconds=seconds, size=size, netns=namespaces.get(region)))
     for batching in (True, False):
         progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
-        figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size,
-                                      batching=batching, namespaces=namespaces, clock_host=clock_host,
-                                      label=f"geo-recon max (batching {'on' if batching else 'off'})"))
+        figures.append(geo_recon_rate(deployment, region, scheme, batching=batching,
+                                      label=f"geo-recon max (batching {'on' if batching else 'off'})", **common))
     progress(f"geo-recon worker writing Arrow, unthrottled, batching on, {seconds:.0f}s ...")
-    figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
-                                  namespaces=namespaces, clock_host=clock_host, history_format="arrow",
-                                  label="geo-recon arrow max (batching on)"))
-    progress(f"geo-recon native worker (go), unthrottled, batching on, {seconds:.0f}s ...")
-    figures.append(geo_recon_rate(deployment, region, scheme, rate=1e7, seconds=seconds, size=size, batching=True,
-                                  namespaces=namespaces, clock_host=clock_host, driver="go",
-                                  label="geo-recon native max (go, batching on)"))
+    figures.append(geo_recon_rate(deployment, region, scheme, batching=True, history_format="arrow",
+                                  label="geo-recon arrow max (batching on)", **common))
+    if processes > 1:
+        progress(f"geo-recon worker in {processes} processes, unthrottled, batching on, {seconds:.0f}s ...")
+        figures.append(geo_recon_rate(deployment, region, scheme, batching=True, processes=processes,
+                                      label=f"geo-recon {processes} processes max (batching on)", **common))
     for rate in fixed_rates:
         progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,
@@ -115,9 +132,11 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
     perf = figures[0].achieved_rate if figures else 0.0
     raw = next((f for f in figures if f.label.startswith("python client")), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
-    native = next((f for f in figures if f.label.startswith("geo-recon native")), None)
+    native = next((f for f in figures if f.label.startswith("geo-recon native") and "jsonl" in f.label), None)
+    native_arrow = next((f for f in figures if f.label.startswith("geo-recon native") and "arrow" in f.label), None)
     arrow = next((f for f in figures if f.label.startswith("geo-recon arrow")), None)
     jsonl = next((f for f in figures if f.label == "geo-recon max (batching on)"), None)
+    several = next((f for f in figures if " processes max" in f.label), None)
 
     def ratio(a: LoadFigure | None, b: LoadFigure | float | None) -> float | None:
         base = b.achieved_rate if isinstance(b, LoadFigure) else b
@@ -129,6 +148,8 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
                         for label, f in by_label.items()],
             "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
                        "native_recorder_vs_perf": ratio(native, perf),
+                       "native_recorder_arrow_vs_perf": ratio(native_arrow, perf),
+                       "python_recorder_processes_vs_python_client": ratio(several, raw),
                        # the same worker and settings, its history written as Arrow instead of JSONL
                        "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
                        "python_recorder_arrow_vs_jsonl": ratio(arrow, jsonl)}}

@@ -5,7 +5,8 @@ which caps a Python load generator at a fraction of what a region can take. The
 native worker (``native/worker/``, Go, pulsar-client-go pinned in its go.sum)
 takes the produce role: the same worker config, the same schedule, the same
 history lines with the same invoke/ok/fail/info meaning, the same progress and
-summary files; the consumers stay in Python. It is built once with the Go
+summary files; the consumers stay in Python. It writes JSONL or Arrow
+(``workload.history_format``) with the Python writer's schema and cadence. It is built once with the Go
 toolchain (module downloads from the Go module proxy) into the cache, under a
 name that is the hash of its sources, so a change to them rebuilds it.
 """
@@ -21,7 +22,7 @@ from geo_recon.deploy import pulsar_dist
 from geo_recon.errors import EnvironmentProblem
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "native" / "worker"
-SOURCES = ("go.mod", "go.sum", "main.go")
+SOURCES = ("go.mod", "go.sum", "main.go", "history.go")
 EXE = "geo-recon-native-worker"
 
 

@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 
 
-def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outstanding: int = 1000) -> dict:
+def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outstanding: int = 1000,
+            batch_delay_ms: int = 1) -> dict:
+    """The client's settings are the recording worker's (batching, its delay, the pending bound,
+    blocking when full, one I/O thread per producer process), and so is the window of unacknowledged
+    sends (a C-level queue of tokens): the two differ only by what the worker records."""
+    import queue
+
     import pulsar
 
     client = pulsar.Client(service_url, operation_timeout_seconds=30, io_threads=1, message_listener_threads=1)
     try:
         producer = client.create_producer(topic, batching_enabled=True, block_if_queue_full=True,
                                           max_pending_messages=max_outstanding,
-                                          batching_max_publish_delay_ms=1)
+                                          batching_max_publish_delay_ms=batch_delay_ms)
         payload = b"x" * size
-        window = threading.BoundedSemaphore(max_outstanding)
+        window: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(max_outstanding):
+            window.put(None)
         counts = {"acked": 0, "failed": 0}
 
         def done(result, _msg_id) -> None:
@@ -34,14 +41,14 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
                 counts["acked"] += 1
             else:
                 counts["failed"] += 1
-            window.release()
+            window.put(None)
 
         sent = 0
         started = time.monotonic()
         deadline = started + seconds
         while time.monotonic() < deadline:
             for _ in range(100):
-                window.acquire()
+                window.get()
                 producer.send_async(payload, done)
             sent += 100
         producer.flush()

@@ -87,6 +87,8 @@ class WorkloadSpec(BaseModel):
     topics: int = Field(1, ge=1, le=64)
     partitions: int = Field(0, ge=0, le=64, description="0: non-partitioned topics")
     batching: bool = False
+    batch_delay_ms: float = Field(1.0, gt=0, le=1000, description="batching: how long a batch waits for more "
+                                                                  "messages (pulsar-perf's and the Java client's 1 ms)")
     producer_dedup: bool = Field(False, description="stable producer names and broker deduplication")
     max_outstanding: int = Field(1000, ge=1, description="unacknowledged sends per producer")
     send_timeout_ms: int = Field(10000, ge=0)
@@ -95,12 +97,14 @@ class WorkloadSpec(BaseModel):
     drain_timeout_s: float = Field(60.0, ge=0, description="max wait for regions to catch up after sending stops")
     drain_idle_s: float = Field(3.0, ge=0, description="quiet period that ends the drain early")
     reader_drain: bool = Field(True, description="finally read every topic from the earliest message")
+    consume_after_producers: bool = Field(False, description="consumers subscribe at the start but receive only "
+                                                             "once the region's producers are done: `bench load` "
+                                                             "gives the producers the machine, as pulsar-perf has it")
     warmup_s: float = Field(5.0, ge=0, description="unrecorded load first, so freshly started JVMs are warm")
     billing: BillingWorkload | None = Field(None, description="billing systems instead of generic producers")
-    history_format: HistoryFormat = Field("jsonl", description="how the Python workers write their history: "
-                                                                "jsonl (cheaper to write: the default, measured) "
-                                                                "or arrow (record batches, faster to check); "
-                                                                "the go driver writes jsonl")
+    history_format: HistoryFormat = Field("jsonl", description="how the workers (either driver) write their "
+                                                                "history: jsonl (cheaper to write: the default, "
+                                                                "measured) or arrow (record batches, faster to check)")
     driver: Driver = Field("python", description="the producers' client: python (pulsar-client) or go "
                                                  "(pulsar-client-go, for rates Python cannot reach)")
     failover: FailoverSpec = FailoverSpec()

@@ -3,12 +3,13 @@
 // It reads the same worker config JSON as `geo-recon worker --config F --role produce`
 // (written by the controller), sends on the same schedule (message i of a producer is
 // due at start + i/rate, producers split the region's rate and are spread over topics
-// round-robin), and writes the same history lines to RUN_DIR/history/<region>.jsonl:
+// round-robin), and writes the same history to RUN_DIR/history/<region>.jsonl or .arrows
+// (workload.history_format: JSONL lines or Arrow record batches, see history.go):
 // `invoke` before each send, then `ok` (with the message id), `fail` only when the client
 // refused the message before it left the process, `info` when the outcome is unknown.
 // The history is flushed and fsynced every 200 ms, as the Python writer does, so a crash
-// loses at most the last interval (and may cut the last line short, which the reader
-// reports). Progress and summary files have the Python worker's shape.
+// loses at most the last interval (and may leave a torn last line or batch, which the
+// reader reports). Progress and summary files have the Python worker's shape.
 //
 // Why it exists: the Python client calls back into Python (taking the GIL) for every
 // acknowledgement, which caps a Python load generator far below what a region can take.
@@ -57,6 +58,8 @@ type workloadSpec struct {
 	ProducerDedup  bool    `json:"producer_dedup"`
 	MaxOutstanding int     `json:"max_outstanding"`
 	SendTimeoutMs  int     `json:"send_timeout_ms"`
+	BatchDelayMs   float64 `json:"batch_delay_ms"`
+	HistoryFormat  string  `json:"history_format"`
 }
 
 type workerConfig struct {
@@ -83,11 +86,11 @@ func (c workerConfig) stem() string {
 }
 
 // historyFile: one history file per process, so no two processes share one.
-func (c workerConfig) historyFile() string {
+func (c workerConfig) historyFile(suffix string) string {
 	if c.Part == 0 {
-		return c.Region + ".jsonl"
+		return c.Region + suffix
 	}
-	return fmt.Sprintf("%s.%d.jsonl", c.Region, c.Part)
+	return fmt.Sprintf("%s.%d%s", c.Region, c.Part, suffix)
 }
 
 // myProducers: the producer indices this process runs.
@@ -99,115 +102,6 @@ func (c workerConfig) myProducers() []int {
 		}
 	}
 	return out
-}
-
-// ------------------------------------------------------------------ history
-
-// historyWriter buffers lines and makes them durable every interval (write + fsync).
-type historyWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	file *os.File
-	err  error
-	stop chan struct{}
-	done chan struct{}
-}
-
-func newHistoryWriter(path string, interval time.Duration) (*historyWriter, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	w := &historyWriter{file: f, buf: make([]byte, 0, 1<<20), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				w.flush()
-			case <-w.stop:
-				return
-			}
-		}
-	}()
-	return w, nil
-}
-
-// append takes one formatted line (ending in '\n').
-func (w *historyWriter) append(line []byte) {
-	w.mu.Lock()
-	w.buf = append(w.buf, line...)
-	w.mu.Unlock()
-}
-
-func (w *historyWriter) flush() error {
-	w.mu.Lock()
-	data := w.buf
-	w.buf = make([]byte, 0, cap(data))
-	w.mu.Unlock()
-	if len(data) > 0 {
-		if _, err := w.file.Write(data); err != nil && w.err == nil {
-			w.err = err
-		}
-	}
-	if err := w.file.Sync(); err != nil && w.err == nil {
-		w.err = err
-	}
-	return w.err
-}
-
-func (w *historyWriter) close() error {
-	close(w.stop)
-	<-w.done
-	err := w.flush()
-	if cerr := w.file.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, `\u00`...)
-			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
-
-// sendLine formats one send line: {"type":T,"f":"send","region":R,"process":P,"producer":P,"time":N,"seq":S,...extra}.
-func sendLine(kind, region, producer string, now int64, seq int64, extra func([]byte) []byte) []byte {
-	b := make([]byte, 0, 192)
-	b = append(b, `{"type":"`...)
-	b = append(b, kind...)
-	b = append(b, `","f":"send","region":`...)
-	b = appendJSONString(b, region)
-	b = append(b, `,"process":`...)
-	b = appendJSONString(b, producer)
-	b = append(b, `,"producer":`...)
-	b = appendJSONString(b, producer)
-	b = append(b, `,"time":`...)
-	b = strconv.AppendInt(b, now, 10)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, seq, 10)
-	if extra != nil {
-		b = extra(b)
-	}
-	return append(b, "}\n"...)
 }
 
 // ------------------------------------------------------------------ outcomes
@@ -246,10 +140,6 @@ func errorName(err error) string {
 		return fmt.Sprintf("Result%d", perr.Result())
 	}
 	return strings.SplitN(err.Error(), ":", 2)[0]
-}
-
-func formatMsgID(id pulsar.MessageID) string {
-	return fmt.Sprintf("%d:%d:%d:%d", id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx())
 }
 
 // ------------------------------------------------------------------ counters
@@ -333,8 +223,8 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 		Topic:                   topic,
 		SendTimeout:             time.Duration(spec.SendTimeoutMs) * time.Millisecond,
 		DisableBatching:         !spec.Batching,
-		BatchingMaxPublishDelay: 5 * time.Millisecond,
-		MaxPendingMessages:      spec.MaxOutstanding,
+		BatchingMaxPublishDelay: batchDelay(spec.BatchDelayMs),
+		MaxPendingMessages:      spec.MaxOutstanding, // and block when it is full (the default), as pulsar-perf
 	}
 	if spec.ProducerDedup {
 		opts.Name = fmt.Sprintf("%s-%s-p%d", w.cfg.RunID, w.cfg.Region, index)
@@ -358,15 +248,6 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 	outstanding := make(chan struct{}, spec.MaxOutstanding)
 	var pending sync.WaitGroup
 	var sent int64
-	region := w.cfg.Region
-	topicExtra := func(key string) func([]byte) []byte {
-		return func(b []byte) []byte {
-			b = append(b, `,"key":`...)
-			b = appendJSONString(b, key)
-			b = append(b, `,"topic":`...)
-			return appendJSONString(b, topic)
-		}
-	}
 loop:
 	for seq := int64(0); seq < total; seq++ {
 		now := time.Now().UnixNano()
@@ -387,7 +268,7 @@ loop:
 		}
 		sentNs := time.Now().UnixNano()
 		key := keys.next()
-		w.hist.append(sendLine("invoke", region, name, sentNs, seq, topicExtra(key)))
+		w.hist.append(sendEvent{kind: "invoke", producer: name, time: sentNs, seq: seq, key: key, topic: topic})
 		w.count.sent.Add(1)
 		msg := &pulsar.ProducerMessage{
 			Payload: payload, Key: key,
@@ -437,14 +318,10 @@ func (w *worker) finishSends(producer pulsar.Producer, pending *sync.WaitGroup, 
 
 func (w *worker) complete(producer string, seq int64, id pulsar.MessageID, err error) {
 	now := time.Now().UnixNano()
-	region := w.cfg.Region
 	switch {
 	case err == nil:
-		msgID := formatMsgID(id)
-		w.hist.append(sendLine("ok", region, producer, now, seq, func(b []byte) []byte {
-			b = append(b, `,"msg_id":`...)
-			return appendJSONString(b, msgID)
-		}))
+		w.hist.append(sendEvent{kind: "ok", producer: producer, time: now, seq: seq, hasID: true,
+			msgID: pulsarID{id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx()}})
 		w.count.acked.Add(1)
 		w.count.mu.Lock()
 		w.count.ackedBy[producer]++
@@ -457,12 +334,16 @@ func (w *worker) complete(producer string, seq int64, id pulsar.MessageID, err e
 		} else {
 			w.count.unknown.Add(1)
 		}
-		name := errorName(err)
-		w.hist.append(sendLine(kind, region, producer, now, seq, func(b []byte) []byte {
-			b = append(b, `,"error":`...)
-			return appendJSONString(b, name)
-		}))
+		w.hist.append(sendEvent{kind: kind, producer: producer, time: now, seq: seq, errName: errorName(err)})
 	}
+}
+
+// batchDelay: how long a batch may wait for more messages (workload.batch_delay_ms; pulsar-perf's 1 ms).
+func batchDelay(ms float64) time.Duration {
+	if ms <= 0 {
+		ms = 1
+	}
+	return time.Duration(ms * float64(time.Millisecond))
 }
 
 func (w *worker) writeJSON(path string, data map[string]any) {
@@ -542,7 +423,12 @@ func run(cfg workerConfig) (map[string]any, error) {
 	if err := os.MkdirAll(workers, 0o755); err != nil {
 		return nil, err
 	}
-	hist, err := newHistoryWriter(filepath.Join(cfg.RunDir, "history", cfg.historyFile()), 200*time.Millisecond)
+	suffix, err := historySuffix(spec.HistoryFormat)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := newHistoryWriter(filepath.Join(cfg.RunDir, "history", cfg.historyFile(suffix)), spec.HistoryFormat,
+		cfg.Region, 200*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from geo_recon.deploy import procs
-from geo_recon.history import iter_file
+from geo_recon.history import iter_file, read_arrow
+from geo_recon.history_arrow import END_OF_STREAM
 from tests.conftest import REPO, run_cli
 from tests.integration import lab_helpers as h
 
@@ -29,15 +30,17 @@ def lab():
     run_cli("lab", "down", "--name", NAME)
 
 
-@pytest.fixture(scope="module", params=["python", "go"])
+@pytest.fixture(scope="module", params=[("python", "jsonl"), ("go", "arrow")], ids=["python-jsonl", "go-arrow"])
 def steady_run(lab, tmp_path_factory, request):
-    """The same load with either producer driver: both histories must pass the same checks."""
-    out = tmp_path_factory.mktemp(f"steady-{request.param}") / "run"
+    """The same load with either producer driver, and either history format: every history must pass
+    the same checks (the go driver writing JSONL and the python one Arrow: the processes test below)."""
+    driver, history_format = request.param
+    out = tmp_path_factory.mktemp(f"steady-{driver}-{history_format}") / "run"
     proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", str(RATE), "--duration", str(SECONDS),
-                   "--driver", request.param)
+                   "--driver", driver, "--history-format", history_format)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "workers" / "a.produce.summary.json").read_text())
-    assert summary.get("driver", "python") == request.param and summary["errors"] == []
+    assert summary.get("driver", "python") == driver and summary["errors"] == []
     return out
 
 
@@ -78,24 +81,29 @@ def test_receipts_are_durable_before_acknowledgement_and_carry_what_the_checker_
     assert set(sample) >= {"time", "region", "process", "producer", "seq", "msg_id", "redelivery", "topic"}
     run = json.loads((steady_run / "run.json").read_text())
     assert run["regions"] == ["a", "b"] and run["drain"]["caught_up"] is True
-    # JSONL by default (measured cheaper for the workers to write), and run.json says so
-    assert run["history_format"] == "jsonl"
+    # every worker, the go producers too, writes the run's format, and run.json says which
+    suffix = {"jsonl": ".jsonl", "arrow": ".arrows"}[run["history_format"]]
+    assert run["history_format"] == run["workload"]["history_format"]
     names = {p.name for p in (steady_run / "history").iterdir()}
-    assert names >= {"a-recv.jsonl", "a.jsonl", "b-recv.jsonl", "b.jsonl"} and all(n.endswith(".jsonl") for n in names)
+    assert names == {f"a-recv{suffix}", f"a{suffix}", f"b-recv{suffix}", f"b{suffix}"}
+    if suffix == ".arrows":  # whole batches only, then the end-of-stream marker of a clean close
+        for name in names:
+            path = steady_run / "history" / name
+            assert read_arrow(path).torn is None and path.read_bytes().endswith(END_OF_STREAM), name
     # One machine: the measured clock offsets are tiny.
     assert all(abs(v) < 5_000_000 for v in run["clock_offsets_ns"].values())
 
 
-@pytest.mark.parametrize("driver", ["python", "go"])
-def test_several_producer_processes_per_region_share_its_rate_each_with_its_own_history(lab, tmp_path, driver):
+@pytest.mark.parametrize("driver, history_format", [("python", "arrow"), ("go", "jsonl")])
+def test_several_producer_processes_per_region_share_its_rate_each_with_its_own_history(lab, tmp_path, driver,
+                                                                                        history_format):
     out = tmp_path / "processes"
-    # the python workers write Arrow here (the go producers JSONL, their consumers Arrow): one run of both formats
     proc = run_cli("load", "--lab", NAME, "--out", str(out), "--rate", "200", "--duration", "8", "--producers", "4",
-                   "--processes", "2", "--driver", driver, "--batching", "--history-format", "arrow")
+                   "--processes", "2", "--driver", driver, "--batching", "--history-format", history_format)
     assert proc.returncode == 0, proc.stderr
-    producer_suffix = ".jsonl" if driver == "go" else ".arrows"
-    assert {p.name for p in (out / "history").iterdir()} >= {
-        f"a{producer_suffix}", f"a.1{producer_suffix}", "a-recv.arrows", "b-recv.arrows"}
+    suffix = {"jsonl": ".jsonl", "arrow": ".arrows"}[history_format]
+    assert {p.name for p in (out / "history").iterdir()} == {
+        f"a{suffix}", f"a.1{suffix}", f"a-recv{suffix}", f"b{suffix}", f"b.1{suffix}", f"b-recv{suffix}"}
     for region in ("a", "b"):
         for part, producers in ((f"{region}.jsonl", {f"{region}/p0", f"{region}/p2"}),
                                 (f"{region}.1.jsonl", {f"{region}/p1", f"{region}/p3"})):

@@ -161,3 +161,21 @@ def test_the_checker_reads_arrow_and_jsonl_files_of_one_run_alike(tmp_path: Path
     assert {r["input"]["source"] for r in results.values()} == {"jsonl", "arrow", "jsonl+arrow"}
     assert results["j"]["regions"] == results["x"]["regions"] == results["m"]["regions"]
     assert results["j"]["regions"]["b"]["expected"] == 4 and results["j"]["valid"]
+
+
+@pytest.mark.parametrize("history_format", ["jsonl", "arrow"])
+def test_events_appended_as_fields_read_back_as_the_events_in_order(tmp_path: Path, history_format: str) -> None:
+    """The producers' hot path (keys and values, encoded at flush) writes what append(event) writes."""
+    events = sends(3) + [RECV, {**SEND, "type": "info", "error": "Timeout", "extra_field": [1, None]}]
+    with open_writer(tmp_path / "history", "a", history_format, fsync_interval_s=60) as writer:
+        for i, event in enumerate(events):
+            if i % 2:
+                writer.append(event)
+            else:
+                writer.append_fields(tuple(event), tuple(event.values()))
+        writer.flush()
+        writer.append_fields(tuple(SEND), tuple(SEND.values()))  # after a flush: the next batch
+    write_run_json(tmp_path, ["a", "b"])
+    assert list(iter_events(tmp_path)) == [*events, SEND]
+    with pytest.raises(HistoryError, match="closed"):
+        writer.append_fields(tuple(SEND), tuple(SEND.values()))

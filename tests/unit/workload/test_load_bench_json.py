@@ -1,18 +1,21 @@
-"""`bench load --json`: the ratios the goals are stated in, the Arrow-history recorder beside the JSONL one."""
+"""`bench load --json`: the ratios the goals are stated in, every recorder beside its baseline."""
 
 from __future__ import annotations
 
 from geo_recon.workload.bench import LoadFigure, to_json
 
 
-def test_ratios_include_the_arrow_history_recorder() -> None:
+def test_ratios_include_the_arrow_history_recorders_and_several_processes() -> None:
     figures = [LoadFigure("pulsar-perf produce (batching)", None, 100_000, 1, 0, None),
                LoadFigure("python client alone (no recording)", None, 20_000, 1, 0, None),
                LoadFigure("geo-recon max (batching on)", None, 10_000, 1, 1, 0.1),
                LoadFigure("geo-recon max (batching off)", None, 4_000, 1, 1, 0.1),
                LoadFigure("geo-recon arrow max (batching on)", None, 9_000, 1, 1, 0.1),
-               LoadFigure("geo-recon native max (go, batching on)", None, 70_000, 1, 1, 0.1)]
+               LoadFigure("geo-recon 2 processes max (batching on)", None, 16_000, 1, 1, 0.1),
+               LoadFigure("geo-recon native max (go, jsonl, batching on)", None, 70_000, 1, 1, 0.1),
+               LoadFigure("geo-recon native max (go, arrow, batching on)", None, 60_000, 1, 1, 0.1)]
     ratios = to_json(figures)["ratios"]
     assert ratios == {"python_client_vs_perf": 0.2, "python_recorder_vs_python_client": 0.5,
-                      "native_recorder_vs_perf": 0.7, "python_recorder_arrow_vs_python_client": 0.45,
-                      "python_recorder_arrow_vs_jsonl": 0.9}
+                      "native_recorder_vs_perf": 0.7, "native_recorder_arrow_vs_perf": 0.6,
+                      "python_recorder_processes_vs_python_client": 0.8,
+                      "python_recorder_arrow_vs_python_client": 0.45, "python_recorder_arrow_vs_jsonl": 0.9}

@@ -1,0 +1,357 @@
+package main
+
+// The worker's history file: JSONL lines or an Arrow IPC stream, written as geo_recon/history.py does.
+//
+// Events are buffered as structs; every interval the buffer is encoded (one JSONL line per event,
+// or one Arrow record batch per flush), written with one write call and fsynced. A crash loses at
+// most the last interval and may leave a torn last line or batch at the end, which the reader
+// reports while keeping everything before it. An Arrow file starts with its schema (on disk before
+// the first event) and a clean close appends the end-of-stream marker.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// sendEvent: one send's invoke, ok, fail or info line. The region is the writer's.
+type sendEvent struct {
+	kind     string // invoke | ok | fail | info
+	producer string // also the process
+	time     int64
+	seq      int64
+	key      string // invoke
+	topic    string // invoke
+	msgID    pulsarID
+	hasID    bool   // ok
+	errName  string // fail, info
+}
+
+type pulsarID struct {
+	ledger, entry    int64
+	partition, batch int32
+}
+
+func (id pulsarID) format() string {
+	b := make([]byte, 0, 32)
+	b = strconv.AppendInt(b, id.ledger, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, id.entry, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(id.partition), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(id.batch), 10)
+	return string(b)
+}
+
+// historyEncoder: the bytes a file starts with, one flush appends, and a clean close appends.
+type historyEncoder interface {
+	header() ([]byte, error)
+	encode(region string, events []sendEvent) ([]byte, error)
+	footer() []byte
+}
+
+type historyWriter struct {
+	mu     sync.Mutex
+	events []sendEvent
+	region string
+	enc    historyEncoder
+	file   *os.File
+	err    error
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// historySuffix: the file name ending of a history format (geo_recon/history.py's).
+func historySuffix(format string) (string, error) {
+	switch format {
+	case "", "jsonl":
+		return ".jsonl", nil
+	case "arrow":
+		return ".arrows", nil
+	}
+	return "", fmt.Errorf("config: workload.history_format %q is not arrow or jsonl", format)
+}
+
+func newHistoryWriter(path, format, region string, interval time.Duration) (*historyWriter, error) {
+	var enc historyEncoder = jsonlEncoder{}
+	if format == "arrow" {
+		enc = newArrowEncoder()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if format == "arrow" {
+		flags |= os.O_EXCL // an Arrow history is written by one writer, once
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	head, err := enc.header()
+	if err == nil && len(head) > 0 {
+		if _, err = f.Write(head); err == nil {
+			err = f.Sync()
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w := &historyWriter{file: f, enc: enc, region: region, events: make([]sendEvent, 0, 4096),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				w.flush()
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (w *historyWriter) append(e sendEvent) {
+	w.mu.Lock()
+	w.events = append(w.events, e)
+	w.mu.Unlock()
+}
+
+func (w *historyWriter) flush() error {
+	w.mu.Lock()
+	events := w.events
+	w.events = make([]sendEvent, 0, cap(events))
+	w.mu.Unlock()
+	if len(events) > 0 && w.err == nil {
+		data, err := w.enc.encode(w.region, events)
+		if err == nil {
+			_, err = w.file.Write(data) // one write: a crash tears at most this batch
+		}
+		if err != nil {
+			w.err = err
+		}
+	}
+	if err := w.file.Sync(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *historyWriter) close() error {
+	close(w.stop)
+	<-w.done
+	err := w.flush()
+	if tail := w.enc.footer(); err == nil && len(tail) > 0 {
+		if _, err = w.file.Write(tail); err == nil {
+			err = w.file.Sync()
+		}
+	}
+	if cerr := w.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ------------------------------------------------------------------ JSONL
+
+type jsonlEncoder struct{}
+
+func (jsonlEncoder) header() ([]byte, error) { return nil, nil }
+func (jsonlEncoder) footer() []byte          { return nil }
+
+// encode: {"type":T,"f":"send","region":R,"process":P,"producer":P,"time":N,"seq":S,...} per event.
+func (jsonlEncoder) encode(region string, events []sendEvent) ([]byte, error) {
+	b := make([]byte, 0, len(events)*160)
+	for i := range events {
+		e := &events[i]
+		b = append(b, `{"type":"`...)
+		b = append(b, e.kind...)
+		b = append(b, `","f":"send","region":`...)
+		b = appendJSONString(b, region)
+		b = append(b, `,"process":`...)
+		b = appendJSONString(b, e.producer)
+		b = append(b, `,"producer":`...)
+		b = appendJSONString(b, e.producer)
+		b = append(b, `,"time":`...)
+		b = strconv.AppendInt(b, e.time, 10)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendInt(b, e.seq, 10)
+		switch e.kind {
+		case "invoke":
+			b = append(b, `,"key":`...)
+			b = appendJSONString(b, e.key)
+			b = append(b, `,"topic":`...)
+			b = appendJSONString(b, e.topic)
+		case "ok":
+			b = append(b, `,"msg_id":`...)
+			b = appendJSONString(b, e.msgID.format())
+		default:
+			b = append(b, `,"error":`...)
+			b = appendJSONString(b, e.errName)
+		}
+		b = append(b, "}\n"...)
+	}
+	return b, nil
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// ------------------------------------------------------------------ Arrow
+
+// eventFields: geo_recon/history_arrow.py's FIELDS, in order, then "extra" (JSON of anything else).
+// The Python reader compares the schema field by field; test_workload runs both on the lab.
+var eventFields = []struct {
+	name string
+	typ  arrow.DataType
+}{
+	{"type", arrow.BinaryTypes.String}, {"time", arrow.PrimitiveTypes.Int64}, {"f", arrow.BinaryTypes.String},
+	{"region", arrow.BinaryTypes.String}, {"process", arrow.BinaryTypes.String},
+	{"producer", arrow.BinaryTypes.String}, {"seq", arrow.PrimitiveTypes.Int64}, {"key", arrow.BinaryTypes.String},
+	{"topic", arrow.BinaryTypes.String}, {"msg_id", arrow.BinaryTypes.String}, {"via", arrow.BinaryTypes.String},
+	{"subscription_type", arrow.BinaryTypes.String}, {"subscription", arrow.BinaryTypes.String},
+	{"cluster", arrow.BinaryTypes.String}, {"redelivery", arrow.PrimitiveTypes.Int64},
+	{"error", arrow.BinaryTypes.String},
+	{"phase", arrow.BinaryTypes.String}, {"fault", arrow.BinaryTypes.String}, {"target", arrow.BinaryTypes.String},
+	{"id", arrow.BinaryTypes.String}, {"regions", arrow.ListOf(arrow.BinaryTypes.String)},
+	{"region_loss", arrow.FixedWidthTypes.Boolean}, {"rebuilt", arrow.FixedWidthTypes.Boolean},
+	{"client", arrow.BinaryTypes.String}, {"role", arrow.BinaryTypes.String}, {"from", arrow.BinaryTypes.String},
+	{"to", arrow.BinaryTypes.String}, {"mode", arrow.BinaryTypes.String},
+	{"extra", arrow.BinaryTypes.String},
+}
+
+func eventSchema() *arrow.Schema {
+	fields := make([]arrow.Field, len(eventFields))
+	for i, f := range eventFields {
+		fields[i] = arrow.Field{Name: f.name, Type: f.typ, Nullable: true}
+	}
+	meta := arrow.NewMetadata([]string{"geo-recon"}, []string{"history events, format 1"})
+	return arrow.NewSchema(fields, &meta)
+}
+
+type arrowEncoder struct {
+	schema *arrow.Schema
+	mem    memory.Allocator
+	column map[string]int
+}
+
+func newArrowEncoder() *arrowEncoder {
+	schema := eventSchema()
+	column := map[string]int{}
+	for i, f := range eventFields {
+		column[f.name] = i
+	}
+	return &arrowEncoder{schema: schema, mem: memory.NewGoAllocator(), column: column}
+}
+
+func (a *arrowEncoder) header() ([]byte, error) {
+	var buf bytes.Buffer
+	payload := ipc.GetSchemaPayload(a.schema, a.mem)
+	defer payload.Release()
+	if _, err := payload.WritePayload(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// footer: the IPC stream's end-of-stream marker.
+func (a *arrowEncoder) footer() []byte { return []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0} }
+
+// encode: the events as one record batch message; the columns a send does not use are all null.
+func (a *arrowEncoder) encode(region string, events []sendEvent) ([]byte, error) {
+	n := len(events)
+	str := func(value func(e *sendEvent) (string, bool)) arrow.Array {
+		b := array.NewStringBuilder(a.mem)
+		defer b.Release()
+		b.Reserve(n)
+		for i := range events {
+			if v, ok := value(&events[i]); ok {
+				b.Append(v)
+			} else {
+				b.AppendNull()
+			}
+		}
+		return b.NewArray()
+	}
+	ints := func(value func(e *sendEvent) int64) arrow.Array {
+		b := array.NewInt64Builder(a.mem)
+		defer b.Release()
+		b.Reserve(n)
+		for i := range events {
+			b.Append(value(&events[i]))
+		}
+		return b.NewArray()
+	}
+	cols := make([]arrow.Array, len(eventFields))
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	set := func(name string, arr arrow.Array) { cols[a.column[name]] = arr }
+	set("type", str(func(e *sendEvent) (string, bool) { return e.kind, true }))
+	set("time", ints(func(e *sendEvent) int64 { return e.time }))
+	set("f", str(func(*sendEvent) (string, bool) { return "send", true }))
+	set("region", str(func(*sendEvent) (string, bool) { return region, true }))
+	set("process", str(func(e *sendEvent) (string, bool) { return e.producer, true }))
+	set("producer", str(func(e *sendEvent) (string, bool) { return e.producer, true }))
+	set("seq", ints(func(e *sendEvent) int64 { return e.seq }))
+	set("key", str(func(e *sendEvent) (string, bool) { return e.key, e.kind == "invoke" }))
+	set("topic", str(func(e *sendEvent) (string, bool) { return e.topic, e.kind == "invoke" }))
+	set("msg_id", str(func(e *sendEvent) (string, bool) {
+		if !e.hasID {
+			return "", false
+		}
+		return e.msgID.format(), true
+	}))
+	set("error", str(func(e *sendEvent) (string, bool) { return e.errName, e.kind == "fail" || e.kind == "info" }))
+	for i, f := range eventFields {
+		if cols[i] == nil {
+			cols[i] = array.MakeArrayOfNull(a.mem, f.typ, n)
+		}
+	}
+	batch := array.NewRecordBatch(a.schema, cols, int64(n))
+	defer batch.Release()
+	payload, err := ipc.GetRecordBatchPayload(batch, ipc.WithAllocator(a.mem))
+	if err != nil {
+		return nil, err
+	}
+	defer payload.Release()
+	var buf bytes.Buffer
+	if _, err := payload.WritePayload(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
