@@ -46,6 +46,7 @@ def geo_recon_rate(deployment: Deployment, region: str, scheme: str, *, rate: fl
     workload = WorkloadSpec(rate=rate, duration_s=seconds, message_size=size, batching=batching,
                             max_outstanding=1000, reader_drain=False, drain_timeout_s=240 if unthrottled else 60,
                             producers=processes, processes=processes, consume_after_producers=unthrottled,
+                            batch_delay_ms=1.0,  # pulsar-perf's, so the two compare like with like
                             driver=driver, history_format=history_format)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="geo-recon-bench-") as tmp:
         result = runner.run_load(one, scheme, workload, Path(tmp), namespaces=namespaces, clock_host=clock_host)
