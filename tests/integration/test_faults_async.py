@@ -1,8 +1,10 @@
 """Faults on a real async lab, each run through `geo-recon run`: partition, WAN latency, region kill."""
 
 import json
+import sys
 
 import pytest
+import yaml
 
 from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
@@ -76,3 +78,43 @@ def test_a_killed_region_reports_exactly_the_acked_messages_that_never_left_it(l
     # Region a's publishing stopped while it was down and came back after the restart.
     rto = next(x for x in result["rto"] if x["fault_id"] == "f1" and x["region"] == "a")
     assert rto["failed"] is True and rto["recovered"] is True
+
+
+def test_a_heal_verified_long_after_its_schedule_still_gets_its_recovery_window(lab, runs, tmp_path):
+    """Region a killed by a command fault whose heal first waits 25 s: the JVMs are back long after the
+    scheduled heal (8 s) and after the scheduled end of the load (8 + 10 + 5 s margin = 23 s), as a restart
+    on a starved machine can be. The load must go on until the recovery window after the real heal."""
+    cli = f"{sys.executable} -m geo_recon faults"
+    scenario = {
+        "name": "t-delayed-heal-async", "seed": 14,
+        "topology": {"regions": ["a", "b"], "lab": {"name": NAME, "base_port": BASE, "subnet": SUBNET}},
+        "scheme": "async", "workload": {"rate": 50, "duration_s": 20, "warmup_s": 3, "drain_timeout_s": 60},
+        "faults": [{"kind": "command", "target": "a", "at_s": 4, "duration_s": 4, "command": {
+            "inject": f"{cli} inject --lab {NAME} --kind kill --target a",
+            "heal": f"sleep 25 && {cli} heal --lab {NAME}", "timeout_s": 180}}],
+        # no deduplication: a's replicator re-sends what it had sent but not yet confirmed before the kill
+        "expectations": {"max_recovery_s": 10, "max_lost": 0, "allow": ["duplicates"]},
+    }
+    path = tmp_path / "delayed-heal.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    proc = run_cli("run", str(path), "--runs", str(runs), "--reuse-lab", timeout=900)
+    run_dir = (runs / "latest").resolve()
+    r.assert_judge_agrees(run_dir, proc.returncode)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    run = json.loads((run_dir / "run.json").read_text())
+    start_at = run["start_at_ns"]
+    _, stop, _ = r.fault_window(run_dir)
+    healed_s = (stop - start_at) / 1e9
+    load = run["load"]
+    assert load["scheduled_s"] == 23 and load["window_s"] == 15 and load["heals_not_observed"] == []
+    assert healed_s > 8 + 25 > load["scheduled_s"]  # the heal really came after the scheduled end
+    assert healed_s + 15 <= load["ended_s"] < healed_s + 15 + 5  # ended by the window after it, not by the cap
+    assert run["workload"]["duration_s"] == load["ended_s"]
+    last_invoke = max(invoke for invoke, _ in r.acked(run_dir).values())
+    assert (last_invoke - stop) / 1e9 > 10  # sends went on for the whole recovery limit after the real heal
+    # ... so recovery was observed and judged: region a publishes and receives again within the limit.
+    rows = [x for x in r.results(run_dir)["recovery"] if x["fault_id"] == "f1"]
+    assert {x["region"] for x in rows} == {"a", "b"}
+    assert all(x["publish_ms"] is not None and x["receive_ms"] is not None for x in rows), rows
+    assert "recovery not observed" not in log

@@ -132,6 +132,17 @@ def test_recovery_after_every_heal_is_judged_by_default():
     assert met is False  # the scenario's own limit: 5 s of load after the heal is enough to say "never"
 
 
+def test_a_heal_not_verified_when_the_load_ended_at_its_cap_is_undecided_never_met():
+    # e.g. a killed region whose JVMs never came back: no stop line, so no recovery row to judge either
+    load = {"scheduled_s": 70, "cap_s": 190, "window_s": 35, "ended_s": 190.2, "heals_not_observed": ["f1"]}
+    met, lines = judge(_results(), Limits(), load=load)
+    assert met is None
+    assert _by(lines)[("heal_observed", "f1")].words == ("f1: its heal was not verified before the load ended at "
+                                                         "its cap (190 s): recovery after it was not observed")
+    met, _ = judge(_results(), Limits(), load={**load, "heals_not_observed": []})
+    assert met is True
+
+
 def test_a_region_that_need_not_publish_is_not_judged_for_it():
     results = _results(recovery=[_recovery(region="b", publish_ms=None)])
     results["run"]["sends_by_region"]["b"]["ok"] = 0
