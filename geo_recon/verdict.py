@@ -322,16 +322,18 @@ def _judge_recovery(results: dict[str, Any], limit_s: float, publishing: set[str
                 continue
             where = f"{row['fault_id']}/{row['region']}/{name}"
             head = f"region {row['region']} after {row['fault_id']} healed"
+            since = row.get("recovers_from_s", row.get("heal_s"))
+            if row.get("held_down_by"):
+                head += f" (and {row['held_down_by']}, which still held it down, at {since:.1f} s)"
             value = row.get(field)
             if value is not None:
                 seconds = value / 1000
                 out.append(Judgement("max_recovery_s", limit_s, seconds, seconds <= limit_s, where,
                                      f"{head}: {doing} again after {seconds:.1f} s (at most {limit_s:g} s)"))
                 continue
-            outcome = unrecovered_outcome(since_s=row.get("heal_s"), load_end_s=row.get("load_end_s"),
-                                          limit_s=limit_s)
-            tail = ("" if row.get("heal_s") is None or row.get("load_end_s") is None
-                    else f"; the load ran {row['load_end_s'] - row['heal_s']:.1f} s past the heal")
+            outcome = unrecovered_outcome(since_s=since, load_end_s=row.get("load_end_s"), limit_s=limit_s)
+            tail = ("" if since is None or row.get("load_end_s") is None
+                    else f"; the load ran {row['load_end_s'] - since:.1f} s past the heal")
             if outcome == "never":
                 out.append(Judgement("max_recovery_s", limit_s, None, False, where,
                                      f"{head}: {doing} never recovered{tail} (at most {limit_s:g} s)"))

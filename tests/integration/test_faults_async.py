@@ -55,12 +55,18 @@ def test_wan_latency_raises_the_round_trip_and_the_replication_lag(lab, runs):
         assert abs(start_line["measured"][f"added_rtt_ms {pair}"] - 50) <= 5  # verified within 10%
     ok_times = r.acked(run_dir)
     in_b = r.first_receipts(run_dir, "b")
-    before = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
+    # From invoke in a to the first receipt in b: a message cannot reach b before it was sent.
+    before = [(in_b[k] - invoke) / 1e6 for k, (invoke, ok) in ok_times.items()
               if k[0] == "a/p0" and k in in_b and ok < start - 2e9]
-    during = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
-              if k[0] == "a/p0" and k in in_b and start + 2e9 < ok < stop - 2e9]
-    # One way is 25 ms: replication a -> b cannot be faster than that while the latency is on.
-    assert r.median(during) >= r.median(before) + 20, (r.median(before), r.median(during))
+    during = [(in_b[k] - invoke) / 1e6 for k, (invoke, ok) in ok_times.items()
+              if k[0] == "a/p0" and k in in_b and start + 2e9 < invoke < stop - 2e9]
+    # One way is about 25 ms (half the verified added round trip; the proxy's own few ms calibrated out):
+    # no message sent in a while the latency was on reached b faster than that, whatever the CPU did. The
+    # lag's floor rises by it; its median need not: on a starved machine (load average 15 on 2 cores)
+    # queueing put the median at 44 ms before the latency and 48 ms during it.
+    one_way = min(start_line["measured"][f"added_rtt_ms {pair}"] for pair in ("a->b", "b->a")) / 2
+    assert min(during) >= 0.8 * one_way, (min(before), min(during), one_way)
+    assert min(before) < min(during), (min(before), min(during))
 
 
 def test_a_killed_region_reports_exactly_the_acked_messages_that_never_left_it(lab, runs):
