@@ -287,8 +287,10 @@ def _end_load_in_time(load: WorkerDriver, end: LoadEnd, faults: FaultDriver | No
             progress(f"the load ends at its cap ({end.cap_s:g}s) with the heal of {', '.join(pending)} not verified: "
                      "recovery after it is not observed")
         elif due > end.scheduled_s:
-            progress(f"the load ends at {due:.1f}s, not {end.scheduled_s:g}s: {end.window_s:g}s after the last heal, "
-                     f"verified at {max(p for p in points if p is not None):.1f}s")
+            last = max(p for p in points if p is not None)
+            progress(f"the load ends at {due:.1f}s, not {end.scheduled_s:g}s: " +
+                     (f"{end.window_s:g}s after the last heal, verified at {last:.1f}s" if due < end.cap_s else
+                      f"its cap, {due - last:.1f}s after the last heal (verified at {last:.1f}s)"))
         try:
             load.end_load()
         except GeoReconError as exc:
