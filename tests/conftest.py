@@ -73,6 +73,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    seconds: dict[str, float] = {}  # each module's setup, call and teardown time: what SLOWEST_FIRST orders by
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                module = report.nodeid.split("::")[0]
+                seconds[module] = seconds.get(module, 0.0) + report.duration
+    slow = sorted(((s, m) for m, s in seconds.items() if s >= 30), reverse=True)
+    if slow:
+        terminalreporter.write_line("module times (s; SLOWEST_FIRST in tests/conftest.py is ordered by them): " +
+                                    ", ".join(f"{m.removeprefix('tests/')} {s:.0f}" for s, m in slow))
     home = config.stash.get(HOME_KEY, None)
     if home is not None and home.exists():
         terminalreporter.write_line(f"kept the labs' home (state, logs, data) for inspection: GEO_RECON_HOME={home}")
