@@ -35,7 +35,7 @@ from geo_recon.deploy.base import Backend
 from geo_recon.deploy.compose_lab_backend import ComposeHooks
 from geo_recon.errors import GeoReconError
 from geo_recon.faults.driver import FaultDriver, drive
-from geo_recon.faults.spec import ScheduledFault, expand
+from geo_recon.faults.spec import DEGRADATION_KINDS, ScheduledFault, expand
 from geo_recon.lifecycle import failover
 from geo_recon.lifecycle.backends import backend_for
 from geo_recon.lifecycle.configure import configure, rejoin_region, scheme_settings
@@ -43,7 +43,7 @@ from geo_recon.lifecycle.observe import LiveLine, ReplicationSampler
 from geo_recon.lifecycle.workers import WorkerDriver, driver_for, warm_up
 from geo_recon.report import render_run
 from geo_recon.rundir import RunDir
-from geo_recon.scenario import Scenario, load_seconds
+from geo_recon.scenario import LoadEnd, Scenario, load_end
 from geo_recon.schemes import Scheme
 from geo_recon.schemes import get as scheme_named
 from geo_recon.secrets import scrub, scrubbing
@@ -101,17 +101,20 @@ def run_scenario(scenario: Scenario, scheme: str, *, runs_root: Path, progress: 
                  compose_hooks: ComposeHooks | None = None, pulsar: str | None = None) -> RunOutcome:
     pulsar = pulsar_versions.release(pulsar or scenario.pulsar).version
     schedule = expand(scenario.faults, scenario.workload.duration_s, scenario.seed)
-    seconds = load_seconds(scenario, scheme, schedule)
+    end = load_end(scenario, scheme, schedule)
+    seconds = end.scheduled_s
     if seconds > scenario.workload.duration_s:  # the final phase: clients must be seen working after the last heal
         progress(f"load runs {seconds:g}s, not {scenario.workload.duration_s:g}s: the recovery limit past the last heal")
         scenario = scenario.model_copy(update={"workload": scenario.workload.model_copy(update={"duration_s": seconds})})
+    if end.window_s is not None:
+        progress(f"load goes on until {end.window_s:g}s after the last heal as verified (at most {end.cap_s:g}s)")
     scenario, failover_run = failover.resolve(scenario, scheme_named(scheme), progress)
     # A backend that cannot do what the scenario asks (no engine, a fault it lacks): refused before anything exists.
     backend = backend_for(scenario, scheme, schedule, reuse_lab=reuse_lab, hooks=compose_hooks or ComposeHooks(),
                           progress=progress, pulsar=pulsar)
     outcome, resolved = _open_run(scenario, scheme, schedule, runs_root, progress, backend.versions(), pulsar)
     phase = _phase_timer(outcome, progress)
-    recorded = _run_on(backend, scenario, scheme_named(scheme), schedule, outcome, resolved, phase, progress,
+    recorded = _run_on(backend, scenario, scheme_named(scheme), schedule, end, outcome, resolved, phase, progress,
                        keep_lab=keep_lab, run_extra=failover_run)
     if recorded and outcome.error is None:
         _check_and_judge(scenario, scheme, outcome, phase, progress)
@@ -158,7 +161,7 @@ def _phase_timer(outcome: RunOutcome, progress: Progress):
     return phase
 
 
-def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list[ScheduledFault],
+def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list[ScheduledFault], end: LoadEnd,
             outcome: RunOutcome, resolved: dict[str, Any], phase, progress: Progress, *, keep_lab: bool,
             run_extra: dict[str, Any]) -> bool:
     """Backend up to backend down. Returns whether the workers' histories are in the run directory."""
@@ -171,6 +174,8 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
     stop = threading.Event()
     fault_thread: threading.Thread | None = None
     fault_errors: list[str] = []
+    loaded = threading.Event()  # the workers are done: the load's end needs no watching any more
+    load_record: dict[str, Any] = {}  # how the load ended (run.json "load")
     secrets: tuple[str, ...] = ()
     up_tried = recorded = False
 
@@ -191,8 +196,11 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
         with phase("load and faults"):
             run_id = runner.new_run_id()
             topics = runner.prepare_topics(target, scheme.name, scenario.workload, run_id, settings)
+            # Workers may run up to the cap; the controller ends the load when the recovery window has passed.
+            workload = scenario.workload if end.window_s is None else \
+                scenario.workload.model_copy(update={"duration_s": end.cap_s})
             load = driver_for(backend, target, out=run_dir, mount=run_dir / "compose-workers", run_id=run_id,
-                              topics=topics, workload=scenario.workload, seed=scenario.seed, settings=settings,
+                              topics=topics, workload=workload, seed=scenario.seed, settings=settings,
                               progress=progress)
             load.start()
             if scenario.workload.failover.mode == "controlled":
@@ -206,11 +214,15 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
                 fault_thread = threading.Thread(target=drive, args=(faults, schedule, load.start_at_ns, stop,
                                                                     fault_errors), name="faults", daemon=True)
                 fault_thread.start()
+            if end.window_s is not None:
+                threading.Thread(target=_end_load_in_time, args=(load, end, faults, schedule, loaded, load_record,
+                                                                 sub), name="load-end", daemon=True).start()
             sampler = ReplicationSampler(target, settings, RunDir(run_dir).file(RunDir.REPLICATION_STATS)) \
                 if scheme.geo_replicated else None
             try:
                 result = load.wait(stop=stop, on_progress=LiveLine(progress, faults))
             finally:
+                loaded.set()
                 if sampler:
                     sampler.close()
             for region, fate in result["fates"].items():
@@ -229,6 +241,7 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
         progress(f"error: {exc}")
     finally:
         stop.set()
+        loaded.set()
         if fault_thread is not None:
             fault_thread.join(timeout=60)  # it heals what it injected on its way out
         _heal_all(faults, progress)
@@ -242,6 +255,12 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
             load.close()
         controller.close()
         if load is not None and load.started and result is not None:
+            if end.window_s is not None:  # run.json's workload says how long the load really ran
+                load.workload = load.workload.model_copy(
+                    update={"duration_s": load_record.get("ended_s") or end.scheduled_s})
+                run_extra = {**run_extra, "load": {"scheduled_s": end.scheduled_s, "cap_s": end.cap_s,
+                                                   "window_s": end.window_s, "ended_s": load_record.get("ended_s"),
+                                                   "heals_not_observed": load_record.get("heals_not_observed", [])}}
             recorded = load.write_run(run_dir, result, scheme=scheme.name, extra={
                 "scenario": scenario.name, "interrupted": outcome.interrupted, "schedule": resolved["schedule"],
                 "error": outcome.error, "backend": backend.name, **run_extra})
@@ -250,6 +269,34 @@ def _run_on(backend: Backend, scenario: Scenario, scheme: Scheme, schedule: list
         if up_tried:
             _down(backend, run_dir, phase, progress, keep=keep_lab or scenario.topology.lab.keep)
     return recorded
+
+
+def _end_load_in_time(load: WorkerDriver, end: LoadEnd, faults: FaultDriver | None, schedule: list[ScheduledFault],
+                      loaded: threading.Event, record: dict[str, Any], progress: Progress) -> None:
+    """End the load once the recovery window after the last heal, as verified, has passed (not before the
+    scheduled end), or at the cap with the heals still pending named: their recovery is not observed."""
+    start_s = load.start_at_ns / 1e9
+    stopping = [f for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
+    while not loaded.wait(0.5):
+        points = faults.recover_from_s(schedule, load.start_at_ns) if faults is not None else []
+        due = end.due_s(points)
+        if time.time() - start_s < due:
+            continue
+        pending = [f.id for f, at in zip(stopping, points) if at is None]
+        record.update(ended_s=round(time.time() - start_s, 3), heals_not_observed=pending)
+        if pending:
+            progress(f"the load ends at its cap ({end.cap_s:g}s) with the heal of {', '.join(pending)} not verified: "
+                     "recovery after it is not observed")
+        elif due > end.scheduled_s:
+            last = max(p for p in points if p is not None)
+            progress(f"the load ends at {due:.1f}s, not {end.scheduled_s:g}s: " +
+                     (f"{end.window_s:g}s after the last heal, verified at {last:.1f}s" if due < end.cap_s else
+                      f"its cap, {due - last:.1f}s after the last heal (verified at {last:.1f}s)"))
+        try:
+            load.end_load()
+        except GeoReconError as exc:
+            progress(f"could not end the load: {exc}")
+        return
 
 
 def _down(backend: Backend, run_dir: Path, phase, progress: Progress, *, keep: bool) -> None:

@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -224,6 +226,44 @@ def load_seconds(scenario: Scenario, scheme: str, schedule: list[ScheduledFault]
     if limit is None or not heals:
         return duration
     return max(duration, round(max(heals) + limit + RECOVERY_MARGIN_S, 3))
+
+
+#: How much later than scheduled the last heal may be verified (a killed region's JVMs took 95 s to come back
+#: at a load average of 26 on 2 cores) and still get its recovery window: the load goes on at most this long
+#: past its scheduled end.
+HEAL_DELAY_ALLOWANCE_S = 180.0
+
+
+@dataclass(frozen=True)
+class LoadEnd:
+    """When the load ends, counted from its start: the scheduled length (``load_seconds``), or later, until
+    the recovery window (the limit plus a margin) has passed after the last heal as it really happened
+    (verified), never past ``cap_s``. A heal not verified by then is not observed: the run says so."""
+
+    scheduled_s: float
+    cap_s: float
+    window_s: float | None  # None: nothing must recover, the load ends when scheduled
+
+    def due_s(self, recover_from_s: Sequence[float | None]) -> float:
+        """``recover_from_s``: per fault that stops clients, when clients could start to recover (its verified
+        heal, a rebuilt region's rejoin, an unrebuilt loss), seconds from the load's start; None while pending."""
+        if self.window_s is None or not recover_from_s:
+            return self.scheduled_s
+        if any(at is None for at in recover_from_s):
+            return self.cap_s
+        last = max(at for at in recover_from_s if at is not None)
+        return min(self.cap_s, max(self.scheduled_s, round(last + self.window_s, 3)))
+
+
+def load_end(scenario: Scenario, scheme: str, schedule: list[ScheduledFault]) -> LoadEnd:
+    """The load's end for this scenario and scheme. A billing load never runs past its schedule: its
+    transactions are generated up front from ``duration_s``, and an unsent one would count as unpublished."""
+    scheduled = load_seconds(scenario, scheme, schedule)
+    limit = scenario.expectations.for_scheme(scheme).max_recovery_s
+    stops_clients = any(f.spec.kind not in DEGRADATION_KINDS for f in schedule)
+    if limit is None or not stops_clients or scenario.workload.billing is not None:
+        return LoadEnd(scheduled, scheduled, None)
+    return LoadEnd(scheduled, scheduled + HEAL_DELAY_ALLOWANCE_S, limit + RECOVERY_MARGIN_S)
 
 
 def load(path: str | Path) -> Scenario:

@@ -28,6 +28,8 @@ The rules, in report order:
   producers and consumers work again within ``max_recovery_s``. Not recovered
   is "never" when the load went on that long after the heal, else "not
   observed" (undecided: the load ended first).
+  A heal still not verified when the load ended at its cap (run.json ``load``
+  ``heals_not_observed``) is one undecided line of its own.
 * Billing: every injected error found, no exception without a cause.
 
 :func:`judge_run_dir` applies the stored scenario to a stored run directory;
@@ -79,9 +81,10 @@ _NOUNS = {
 
 def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any] | None = None, *,
           workers: dict[str, dict[str, Any]] | None = None,
-          publishing: Sequence[str] | None = None) -> tuple[Met, list[Judgement]]:
+          publishing: Sequence[str] | None = None, load: dict[str, Any] | None = None) -> tuple[Met, list[Judgement]]:
     """``workers``: run.json ``workers`` (per region: fate, sent, acked, errors, stuck); ``publishing``: the
-    regions that must publish (default: every region in the results)."""
+    regions that must publish (default: every region in the results); ``load``: run.json ``load`` (how the
+    load ended)."""
     if not results:
         return None, []
     regions = results.get("regions", {})
@@ -133,6 +136,10 @@ def judge(results: dict[str, Any] | None, limits: Limits, billing: dict[str, Any
         out += _judge_rto(results.get("rto", []), limits.max_rto_s)
     if limits.max_recovery_s is not None:
         out += _judge_recovery(results, limits.max_recovery_s, set(publishing if publishing is not None else regions))
+    for fault_id in (load or {}).get("heals_not_observed") or []:
+        out.append(Judgement("heal_observed", None, None, None, fault_id,
+                             f"{fault_id}: its heal was not verified before the load ended at its cap "
+                             f"({load['cap_s']:g} s): recovery after it was not observed"))
     if billing is not None:
         out += _judge_billing(billing, limits)
     return merge(out), out
@@ -331,16 +338,18 @@ def _judge_recovery(results: dict[str, Any], limit_s: float, publishing: set[str
                 continue
             where = f"{row['fault_id']}/{row['region']}/{name}"
             head = f"region {row['region']} after {row['fault_id']} healed"
+            since = row.get("recovers_from_s", row.get("heal_s"))
+            if row.get("held_down_by"):
+                head += f" (and {row['held_down_by']}, which still held it down, at {since:.1f} s)"
             value = row.get(field)
             if value is not None:
                 seconds = value / 1000
                 out.append(Judgement("max_recovery_s", limit_s, seconds, seconds <= limit_s, where,
                                      f"{head}: {doing} again after {seconds:.1f} s (at most {limit_s:g} s)"))
                 continue
-            outcome = unrecovered_outcome(since_s=row.get("heal_s"), load_end_s=row.get("load_end_s"),
-                                          limit_s=limit_s)
-            tail = ("" if row.get("heal_s") is None or row.get("load_end_s") is None
-                    else f"; the load ran {row['load_end_s'] - row['heal_s']:.1f} s past the heal")
+            outcome = unrecovered_outcome(since_s=since, load_end_s=row.get("load_end_s"), limit_s=limit_s)
+            tail = ("" if since is None or row.get("load_end_s") is None
+                    else f"; the load ran {row['load_end_s'] - since:.1f} s past the heal")
             if outcome == "never":
                 out.append(Judgement("max_recovery_s", limit_s, None, False, where,
                                      f"{head}: {doing} never recovered{tail} (at most {limit_s:g} s)"))
@@ -427,7 +436,8 @@ def judge_run_dir(run_dir: str | Path) -> StoredVerdict:
             return StoredVerdict(scenario.name, scheme, None, [Judgement(
                 "billing", None, None, None, "", f"{run_dir}: a billing run with no billing/report.json: "
                 "the reconciliation was never labelled")])
-    met, judgements = judge(results, limits, billing, workers=run.get("workers"), publishing=publishing)
+    met, judgements = judge(results, limits, billing, workers=run.get("workers"), publishing=publishing,
+                            load=run.get("load"))
     return StoredVerdict(scenario.name, scheme, met, judgements)
 
 

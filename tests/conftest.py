@@ -27,18 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The slowest modules first, so that none starts last and keeps the others waiting (a worker takes the
 # next module in this order); the rest follow in collection order.
-SLOWEST_FIRST = (  # by the module times of a parallel run (2026-11-29, -n 4)
-    "tests/integration/test_compose_lab.py",  # 810 s (the worker image is rebuilt when the source changes)
-    "tests/integration/test_known_bugs.py",
-    "tests/integration/test_pulsar_versions.py",
-    "tests/integration/test_billing.py",
+SLOWEST_FIRST = (  # by module times under -n 3 and -n 4 (2026-11-29/30; the suite prints them at its end)
+    "tests/integration/test_compose_lab.py",  # 500-810 s (the worker image is rebuilt when the source changes)
+    "tests/integration/test_lose.py",  # 390-850 s: three labs of its own, two rebuilt regions
+    "tests/integration/test_known_bugs.py",  # 370-720 s: a fresh lab per Pulsar version
+    "tests/integration/test_faults_async.py",  # 430-710 s, with the delayed heal
     "tests/integration/test_external.py",
-    "tests/integration/test_faults_async.py",
-    "tests/integration/test_lose.py",
     "tests/integration/test_failover.py",
     "tests/integration/test_workload.py",
-    "tests/integration/test_faults_strong.py",
+    "tests/integration/test_pulsar_versions.py",
+    "tests/integration/test_billing.py",
     "tests/e2e/test_run_cli.py",
+    "tests/integration/test_faults_strong.py",
     "tests/integration/test_canary.py",
     "tests/integration/test_schemes_strong.py",
     "tests/integration/test_schemes_async.py",
@@ -73,6 +73,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    seconds: dict[str, float] = {}  # each module's setup, call and teardown time: what SLOWEST_FIRST orders by
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                module = report.nodeid.split("::")[0]
+                seconds[module] = seconds.get(module, 0.0) + report.duration
+    slow = sorted(((s, m) for m, s in seconds.items() if s >= 30), reverse=True)
+    if slow:
+        terminalreporter.write_line("module times (s; SLOWEST_FIRST in tests/conftest.py is ordered by them): " +
+                                    ", ".join(f"{m.removeprefix('tests/')} {s:.0f}" for s, m in slow))
     home = config.stash.get(HOME_KEY, None)
     if home is not None and home.exists():
         terminalreporter.write_line(f"kept the labs' home (state, logs, data) for inspection: GEO_RECON_HOME={home}")

@@ -28,7 +28,10 @@
   producers had a send acknowledged (``publish_ms``) and its consumers received
   a message (``receive_ms``), null when that never happened; ``load_end_s`` is
   the last send invoked in the run, so a reader can tell "never" (the load went
-  on) from "not observed" (it ended first).
+  on) from "not observed" (it ended first). A region still lost to another
+  fault at that heal (e.g. an unload in a while b is stopped) recovers from
+  that fault's heal instead: the row says so (``held_down_by``, its id;
+  ``recovers_from_s``) and both times count from there.
 """
 
 from __future__ import annotations
@@ -196,16 +199,30 @@ def recovery(windows: Sequence[FaultWindow], *, completions: Completions, first_
     for w in windows:
         if w.stop is None or w.fault in DEGRADATION_KINDS:
             continue
-        j = stops.index(w.stop)
         for region in regions:
-            i = int(np.searchsorted(oks[region], w.stop, side="left"))
+            holder = held_down_by(windows, w, region)
+            since = w.stop if holder is None else holder.stop
+            assert since is not None
+            j = stops.index(since)
+            i = int(np.searchsorted(oks[region], since, side="left"))
             published = int(oks[region][i]) if i < len(oks[region]) else None
             received = first_receipt_after.get(region, [None] * len(stops))[j]
-            out.append({"fault_id": w.id, "region": region, "heal_s": _s(w.stop, t0),
-                        "publish_ms": None if published is None else ms(published - w.stop),
-                        "receive_ms": None if received is None else ms(received - w.stop),
-                        "load_end_s": _s(load_end, t0)})
+            row = {"fault_id": w.id, "region": region, "heal_s": _s(w.stop, t0),
+                   "publish_ms": None if published is None else ms(published - since),
+                   "receive_ms": None if received is None else ms(received - since),
+                   "load_end_s": _s(load_end, t0)}
+            if holder is not None:
+                row.update(held_down_by=holder.id, recovers_from_s=_s(since, t0))
+            out.append(row)
     return out
+
+
+def held_down_by(windows: Sequence[FaultWindow], healed: FaultWindow, region: str) -> FaultWindow | None:
+    """The loss of ``region`` (a whole-region kill, stop, pause or lose) still in effect when ``healed`` healed
+    and healed last after it: the region's clients cannot work again before that one heals too."""
+    holding = [o for o in windows if o is not healed and region in o.lost_regions and o.start is not None
+               and o.stop is not None and healed.stop is not None and o.start <= healed.stop < o.stop]
+    return max(holding, key=lambda o: o.stop or 0, default=None)
 
 
 def rto(windows: Sequence[FaultWindow], *, completions: Completions, regions: Sequence[str],

@@ -275,6 +275,10 @@ class ComposeBackend:
         """SIGTERM every worker (it stops sending, drains and writes its summary), SIGKILL after ``timeout_s``."""
         self._compose("stop", "--timeout", str(timeout_s), *self.lab.workers, timeout=timeout_s + 60.0, workers=True)
 
+    def end_workers_load(self) -> None:
+        """SIGTERM every worker and nothing more: it stops sending, drains and exits by itself."""
+        self._compose("kill", "--signal", "SIGTERM", *self.lab.workers, workers=True)
+
     def run_tool(self, region: str, *args: str, timeout: float = 600.0) -> str:
         """``geo-recon ARGS`` in a one-off container of a region's worker, on that region's network; its output.
 

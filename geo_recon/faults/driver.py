@@ -28,7 +28,8 @@ from geo_recon.deployment import Deployment
 from geo_recon.errors import ConfigError, FaultError, GeoReconError
 from geo_recon.faults import admin_faults
 from geo_recon.faults.command import CommandFault
-from geo_recon.faults.spec import ADMIN_KINDS, DESTROY_KINDS, INSTANT_KINDS, ScheduledFault, fault_event, heal_each
+from geo_recon.faults.spec import (ADMIN_KINDS, DEGRADATION_KINDS, DESTROY_KINDS, INSTANT_KINDS, ScheduledFault,
+                                   fault_event, heal_each)
 from geo_recon.probe import round_trip
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -77,6 +78,7 @@ class FaultDriver:
         self._rejoin = rejoin
         self.active: dict[str, ActiveFault] = {}
         self.lost: dict[str, str] = {}  # lose fault id -> region, until rebuilt (never "healed")
+        self.recover_from_ns: dict[str, int] = {}  # fault id -> when its clients could start to recover (verified)
 
     def _target(self) -> Deployment:
         if self._deployment is None:
@@ -117,7 +119,19 @@ class FaultDriver:
         self.progress(f"{fault.id} {spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
         if spec.kind in INSTANT_KINDS:  # a restart or an unload is over once injected
             self.active.pop(fault.id, None)
-            self.on_event(fault_event("stop", fault, self.regions))
+            self._stopped(fault, fault_event("stop", fault, self.regions))
+
+    def _stopped(self, fault: ScheduledFault, line: dict[str, Any]) -> None:
+        """Record a fault's stop line; clients may start to recover from its time on."""
+        self.on_event(line)
+        self.recover_from_ns[fault.id] = line["time"]
+
+    def recover_from_s(self, schedule: Sequence[ScheduledFault], start_at_ns: int) -> list[float | None]:
+        """Per scheduled fault that stops clients: when its clients could start to recover as it really
+        happened (its verified heal or rebuild; a loss never rebuilt: the loss itself), seconds since
+        ``start_at_ns``; None while that has not happened yet."""
+        return [None if (at := self.recover_from_ns.get(f.id)) is None else round((at - start_at_ns) / 1e9, 3)
+                for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
 
     def _destroyer(self, fault: ScheduledFault) -> Destroyable:
         if not isinstance(self.backend, Destroyable):
@@ -136,6 +150,8 @@ class FaultDriver:
         if killed_at_ns is not None:
             line["time"] = killed_at_ns
         self.on_event(line)
+        if not fault.heals:  # lost for good: its clients must fail over from the loss on
+            self.recover_from_ns[fault.id] = line["time"]
         self.progress(f"{fault.id} {fault.spec.describe()}: in effect (verified in {self._clock() - started:.1f}s)")
 
     def _rebuild(self, fault: ScheduledFault) -> None:
@@ -152,7 +168,7 @@ class FaultDriver:
             raise FaultError(f"{fault.id}: rebuilt region {region} does not accept clients on {service_url}: "
                              f"{exc}") from None
         self.lost.pop(fault.id, None)
-        self.on_event(fault_event("stop", fault, self.regions, rebuilt=True, measured=measured))
+        self._stopped(fault, fault_event("stop", fault, self.regions, rebuilt=True, measured=measured))
         self.progress(f"{fault.id} region {region} rebuilt empty and rejoined "
                       f"(in {self._clock() - started:.1f}s)")
 
@@ -167,7 +183,7 @@ class FaultDriver:
         started = self._clock()
         active.undo()
         self.active.pop(fault.id, None)
-        self.on_event(fault_event("stop", fault, self.regions))
+        self._stopped(fault, fault_event("stop", fault, self.regions))
         self.progress(f"{fault.id} {fault.spec.describe()}: healed (verified in {self._clock() - started:.1f}s)")
 
     def heal_all(self) -> list[str]:

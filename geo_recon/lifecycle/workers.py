@@ -36,8 +36,11 @@ Result = dict[str, Any]
 class WorkerDriver(Protocol):
     start_at_ns: int
     started: bool
+    workload: WorkloadSpec
 
     def start(self) -> None: ...
+
+    def end_load(self) -> None: ...
 
     def wait(self, *, stop: threading.Event | None = None,
              on_progress: Callable[[dict], None] | None = None) -> Result: ...
@@ -97,6 +100,9 @@ class LocalWorkers:
     def wait(self, *, stop: threading.Event | None = None,
              on_progress: Callable[[dict], None] | None = None) -> Result:
         return runner.supervise(self._set(), self.workload, on_progress=on_progress, stop=stop)
+
+    def end_load(self) -> None:
+        runner.end_production(self._set())
 
     def stop(self) -> None:
         runner.stop_workers(self._set())
@@ -199,6 +205,9 @@ class ComposeWorkers:
 
     def detail(self, region: str) -> str:
         return ""  # the fate names the container's logs already
+
+    def end_load(self) -> None:
+        self.backend.end_workers_load()
 
     def close(self) -> None:
         """Nothing: the workers keep their own time inside the lab."""

@@ -258,6 +258,14 @@ def supervise(workers: WorkerSet, workload: WorkloadSpec, *, on_progress: Progre
     return {"summaries": summaries, "fates": fates, "drain": drained, "parts": by_role}
 
 
+def end_production(workers: WorkerSet) -> None:
+    """End the load now: SIGTERM to the producer processes (they stop sending and complete what is in
+    flight); the consumers then drain as after the schedule's end."""
+    for key, ref in workers.refs.items():
+        if key.split("/")[1].startswith("produce") and procs.alive(ref):
+            procs.signal_group(ref, signal.SIGTERM)
+
+
 def stop_workers(workers: WorkerSet, timeout: float = 30) -> None:
     """Stop producing now, end the drain, and let each worker write what it recorded."""
     drained = workers.run_dir / "workers" / "drained"

@@ -41,6 +41,13 @@ def fault_window(run_dir: Path, fault_id: str = "f1") -> tuple[int, int, dict]:
     return start["time"], stop["time"], start
 
 
+def scheduled_stop_ns(run_dir: Path, fault_id: str = "f1") -> int:
+    """When the fault's heal was due (its stop line follows once the heal is verified)."""
+    run = json.loads((run_dir / "run.json").read_text())
+    stop_s = next(f["stop_s"] for f in run["schedule"] if f["id"] == fault_id)
+    return run["start_at_ns"] + int(stop_s * 1e9)
+
+
 def acked(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
     """(producer, seq) -> (invoke time, ok time)."""
     invokes, oks = {}, {}

@@ -1,9 +1,12 @@
 """Faults on a real async lab, each run through `geo-recon run`: partition, WAN latency, region kill."""
 
 import json
+import sys
 
 import pytest
+import yaml
 
+from geo_recon.scenario import HEAL_DELAY_ALLOWANCE_S
 from tests.conftest import run_cli
 from tests.integration import lab_helpers as h
 from tests.integration import run_helpers as r
@@ -53,12 +56,22 @@ def test_wan_latency_raises_the_round_trip_and_the_replication_lag(lab, runs):
         assert abs(start_line["measured"][f"added_rtt_ms {pair}"] - 50) <= 5  # verified within 10%
     ok_times = r.acked(run_dir)
     in_b = r.first_receipts(run_dir, "b")
-    before = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
+    # From invoke in a to the first receipt in b: a message cannot reach b before it was sent. The latency is
+    # surely on from its start line (written once verified: on a starved machine that took seconds) until
+    # its scheduled heal; the stop line comes only once the heal is verified.
+    on_until = r.scheduled_stop_ns(run_dir) - 1e9
+    before = [(in_b[k] - invoke) / 1e6 for k, (invoke, ok) in ok_times.items()
               if k[0] == "a/p0" and k in in_b and ok < start - 2e9]
-    during = [(in_b[k] - ok) / 1e6 for k, (_, ok) in ok_times.items()
-              if k[0] == "a/p0" and k in in_b and start + 2e9 < ok < stop - 2e9]
-    # One way is 25 ms: replication a -> b cannot be faster than that while the latency is on.
-    assert r.median(during) >= r.median(before) + 20, (r.median(before), r.median(during))
+    during = [(in_b[k] - invoke) / 1e6 for k, (invoke, ok) in ok_times.items()
+              if k[0] == "a/p0" and k in in_b and start < invoke < on_until]
+    assert len(during) >= 50, (len(during), (on_until - start) / 1e9)  # 100/s: the latency was verified late
+    # One way is about 25 ms (half the verified added round trip; the proxy's own few ms calibrated out):
+    # no message sent in a while the latency was on reached b faster than that, whatever the CPU did. The
+    # lag's floor rises by it; its median need not: on a starved machine (load average 15 on 2 cores)
+    # queueing put the median at 44 ms before the latency and 48 ms during it.
+    one_way = min(start_line["measured"][f"added_rtt_ms {pair}"] for pair in ("a->b", "b->a")) / 2
+    assert min(during) >= 0.8 * one_way, (min(before), min(during), one_way)
+    assert min(before) < min(during), (min(before), min(during))
 
 
 def test_a_killed_region_reports_exactly_the_acked_messages_that_never_left_it(lab, runs):
@@ -76,3 +89,50 @@ def test_a_killed_region_reports_exactly_the_acked_messages_that_never_left_it(l
     # Region a's publishing stopped while it was down and came back after the restart.
     rto = next(x for x in result["rto"] if x["fault_id"] == "f1" and x["region"] == "a")
     assert rto["failed"] is True and rto["recovered"] is True
+
+
+def test_a_heal_verified_long_after_its_schedule_still_gets_its_recovery_window(lab, runs, tmp_path):
+    """Region a killed by a command fault whose heal first waits 20 s: the JVMs are back long after the
+    scheduled heal (8 s) and after the scheduled end of the load (8 + 10 + 5 s margin = 23 s), as a restart
+    on a starved machine can be. The load must go on until the recovery window after the real heal."""
+    cli = f"{sys.executable} -m geo_recon faults"
+    scenario = {
+        "name": "t-delayed-heal-async", "seed": 14,
+        "topology": {"regions": ["a", "b"], "lab": {"name": NAME, "base_port": BASE, "subnet": SUBNET}},
+        "scheme": "async", "workload": {"rate": 50, "duration_s": 20, "warmup_s": 3, "drain_timeout_s": 60},
+        "faults": [{"kind": "command", "target": "a", "at_s": 4, "duration_s": 4, "command": {
+            "inject": f"{cli} inject --lab {NAME} --kind kill --target a",
+            "heal": f"sleep 20 && {cli} heal --lab {NAME}", "timeout_s": 300}}],
+        # no deduplication: a's replicator re-sends what it had sent but not yet confirmed before the kill
+        "expectations": {"max_recovery_s": 10, "max_lost": 0, "allow": ["duplicates"]},
+    }
+    path = tmp_path / "delayed-heal.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    proc = run_cli("run", str(path), "--runs", str(runs), "--reuse-lab", timeout=900)
+    run_dir = (runs / "latest").resolve()
+    r.assert_judge_agrees(run_dir, proc.returncode)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), log[-3000:]  # how fast a recovers is measured, not the point here
+    run = json.loads((run_dir / "run.json").read_text())
+    start_at = run["start_at_ns"]
+    _, stop, _ = r.fault_window(run_dir)
+    healed_s = (stop - start_at) / 1e9
+    load = run["load"]
+    assert load["scheduled_s"] == 23 and load["window_s"] == 15 and load["cap_s"] == 23 + HEAL_DELAY_ALLOWANCE_S
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    if load["heals_not_observed"]:  # the restart outlasted the cap (at a load average of 26 it took 95 s)
+        assert load["heals_not_observed"] == ["f1"] and load["ended_s"] >= load["cap_s"]
+        assert [j["met"] for j in verdict["judgements"] if j["name"] == "heal_observed"] == [None]
+        return
+    assert healed_s > 8 + 20 > load["scheduled_s"]  # the heal really came after the scheduled end
+    # ended by the window after the real heal (or the cap, if that came first)
+    assert min(healed_s + 15, load["cap_s"]) <= load["ended_s"] < min(healed_s + 15, load["cap_s"]) + 5
+    assert run["workload"]["duration_s"] == load["ended_s"]
+    last_invoke = max(e["time"] for e in r.events(run_dir) if e["type"] == "invoke")
+    assert (last_invoke - stop) / 1e9 > 10  # sends went on for more than the recovery limit after the real heal
+    # ... so every recovery line after it is decided: a number within the limit or not, or "never"; not
+    # "not observed" (before, the load ended 15 s after the SCHEDULED heal, here 22 s before the real one).
+    lines = [j for j in verdict["judgements"] if j["name"] == "max_recovery_s" and j["where"].startswith("f1/")]
+    assert len(lines) == 4 and all(j["met"] is not None for j in lines), lines
+    rows = [x for x in r.results(run_dir)["recovery"] if x["fault_id"] == "f1"]
+    assert all(x["publish_ms"] is not None for x in rows if x["region"] == "b"), rows  # b went on publishing

@@ -32,9 +32,13 @@ def test_wan_latency_raises_publish_latency_by_about_a_round_trip(lab, runs):
     for producer in ("a/p0", "b/p0"):
         before = [(ok - inv) / 1e6 for k, (inv, ok) in ok_times.items() if k[0] == producer and inv < start - 2e9]
         during = [(ok - inv) / 1e6 for k, (inv, ok) in ok_times.items()
-                  if k[0] == producer and start + 2e9 < inv < stop - 2e9]
-        # An ack needs a bookie in the other region: at least one added round trip (50 ms).
-        assert r.median(during) >= r.median(before) + 40, (producer, r.median(before), r.median(during))
+                  if k[0] == producer and start < inv < r.scheduled_stop_ns(run_dir) - 1e9]  # surely on then
+        assert len(during) >= 50, len(during)
+        # An ack needs a bookie in the other region: at least one added round trip (50 ms), for every send,
+        # whatever the CPU did. The floor rises by it; the median is queueing on a starved machine.
+        added = start_line["measured"]["added_rtt_ms a->b"]
+        assert min(during) >= 0.8 * added, (producer, min(before), min(during), added)
+        assert min(before) < min(during), (producer, min(before), min(during))
 
 
 def test_a_killed_region_loses_nothing_acknowledged(lab, runs):

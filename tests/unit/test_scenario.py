@@ -91,6 +91,33 @@ def test_the_load_runs_the_recovery_limit_past_the_last_heal_of_a_fault_that_sto
     assert seconds([]) == 50
 
 
+def test_the_load_ends_a_recovery_window_after_the_last_heal_as_verified_never_past_its_cap():
+    from geo_recon.faults.spec import FaultSpec, expand
+    from geo_recon.scenario import HEAL_DELAY_ALLOWANCE_S, Expectations, LoadEnd, Scenario, load_end
+    from geo_recon.workload.spec import BillingWorkload, WorkloadSpec
+
+    def end(faults, workload=None, **expectations):
+        s = Scenario(name="x", workload=workload or WorkloadSpec(duration_s=50), faults=faults,
+                     expectations=Expectations(**expectations))
+        return load_end(s, "async", expand(s.faults, s.workload.duration_s, s.seed))
+
+    kill = FaultSpec(kind="kill", target="a", at_s=15, duration_s=20)  # heal scheduled at 35 s
+    plan = end([kill])
+    assert plan == LoadEnd(70, 70 + HEAL_DELAY_ALLOWANCE_S, 35)  # 30 s limit + 5 s margin
+    assert plan.due_s([35.0]) == 70  # healed on time: the scheduled end
+    assert plan.due_s([36.2]) == 71.2  # a JVM that took 1.2 s more to come back: its window still counts
+    assert plan.due_s([80.0]) == 115  # a heal verified after the scheduled end of the load
+    assert plan.due_s([None]) == plan.cap_s  # not verified yet: wait, at most until the cap
+    assert plan.due_s([500.0]) == plan.cap_s
+    assert plan.due_s([20.0, None]) == plan.cap_s
+    # nothing has to recover: the load ends when scheduled, however late the faults went
+    assert end([FaultSpec(kind="latency", rtt_ms=20, between=["a", "b"], at_s=0, duration_s=40)]) == LoadEnd(50, 50, None)
+    assert end([kill], max_recovery_s=None) == LoadEnd(50, 50, None)
+    assert end([]).due_s([]) == 50
+    billing = WorkloadSpec(duration_s=50, billing=BillingWorkload())  # its transactions are generated from duration_s
+    assert end([kill], billing).window_s is None
+
+
 def test_pulsar_versions_to_run(tmp_path):
     plain = scenario.load(_write(tmp_path, "name: x\n"))
     pinned = scenario.load(_write(tmp_path, "name: x\npulsar: 3.0.7\n"))

@@ -132,6 +132,28 @@ def test_recovery_after_every_heal_is_judged_by_default():
     assert met is False  # the scenario's own limit: 5 s of load after the heal is enough to say "never"
 
 
+def test_a_heal_not_verified_when_the_load_ended_at_its_cap_is_undecided_never_met():
+    # e.g. a killed region whose JVMs never came back: no stop line, so no recovery row to judge either
+    load = {"scheduled_s": 70, "cap_s": 190, "window_s": 35, "ended_s": 190.2, "heals_not_observed": ["f1"]}
+    met, lines = judge(_results(), Limits(), load=load)
+    assert met is None
+    assert _by(lines)[("heal_observed", "f1")].words == ("f1: its heal was not verified before the load ended at "
+                                                         "its cap (190 s): recovery after it was not observed")
+    met, _ = judge(_results(), Limits(), load={**load, "heals_not_observed": []})
+    assert met is True
+
+
+def test_recovery_of_a_region_another_fault_still_held_down_counts_from_that_faults_heal():
+    row = _recovery(fault_id="f2", region="b", heal_s=15.0, held_down_by="f1", recovers_from_s=41.0,
+                    publish_ms=2500.0, receive_ms=None, load_end_s=60.0)
+    met, lines = judge(_results(recovery=[row]), Limits())
+    assert met is None  # 19 s of load after b came back: receiving not observed yet, not "never"
+    assert _by(lines)[("max_recovery_s", "f2/b/publish")].words == (
+        "region b after f2 healed (and f1, which still held it down, at 41.0 s): publishing again after 2.5 s "
+        "(at most 30 s)")
+    assert "the load ran 19.0 s past the heal" in _by(lines)[("max_recovery_s", "f2/b/receive")].words
+
+
 def test_a_region_that_need_not_publish_is_not_judged_for_it():
     results = _results(recovery=[_recovery(region="b", publish_ms=None)])
     results["run"]["sends_by_region"]["b"]["ok"] = 0

@@ -133,3 +133,24 @@ def test_recovery_after_the_heal_and_rto_never_or_not_observed(tmp_path: Path) -
     long = _outage(tmp_path / "long", load_ms=31_300)
     rto_a = next(r for r in long["rto"] if r["region"] == "a")
     assert rto_a["outcome"] == "never"
+
+
+def test_a_region_still_lost_to_another_fault_recovers_from_that_faults_heal(tmp_path: Path) -> None:
+    """pulsar-22890's shape: b stopped 50..300 ms, a's topics unloaded at 100 ms (instant). b cannot work
+    again after the unload before its own stop heals: its recovery after the unload counts from 300 ms."""
+    sends = [x for s in range(40) for x in sent("a/p0", s, 10 * s)]
+    sends += [x for s in range(5) for x in sent("b/p0", s, 10 * s)] + \
+        [x for s in range(5, 40) for x in sent("b/p0", s, 10 * s, outcome="ok" if 10 * s >= 320 else "info")]
+    receipts = [recv("a/c0", "a/p0", s, 10 * s + 2) for s in range(40)]
+    receipts += [recv("b/c0", "a/p0", s, 10 * s + 2) for s in range(40) if s < 5 or 10 * s >= 330]
+    nemesis = [fault("start", 50, fault="stop", target="b", id="f1"), fault("stop", 300, fault="stop", target="b",
+                                                                           id="f1"),
+               fault("start", 100, fault="unload", target="a", id="f2"), fault("stop", 100, fault="unload",
+                                                                                target="a", id="f2")]
+    got = check_run(make_run(tmp_path, {"s.jsonl": sends, "r.jsonl": receipts, "n.jsonl": nemesis})).to_json()
+    rows = {(r["fault_id"], r["region"]): r for r in got["recovery"]}
+    held = rows[("f2", "b")]
+    assert held["held_down_by"] == "f1" and held["recovers_from_s"] == 0.3 and held["heal_s"] == 0.1
+    assert held["publish_ms"] == 21.0 and held["receive_ms"] == 32.0  # from 300 ms, not from the unload at 100 ms
+    assert "held_down_by" not in rows[("f2", "a")] and rows[("f2", "a")]["publish_ms"] == 1.0
+    assert "held_down_by" not in rows[("f1", "b")] and rows[("f1", "b")]["publish_ms"] == 21.0

@@ -131,3 +131,33 @@ def test_a_command_that_hangs_is_stopped_at_its_time_limit(tmp_path):
 def test_fault_specs_that_cannot_work_are_refused(spec, words):
     with pytest.raises(ValueError, match=words):
         FaultSpec(**spec)
+
+
+class _Lab:
+    """A backend whose kill and start just take the time they take."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.calls = []
+
+    def kill(self, fault_id, spec):
+        self.calls.append(("kill", fault_id))
+
+    def start(self, fault_id):
+        self.calls.append(("start", fault_id))
+
+
+def test_clients_recover_from_the_heal_as_verified_not_as_scheduled():
+    schedule = expand([FaultSpec(kind="kill", target="a", at_s=1, duration_s=2),
+                       FaultSpec(kind="latency", rtt_ms=20, between=["a", "b"], at_s=1, duration_s=2)], 60, 0)
+    events = []
+    driver = FaultDriver(_Lab(), regions=["a", "b"], namespace="geo/recon", on_event=events.append)
+    start_at_ns = time.time_ns() - 10_000_000_000  # the load started 10 s ago
+    kill = next(f for f in schedule if f.spec.kind == "kill")
+    driver.inject(kill)
+    assert driver.recover_from_s(schedule, start_at_ns) == [None]  # only the kill stops clients; not healed yet
+    driver.heal(kill)
+    stop = next(e for e in events if e["phase"] == "stop")
+    (healed_s,) = driver.recover_from_s(schedule, start_at_ns)
+    assert healed_s == round((stop["time"] - start_at_ns) / 1e9, 3) and 9.9 < healed_s < 11  # now, not at 3 s
