@@ -33,7 +33,8 @@ from geo_recon.faults.spec import (ADMIN_KINDS, DEGRADATION_KINDS, DESTROY_KINDS
 from geo_recon.probe import round_trip
 
 EventSink = Callable[[dict[str, Any]], None]
-Rejoin = Callable[[str], None]  # a rebuilt region's name -> put back into the scheme, verified
+Rejoin = Callable[[str], "dict[str, Any] | None"]  # a rebuilt region's name -> put back into the scheme,
+# verified; what it had to do for that goes into the stop line
 
 # kind -> (the backend's method that applies it, the one that undoes it)
 _METHODS = {"kill": ("kill", "start"), "stop": ("kill", "start"), "restart": ("kill", "start"),
@@ -160,7 +161,7 @@ class FaultDriver:
         region = self.lost[fault.id]
         measured = dict(self._destroyer(fault).rebuild(fault.id))
         if self._rejoin is not None:
-            self._rejoin(region)
+            measured.update(self._rejoin(region) or {})
         service_url = self._target().region(region).service_url
         try:  # "accepts clients": a message produced and consumed there
             measured["round_trip_ms"] = round(round_trip(service_url, timeout=120), 1)

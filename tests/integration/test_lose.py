@@ -56,6 +56,8 @@ def test_an_async_region_lost_then_rebuilt_empty_rejoins_and_nothing_is_left(run
     assert len(verified["ports_refused"]) == 2  # broker and web
     assert {Path(p).name for p in verified["data_deleted"]} >= {"metadata", "bookkeeper"}
     assert stop["rebuilt"] is True and stop["measured"]["round_trip_ms"] > 0
+    # b's replicator to the new a was seen connected (unloaded first if it had got stuck: the stop line says)
+    assert stop["measured"]["replicators_not_connected"] == [], stop["measured"]
     # Rejoined: the survivors replicate to the new, empty a again, and a's new messages reach b.
     oks = r.acked(run_dir)
     # stored there: read by a consumer or by the final reader (at a load average of 26 a's new consumers had
