@@ -38,7 +38,7 @@ from geo_recon.canary.metrics import CanaryView, MetricsServer
 from geo_recon.deployment import Deployment, RegionEndpoint
 from geo_recon.errors import ConfigError
 from geo_recon.workload import message, schedule
-from geo_recon.workload.worker import format_msg_id
+from geo_recon.workload.message import format_msg_id
 
 STATE_FILE = "canary-state.json"
 TOPIC_NAME = "geo-recon-canary"

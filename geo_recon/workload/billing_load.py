@@ -20,13 +20,33 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 from geo_recon import history
 from geo_recon.workload import message
 
-if TYPE_CHECKING:
-    from geo_recon.workload.worker import Worker
+class BillingWorker(Protocol):
+    """What the billing roles use of the worker process that runs them (workload.worker.Worker): its
+    config, history writer, counters and send bookkeeping. A protocol, so this module does not import
+    the worker that calls it."""
+
+    cfg: Any
+    region: str
+    run_dir: Path
+    writer: Any
+    counters: Any
+    stopping: threading.Event
+    drained_flag: Path
+    errors: list[str]
+    achieved_rates: dict[str, float]
+    phase: str
+
+    def on_sent(self, base: dict, seq: int, outstanding: Any) -> Callable[..., None]: ...
+
+    def complete(self, base: dict, seq: int, kind: str, **extra: Any) -> None: ...
+
+    def finish_sends(self, producer: Any, outstanding: Any, name: str) -> None: ...
+
 
 BILLING_DIR = "billing"
 SUBSCRIPTION = "geo-recon-billing"  # the reconciler's one subscription (on recv lines too)
@@ -55,7 +75,7 @@ def topic_index(worker_cfg, system: str) -> int:
     return list(worker_cfg.workload.billing.systems).index(system)
 
 
-def start_producers(worker: "Worker", client) -> list[threading.Thread]:
+def start_producers(worker: BillingWorker, client) -> list[threading.Thread]:
     b = worker.cfg.workload.billing
     threads = []
     for system, spec in b.systems.items():
@@ -68,7 +88,7 @@ def start_producers(worker: "Worker", client) -> list[threading.Thread]:
     return threads
 
 
-def _produce(worker: "Worker", client, system: str) -> None:
+def _produce(worker: BillingWorker, client, system: str) -> None:
     from geo_recon.billing.events import encode, events_in_time_order
 
     w = worker.cfg.workload
@@ -100,20 +120,20 @@ def _produce(worker: "Worker", client, system: str) -> None:
             with worker.counters.lock:
                 worker.counters.sent += 1
             try:
-                producer.send_async(encode(event), worker._on_sent(base, seq, outstanding),
+                producer.send_async(encode(event), worker.on_sent(base, seq, outstanding),
                                     properties=message.properties(name, seq, sent_ns), partition_key=event.txn_id,
                                     event_timestamp=event.event_time_ns // 1_000_000)
             except Exception as exc:
-                worker._complete(base, seq, "fail", error=type(exc).__name__)
+                worker.complete(base, seq, "fail", error=type(exc).__name__)
                 outstanding.release()
             sent += 1
             continue
         break
     worker.achieved_rates[name] = round(sent / max(w.duration_s, 1e-9), 2)
-    worker._finish_sends(producer, outstanding, name)
+    worker.finish_sends(producer, outstanding, name)
 
 
-def reconcile(worker: "Worker", client) -> dict[str, Any]:
+def reconcile(worker: BillingWorker, client) -> dict[str, Any]:
     """The reconciler role: read, join, write verdicts durably, acknowledge; until the drain ends."""
     import pulsar
 
@@ -222,16 +242,15 @@ def reconcile(worker: "Worker", client) -> dict[str, Any]:
     return summary
 
 
-def _record_receipt(worker: "Worker", msg, now: int, system: str) -> None:
+def _record_receipt(worker: BillingWorker, msg, now: int, system: str) -> None:
     """A ``recv`` line for the reconciler's receipt, as every consumer writes one (redeliveries too)."""
-    from geo_recon.workload.worker import format_msg_id
 
     ident = message.identify(msg.properties())
     if ident is None:
         return
     worker.writer.append({"type": "recv", "time": now, "region": worker.region,
                           "process": reconciler_process(worker.region), "producer": ident[0], "seq": ident[1],
-                          "msg_id": format_msg_id(msg.message_id()), "redelivery": msg.redelivery_count(),
+                          "msg_id": message.format_msg_id(msg.message_id()), "redelivery": msg.redelivery_count(),
                           "topic": worker.cfg.topics[topic_index(worker.cfg, system)],
                           "subscription": SUBSCRIPTION})
 

@@ -7,6 +7,8 @@ receipt belongs to without decoding the payload.
 
 from __future__ import annotations
 
+from typing import Any
+
 PRODUCER = "gr.producer"
 SEQ = "gr.seq"
 SENT = "gr.sent_ns"
@@ -26,3 +28,8 @@ def identify(props: dict[str, str]) -> tuple[str, int] | None:
 
 def payload(size: int) -> bytes:
     return b"x" * size
+
+
+def format_msg_id(msg_id: Any) -> str:
+    """``ledger:entry:partition:batch`` as in the history format."""
+    return f"{msg_id.ledger_id()}:{msg_id.entry_id()}:{msg_id.partition()}:{msg_id.batch_index()}"

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from geo_recon import history
 from geo_recon.errors import ConfigError
-from geo_recon.workload import failover, message, schedule
+from geo_recon.workload import billing_load, failover, message, schedule
 from geo_recon.workload.spec import WorkloadSpec
 
 # Results that prove the message never left this process: the client refused it.
@@ -111,11 +111,6 @@ class SendWindow:
         except queue.Empty:
             return False
         return True
-
-
-def format_msg_id(msg_id: Any) -> str:
-    """``ledger:entry:partition:batch`` as in the history format."""
-    return f"{msg_id.ledger_id()}:{msg_id.entry_id()}:{msg_id.partition()}:{msg_id.batch_index()}"
 
 
 @dataclass
@@ -242,8 +237,6 @@ class Worker:
         try:
             self.clock_offset_ns, self.clock_rtt_ns = probe_clock(self.cfg.clock_ref)
             if self.role == "reconcile":
-                from geo_recon.workload import billing_load
-
                 self.reconciler_summary = billing_load.reconcile(self, client)
                 self.phase = "done"
                 return self._finish_summary()
@@ -308,9 +301,7 @@ class Worker:
         w = self.cfg.workload
         names = set()
         if self.role == "reconcile":
-            from geo_recon.workload.billing_load import reconciler_process
-
-            return {reconciler_process(self.region)}
+            return {billing_load.reconciler_process(self.region)}
         if self.role != "consume":
             if w.billing is not None:
                 names |= {f"{self.region}/{s}" for s, spec in w.billing.systems.items() if spec.region == self.region}
@@ -356,8 +347,6 @@ class Worker:
     def _start_producers(self, client) -> list[threading.Thread]:
         w = self.cfg.workload
         if w.billing is not None:
-            from geo_recon.workload import billing_load
-
             return billing_load.start_producers(self, client)
         threads = []
         rates = schedule.producer_rates(w.rate, w.producers)
@@ -420,16 +409,16 @@ class Worker:
                     send_async(payload, partial(done, seq), properties=properties(name, seq, now),
                                partition_key=key, sequence_id=seq if dedup else None)
                 except Exception as exc:  # refused synchronously: it never left this process
-                    self._complete(base, seq, "fail", error=type(exc).__name__)
+                    self.complete(base, seq, "fail", error=type(exc).__name__)
                     outstanding.release()
                 sent += 1
                 continue
             break
         elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
         self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
-        self._finish_sends(producer, outstanding, name)
+        self.finish_sends(producer, outstanding, name)
 
-    def _finish_sends(self, producer, outstanding: SendWindow, name: str) -> None:
+    def finish_sends(self, producer, outstanding: SendWindow, name: str) -> None:
         """Flush, wait for every callback (each send ends ok, fail or info; timeouts fire on their
         own), then close the producer. Sends still without a callback are counted as stuck and a
         failed flush or close is reported: the verdict judges both."""
@@ -453,26 +442,26 @@ class Worker:
         except Exception as exc:
             self.errors.append(f"{name}: close failed: {type(exc).__name__}: {exc}")
 
-    def _on_sent(self, base: dict, seq: int, outstanding: SendWindow):
+    def on_sent(self, base: dict, seq: int, outstanding: SendWindow):
         def callback(result, msg_id) -> None:
             try:
                 name = getattr(result, "name", str(result))
                 if name == "Ok":
-                    self._complete(base, seq, "ok", msg_id=format_msg_id(msg_id))
+                    self.complete(base, seq, "ok", msg_id=message.format_msg_id(msg_id))
                 elif name in DEFINITE_FAILURES:
-                    self._complete(base, seq, "fail", error=name)
+                    self.complete(base, seq, "fail", error=name)
                 else:
-                    self._complete(base, seq, "info", error=name)
+                    self.complete(base, seq, "info", error=name)
             finally:
                 outstanding.release()
         return callback
 
     def _on_ok(self, base: dict, release, seq: int, result, msg_id) -> None:
         """A send's callback (``partial(self._on_ok, base, release, seq)``): the common case, an
-        acknowledgement with no failover, recorded with the least Python; anything else as _on_sent."""
+        acknowledgement with no failover, recorded with the least Python; anything else as on_sent."""
         try:
             if result != self.result_ok or self.watcher is not None:
-                self._on_sent(base, seq, _NO_WINDOW)(result, msg_id)
+                self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)
                 return
             producer = base["producer"]
             self.writer.append_fields(OK_FIELDS, (
@@ -485,7 +474,7 @@ class Worker:
         finally:
             release()
 
-    def _complete(self, base: dict, seq: int, kind: str, **extra: Any) -> None:
+    def complete(self, base: dict, seq: int, kind: str, **extra: Any) -> None:
         if kind == "ok" and (cluster := self.cluster()) is not None:
             extra["cluster"] = cluster  # acknowledged by the cluster the client failed over to
         self.writer.append({"type": kind, **base, "time": history.now_ns(), "seq": seq, **extra})
@@ -559,7 +548,7 @@ class Worker:
                             continue
                         self.writer.append({
                             "type": "recv", "time": history.now_ns(), "region": self.region, "process": process,
-                            "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
+                            "producer": ident[0], "seq": ident[1], "msg_id": message.format_msg_id(msg.message_id()),
                             "redelivery": 0, "topic": topic, "via": "reader",
                             **({"cluster": cluster} if (cluster := self.cluster()) else {}),
                         })
@@ -616,7 +605,7 @@ class _ConsumerLoop(threading.Thread):
                 if ident is not None:
                     w.writer.append({
                         "type": "recv", "time": now, "region": w.region, "process": self.process,
-                        "producer": ident[0], "seq": ident[1], "msg_id": format_msg_id(msg.message_id()),
+                        "producer": ident[0], "seq": ident[1], "msg_id": message.format_msg_id(msg.message_id()),
                         "redelivery": msg.redelivery_count(), "topic": self.topic,
                         "subscription_type": self.sub_type, "subscription": w.subscription,
                         **({"cluster": cluster} if (cluster := w.cluster()) else {}),

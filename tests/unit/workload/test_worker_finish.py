@@ -40,7 +40,7 @@ def test_sends_without_a_callback_are_stuck_and_failures_are_words(tmp_path, mon
     for _ in range(3):  # three sends still waiting for their callback
         outstanding.acquire()
     producer = _Producer(flush_error=RuntimeError("connection closed"), close_error=ValueError("already closed"))
-    worker._finish_sends(producer, outstanding, "a/p0")
+    worker.finish_sends(producer, outstanding, "a/p0")
     assert producer.closed and worker.counters.stuck == 3
     assert worker.errors == ["a/p0: flush failed: RuntimeError: connection closed",
                              "a/p0: close failed: ValueError: already closed"]
@@ -50,6 +50,6 @@ def test_sends_without_a_callback_are_stuck_and_failures_are_words(tmp_path, mon
 
 def test_a_flush_that_times_out_is_no_worker_error(tmp_path):
     worker = _worker(tmp_path)
-    worker._finish_sends(_Producer(flush_error=Timeout()), threading.BoundedSemaphore(5), "a/p0")
+    worker.finish_sends(_Producer(flush_error=Timeout()), threading.BoundedSemaphore(5), "a/p0")
     assert worker.errors == [] and worker.counters.stuck == 0
     worker.writer.close()
