@@ -88,14 +88,24 @@ def reconnect_replicators(target: Deployment, settings: SchemeSettings, region: 
     TopicDoesNotExist, closes its producer and then fails every entry with "Producer already closed" until
     the topic is reloaded (Pulsar 4.2.4, measured: millions of log lines, nothing replicated to the rebuilt
     region for the rest of the run). An SRE's rebuild runbook has the same step."""
+    survivors = [r for r in target.region_names if r != region]
+
     def disconnected() -> list[tuple[str, str]]:
+        """(survivor, topic) whose replicator to ``region`` is not seen connected: disconnected, absent, or
+        a survivor whose run topics are not listed (or whose statistics cannot be read) at all."""
         try:
             found = status.replication_status(target, settings)
-        except GeoReconError:
-            return [("?", "?")]
-        return sorted((t.region, t.topic) for t in found for link in t.links
-                      if t.region != region and link.remote == region and not link.connected
-                      and any(t.topic == x or t.topic.startswith(x + "-partition-") for x in topics))
+        except GeoReconError as exc:
+            return [(r, f"statistics unreadable: {exc}") for r in survivors]
+        out = []
+        for survivor in survivors:
+            mine = [t for t in found if t.region == survivor
+                    and any(t.topic == x or t.topic.startswith(x + "-partition-") for x in topics)]
+            if not mine:
+                out.append((survivor, "no run topic listed"))
+            out += [(survivor, t.topic) for t in mine
+                    if not any(link.remote == region and link.connected for link in t.links)]
+        return sorted(out)
 
     def wait() -> list[tuple[str, str]]:
         deadline = time.monotonic() + wait_s
@@ -106,7 +116,7 @@ def reconnect_replicators(target: Deployment, settings: SchemeSettings, region: 
     stuck = wait()
     unloaded = []
     for survivor, topic in stuck:
-        if survivor == "?":
+        if "://" not in topic:  # nothing to unload: no topic listed, or no statistics
             continue
         admin = target.region(survivor).admin(deadline=30)
         try:

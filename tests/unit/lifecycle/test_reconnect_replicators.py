@@ -29,6 +29,8 @@ class FakeRegion:
 
 
 class FakeTarget:
+    region_names = ["a", "b"]
+
     def __init__(self):
         self.calls: list[str] = []
 
@@ -68,3 +70,13 @@ def test_a_replicator_still_stuck_after_the_unload_is_named(monkeypatch):
     out = configure.reconnect_replicators(target, None, "a", [T], said.append, wait_s=0.0)  # type: ignore[arg-type]
     assert len(target.calls) == 1 and out["replicators_not_connected"] == [f"b:{T}"]
     assert said[-1] == f"  replicators to a not connected: b:{T}"
+
+
+def test_a_survivor_without_a_link_to_the_rebuilt_region_or_without_the_topic_is_not_counted_connected(monkeypatch):
+    """No replicator statistics for a is no proof that one is connected: named, never passed."""
+    target = FakeTarget()
+    bare = TopicStatus(region="b", topic=T, msg_in_counter=0, backlog_by_subscription={}, links=[])
+    for found, want in (([bare], [f"b:{T}"]), ([], ["b:no run topic listed"])):
+        monkeypatch.setattr(configure.status, "replication_status", lambda _t, _s, found=found: found)
+        out = configure.reconnect_replicators(target, None, "a", [T], lambda m: None, wait_s=0.0)  # type: ignore[arg-type]
+        assert out["replicators_not_connected"] == want
