@@ -37,10 +37,13 @@ def controlled_run(lab, runs, auto_run):  # after the auto run: one lab, one run
 
 
 def _recorded(code: int, run_dir, log: str):
-    """The run recorded and checked its history; its verdict is the checker's business (a region restarted
-    with its data may well be "not observed" recovering before the load ends: exit 2 without an error)."""
+    """The run recorded, checked and judged its history: MET, every line of the verdict decided (the load runs a
+    recovery window past the verified heal, so the killed region's recovery is observed)."""
     outcome = json.loads((run_dir / "outcome.json").read_text())
-    assert code in (0, 1, 2) and outcome["error"] is None and not outcome["interrupted"], log[-3000:]
+    assert outcome["error"] is None and not outcome["interrupted"], log[-3000:]
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    unmet = [j["words"] for j in verdict["judgements"] if j["met"] is not True]
+    assert code == 0 and verdict["met"] is True and not unmet, unmet or log[-3000:]
     return run_dir
 
 
