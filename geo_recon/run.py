@@ -35,7 +35,7 @@ from geo_recon.deploy.base import Backend
 from geo_recon.deploy.compose_lab_backend import ComposeHooks
 from geo_recon.errors import GeoReconError
 from geo_recon.faults.driver import FaultDriver, drive
-from geo_recon.faults.spec import DEGRADATION_KINDS, ScheduledFault, expand
+from geo_recon.faults.spec import ScheduledFault, expand
 from geo_recon.lifecycle import failover
 from geo_recon.lifecycle.backends import backend_for
 from geo_recon.lifecycle.configure import configure, rejoin_region, scheme_settings
@@ -276,19 +276,18 @@ def _end_load_in_time(load: WorkerDriver, end: LoadEnd, faults: FaultDriver | No
     """End the load once the recovery window after the last heal, as verified, has passed (not before the
     scheduled end), or at the cap with the heals still pending named: their recovery is not observed."""
     start_s = load.start_at_ns / 1e9
-    stopping = [f for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
     while not loaded.wait(0.5):
-        points = faults.recover_from_s(schedule, load.start_at_ns) if faults is not None else []
-        due = end.due_s(points)
+        points = faults.recover_from_s(schedule, load.start_at_ns) if faults is not None else {}
+        due = end.due_s(list(points.values()))
         if time.time() - start_s < due:
             continue
-        pending = [f.id for f, at in zip(stopping, points) if at is None]
+        pending = [fault_id for fault_id, at in points.items() if at is None]
         record.update(ended_s=round(time.time() - start_s, 3), heals_not_observed=pending)
         if pending:
             progress(f"the load ends at its cap ({end.cap_s:g}s) with the heal of {', '.join(pending)} not verified: "
                      "recovery after it is not observed")
         elif due > end.scheduled_s:
-            last = max(p for p in points if p is not None)
+            last = max(p for p in points.values() if p is not None)
             progress(f"the load ends at {due:.1f}s, not {end.scheduled_s:g}s: " +
                      (f"{end.window_s:g}s after the last heal, verified at {last:.1f}s" if due < end.cap_s else
                       f"its cap, {due - last:.1f}s after the last heal (verified at {last:.1f}s)"))

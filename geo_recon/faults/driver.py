@@ -127,12 +127,12 @@ class FaultDriver:
         self.on_event(line)
         self.recover_from_ns[fault.id] = line["time"]
 
-    def recover_from_s(self, schedule: Sequence[ScheduledFault], start_at_ns: int) -> list[float | None]:
-        """Per scheduled fault that stops clients: when its clients could start to recover as it really
-        happened (its verified heal or rebuild; a loss never rebuilt: the loss itself), seconds since
+    def recover_from_s(self, schedule: Sequence[ScheduledFault], start_at_ns: int) -> dict[str, float | None]:
+        """By id of each scheduled fault that stops clients: when its clients could start to recover as it
+        really happened (its verified heal or rebuild; a loss never rebuilt: the loss itself), seconds since
         ``start_at_ns``; None while that has not happened yet."""
-        return [None if (at := self.recover_from_ns.get(f.id)) is None else round((at - start_at_ns) / 1e9, 3)
-                for f in schedule if f.spec.kind not in DEGRADATION_KINDS]
+        return {f.id: None if (at := self.recover_from_ns.get(f.id)) is None else round((at - start_at_ns) / 1e9, 3)
+                for f in schedule if f.spec.kind not in DEGRADATION_KINDS}
 
     def _destroyer(self, fault: ScheduledFault) -> Destroyable:
         if not isinstance(self.backend, Destroyable):

@@ -130,7 +130,12 @@ def test_a_worker_killed_mid_write_leaves_a_readable_prefix(tmp_path: Path, atte
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
-        time.sleep(0.3 + 0.1 * attempt)
+        # the first 2000 on disk (a busy machine may take a while to run the flush thread), then kill at a
+        # moment the test does not choose
+        deadline = time.monotonic() + 60
+        while (not path.exists() or len(read_arrow(path).table) < 2000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.05 * attempt)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -156,8 +156,8 @@ def test_clients_recover_from_the_heal_as_verified_not_as_scheduled():
     start_at_ns = time.time_ns() - 10_000_000_000  # the load started 10 s ago
     kill = next(f for f in schedule if f.spec.kind == "kill")
     driver.inject(kill)
-    assert driver.recover_from_s(schedule, start_at_ns) == [None]  # only the kill stops clients; not healed yet
+    assert driver.recover_from_s(schedule, start_at_ns) == {kill.id: None}  # only the kill stops clients; not healed
     driver.heal(kill)
     stop = next(e for e in events if e["phase"] == "stop")
-    (healed_s,) = driver.recover_from_s(schedule, start_at_ns)
+    (healed_s,) = driver.recover_from_s(schedule, start_at_ns).values()
     assert healed_s == round((stop["time"] - start_at_ns) / 1e9, 3) and 9.9 < healed_s < 11  # now, not at 3 s
