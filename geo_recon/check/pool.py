@@ -9,6 +9,7 @@ to workers and results come back in task order. Messages are pickles with an
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import struct
@@ -22,6 +23,7 @@ from typing import IO, Any
 from geo_recon.errors import GeoReconError
 
 _HEADER = struct.Struct("<Q")
+PIPE_BYTES = 1 << 20
 
 
 def _send(stream: IO[bytes], obj: Any) -> None:
@@ -53,6 +55,9 @@ def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight
     """
     procs = [subprocess.Popen([sys.executable, "-m", "geo_recon.check.pool", function], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) for _ in range(workers)]
+    for proc in procs:  # results are tens of MB: a larger pipe means fewer switches between the processes
+        assert proc.stdout is not None
+        _widen(proc.stdout.fileno())
     try:
         pending: deque[int] = deque()  # worker of each task sent and not yet received, in task order
         for sent, task in enumerate(tasks):
@@ -77,6 +82,14 @@ def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+
+
+def _widen(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux; a no-op where not possible)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        pass
 
 
 def _result(proc: subprocess.Popen[bytes]) -> Any:
