@@ -377,8 +377,9 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
                             heal_times=heal_times, losses=[x for x in losses if x.region == region],
                             load_end=load_end)
 
-    # regions one at a time by default: two at a time is faster on an idle machine but needs about 60% more memory
-    # (and worker threads allocate from their own malloc arenas, which page-fault much more)
+    # regions one at a time by default: two at a time is faster but holds two regions' receipts and temporaries
+    # (with tune_allocator's single malloc arena the threads reuse the heap the read left, instead of faulting in
+    # arenas of their own)
     pool = ThreadPoolExecutor(max_workers=min(threads, len(listed))) if threads > 1 and len(listed) > 1 else None
     with pool or contextlib.nullcontext():
         for region, done in zip(listed, pool.map(one, listed) if pool else map(one, listed), strict=True):
@@ -592,10 +593,18 @@ def check_run(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, allow:
     assert isinstance(from_run, list)  # validated with run.json
     allowed |= parse_allowed(from_run, source=f"{Path(run_dir) / 'run.json'}: allowed")
     try:
-        result = check_history(history, allowed=allowed, max_cases=max_cases)
+        result = check_history(history, allowed=allowed, max_cases=max_cases, threads=region_threads(history))
     except CannotDecide as exc:
         raise CannotDecide(f"{Path(run_dir) / 'history'}: {exc}") from None
     return fill_msg_ids(result, run_dir=run_dir, history=history)
+
+
+def region_threads(history: History) -> int:
+    """Regions to check at the same time: two (on two CPUs or more) when every region's receipts are already in
+    memory, where a second region costs only its temporaries; else one, since loading a second region's receipts
+    (memory-mapped from the columnar copy or a spilled read) would add them to the peak."""
+    in_memory = all(isinstance(r, Receipts) for r in history.receipts)
+    return min(2, os.cpu_count() or 1) if in_memory and len(history.regions) > 1 else 1
 
 
 def fill_msg_ids(result: CheckResult, *, run_dir: str | os.PathLike[str], history: History) -> CheckResult:

@@ -132,10 +132,24 @@ def hash_msg_id(text: str) -> int:
     return h - (1 << 64) if h >= 1 << 63 else h
 
 
+#: strings hashed at a time: the temporaries of a block stay in the CPU's cache and in the heap (whole columns at
+#: once meant a dozen fresh arrays as long as the column, whose page faults cost more than the hashing)
+HASH_BLOCK = 1 << 13
+
+
 def hash_msg_ids(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Vectorised :func:`hash_msg_id` over an Arrow string array (nulls hash as "")."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if len(arr) <= HASH_BLOCK:
+        return _hash_block(arr)
+    out = np.empty(len(arr), dtype=np.int64)
+    for a in range(0, len(arr), HASH_BLOCK):
+        out[a:a + HASH_BLOCK] = _hash_block(arr.slice(a, HASH_BLOCK))
+    return out
+
+
+def _hash_block(arr: pa.Array) -> np.ndarray:
     if arr.type == pa.large_string():
         offsets_type: Any = np.int64
     elif arr.type == pa.string():
@@ -641,6 +655,7 @@ class _Global:
 _SEND_COLUMNS = ("kind", "time", "region", "process", "producer", "seq", "key", "ref", "cluster")
 SENDS = "send"  #: the store's key of the send lines (receipts are keyed by region)
 BLOCK_ROWS = 1 << 22  # rows per step where a whole column is not needed at once
+CACHE_ROWS = 1 << 16  # rows per step of element-wise work whose temporaries can stay in the CPU's cache
 
 
 def _pread_into(fd: int, out: np.ndarray, offset: int) -> None:
@@ -1027,13 +1042,14 @@ class DenseIndex:
         return cls(lo=lo, hi=hi, dense=dense, base=base)
 
     def direct(self, producer: np.ndarray, seq: np.ndarray) -> np.ndarray:
-        """The dense row of each pair, -1 for the rest (in blocks: the temporaries stay small)."""
+        """The dense row of each pair, -1 for the rest (in blocks: the temporaries stay small, in the cache)."""
         out = np.empty(len(producer), dtype=np.int64)
-        for a in range(0, len(producer), BLOCK_ROWS):
-            p, q = producer[a:a + BLOCK_ROWS], seq[a:a + BLOCK_ROWS]
+        step = min(BLOCK_ROWS, CACHE_ROWS)
+        for a in range(0, len(producer), step):
+            p, q = producer[a:a + step], seq[a:a + step]
             p_lo, p_hi = self.lo[p], self.hi[p]
             inside = self.dense[p] & (q >= p_lo) & (q <= p_hi)
-            out[a:a + BLOCK_ROWS] = np.where(inside, self.base[p] + (q - np.where(inside, p_lo, 0)), -1)
+            out[a:a + step] = np.where(inside, self.base[p] + (q - np.where(inside, p_lo, 0)), -1)
         return out
 
     def with_rest(self, rest: list[tuple[np.ndarray, np.ndarray]]

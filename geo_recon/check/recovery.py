@@ -194,7 +194,9 @@ def recovery(windows: Sequence[FaultWindow], *, completions: Completions, first_
     oks = {}
     for region in regions:
         here = (completions.region == region_names.index(region)) & (completions.outcome == Outcome.OK)
-        oks[region] = np.sort(completions.time[here])
+        times = completions.time[here]
+        # a few heals: one pass each is cheaper than sorting every ok
+        oks[region] = times if len(stops) <= _FEW_HEALS else np.sort(times)
     out = []
     for w in windows:
         if w.stop is None or w.fault in DEGRADATION_KINDS:
@@ -204,8 +206,7 @@ def recovery(windows: Sequence[FaultWindow], *, completions: Completions, first_
             since = w.stop if holder is None else holder.stop
             assert since is not None
             j = stops.index(since)
-            i = int(np.searchsorted(oks[region], since, side="left"))
-            published = int(oks[region][i]) if i < len(oks[region]) else None
+            published = _first_at_or_after(oks[region], since, is_sorted=len(stops) > _FEW_HEALS)
             received = first_receipt_after.get(region, [None] * len(stops))[j]
             row = {"fault_id": w.id, "region": region, "heal_s": _s(w.stop, t0),
                    "publish_ms": None if published is None else ms(published - since),
@@ -215,6 +216,17 @@ def recovery(windows: Sequence[FaultWindow], *, completions: Completions, first_
                 row.update(held_down_by=holder.id, recovers_from_s=_s(since, t0))
             out.append(row)
     return out
+
+
+_FEW_HEALS = 16
+
+
+def _first_at_or_after(times: np.ndarray, since: int, *, is_sorted: bool) -> int | None:
+    if is_sorted:
+        i = int(np.searchsorted(times, since, side="left"))
+        return int(times[i]) if i < len(times) else None
+    later = times[times >= since]
+    return int(later.min()) if len(later) else None
 
 
 def held_down_by(windows: Sequence[FaultWindow], healed: FaultWindow, region: str) -> FaultWindow | None:

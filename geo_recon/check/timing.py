@@ -32,7 +32,7 @@ def rank(p: int, n: int) -> int:
 
 
 def summary_ms(sorted_ns: np.ndarray) -> dict[str, float] | None:
-    """p50/p90/p99/max in ms of an already sorted array."""
+    """p50/p90/p99/max in ms of an array sorted at least at the places these are read from."""
     n = len(sorted_ns)
     if not n:
         return None
@@ -98,25 +98,30 @@ def region_lag(*, lag_ns: np.ndarray, origin: np.ndarray, region_names: Sequence
     n = len(lag_ns)
     if not n:
         return LagStats(None, {}, None)
-    codes = np.flatnonzero(np.bincount(origin.astype(np.intp)))
-    # one int64 sort key per lag, origin above the lag (in place: these arrays are as long as the run)
+    per_code = np.bincount(origin.astype(np.intp))
+    codes = np.flatnonzero(per_code)
+    sizes = per_code[codes]
+    bounds = np.r_[0, np.cumsum(sizes)]
+    # one int64 key per lag, origin above the lag (in place: these arrays are as long as the run); each origin's
+    # keys take the places bounds[i]..bounds[i+1] of the key order, so partial sorting at the places the summaries
+    # read gives each origin's exact order statistics, without sorting everything
     key = np.clip(lag_ns, -_LAG_LIMIT, _LAG_LIMIT - 1)
     key += _LAG_LIMIT
     high = origin.astype(np.int64)
     np.left_shift(high, _ORIGIN_SHIFT, out=high)
     key |= high
     del high
-    key.sort()
-    bounds = np.searchsorted(key, np.r_[codes, codes[-1] + 1] << _ORIGIN_SHIFT)
+    places = {int(a) + r for a, size in zip(bounds[:-1].tolist(), sizes.tolist(), strict=True)
+              for r in (0, rank(50, size), rank(90, size), rank(99, size), size - 1)}
+    key.partition(sorted(places))
     key &= _LAG_MASK
     key -= _LAG_LIMIT
     lags = key
-    segments = [lags[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    segments = [lags[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
     by_origin = {region_names[c]: summary_ms(s) for c, s in zip(codes.tolist(), segments, strict=True)}
-    if len(segments) == 1:
-        picked = segments[0][[rank(p, n) for p in range(101)]].tolist()
-    else:
-        picked = kth_across(segments, [rank(p, n) for p in range(101)])
+    ranks = [rank(p, n) for p in range(101)]
+    lags.partition(sorted(set(ranks)))  # the overall order statistics, over every origin
+    picked = lags[ranks].tolist()
     overall = {"p50": ms(picked[50]), "p90": ms(picked[90]), "p99": ms(picked[99]), "max": ms(picked[100])}
     cdf = [ms(v) for v in picked]
     del segments, lags, key

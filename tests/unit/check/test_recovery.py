@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from geo_recon.check import check_run
-from geo_recon.check.model import FaultEvent
-from geo_recon.check.recovery import fault_windows
+from geo_recon.check import recovery as recovery_module
+from geo_recon.check.model import Completions, FaultEvent
+from geo_recon.check.recovery import fault_windows, recovery
 from tests.unit.check.helpers import fault, make_run, recv, sent
 
 
@@ -154,3 +160,26 @@ def test_a_region_still_lost_to_another_fault_recovers_from_that_faults_heal(tmp
     assert held["publish_ms"] == 21.0 and held["receive_ms"] == 32.0  # from 300 ms, not from the unload at 100 ms
     assert "held_down_by" not in rows[("f2", "a")] and rows[("f2", "a")]["publish_ms"] == 1.0
     assert "held_down_by" not in rows[("f1", "b")] and rows[("f1", "b")]["publish_ms"] == 21.0
+
+
+@given(st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 1), st.sampled_from([2, 3, 4])), max_size=60),
+       st.lists(st.tuples(st.integers(0, 1000), st.integers(1, 200), st.sampled_from(["a", "b"])), min_size=1,
+                max_size=30))
+def test_recovery_is_the_same_whether_the_ok_times_are_sorted_or_scanned(
+        sends: list[tuple[int, int, int]], faults: list[tuple[int, int, str]]) -> None:
+    events = [e for i, (t, span, target) in enumerate(faults)
+              for e in (ev("start", t, f"f{i}", target=target), ev("stop", t + span, f"f{i}", target=target))]
+    windows = fault_windows(events, regions=["a", "b"])
+    completions = Completions(time=np.array([t for t, _, _ in sends], dtype=np.int64),
+                              region=np.array([r for _, r, _ in sends], dtype=np.int16),
+                              outcome=np.array([o for _, _, o in sends], dtype=np.int8),
+                              process=np.zeros(len(sends), dtype=np.int32), cluster=np.full(len(sends), -1, np.int16))
+
+    def run() -> list[dict[str, object]]:
+        return recovery(windows, completions=completions, first_receipt_after={}, regions=["a", "b"],
+                        region_names=["a", "b"], load_end=None, t0=0)
+
+    scanned = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recovery_module, "_FEW_HEALS", -1)  # every heal count takes the sorted path
+        assert run() == scanned

@@ -80,3 +80,16 @@ def test_rates_per_second_in_buckets() -> None:
     counts = per_second(t.astype(np.int64), t0=0, n_seconds=5)
     assert counts.tolist() == [2, 1, 0, 1, 1]  # 99 s is past the end: counted in the last second
     assert rate_points([counts, counts * 2], bucket_s=2) == [[0.0, 1.5, 3.0], [2.0, 0.5, 1.0], [4.0, 0.5, 1.0]]
+
+
+@given(st.lists(st.tuples(st.integers(-10**12, 10**12), st.integers(0, 3)), min_size=1, max_size=300))
+def test_region_lag_equals_sorting_everything(rows: list[tuple[int, int]]) -> None:
+    lag = np.array([x for x, _ in rows], dtype=np.int64)
+    origin = np.array([o for _, o in rows], dtype=np.int16)
+    stats = region_lag(lag_ns=lag.copy(), origin=origin, region_names=["a", "b", "c", "d"],
+                       ok_time=np.zeros(len(rows), dtype=np.int64), t0=0, bucket_s=1)
+    everything = np.sort(lag)
+    assert stats.cdf == [round(float(everything[rank(p, len(rows))]) / 1e6, 3) for p in range(101)]
+    for code, name in enumerate("abcd"):
+        mine = np.sort(lag[origin == code])
+        assert stats.by_origin.get(name) == summary_ms(mine)
