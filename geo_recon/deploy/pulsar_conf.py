@@ -117,6 +117,10 @@ def _broker_common(cluster: str, address: str, broker_port: int, web_port: int) 
         "bookkeeperClientNumIoThreads": 2,
         "webSocketServiceEnabled": False,
         "exposeTopicLevelMetricsInPrometheus": False,
+        # Copy entries into the managed-ledger cache instead of keeping slices of the connection's read buffers:
+        # a slice pins its whole pooled read buffer, so at 30k msg/s of 128 KB batches a 47 MB cache held
+        # 214 MB of direct memory and a 256 MB standalone died of OutOfDirectMemoryError (measured, 4.2.4).
+        "managedLedgerCacheCopyEntries": True,
     }
 
 
