@@ -234,6 +234,11 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 		w.addError(fmt.Sprintf("%s: could not create a producer on %s: %v", name, topic, err))
 		return
 	}
+	// pulsar-client-go closes a producer for good when a reconnect's lookup says "topic not found", as a
+	// rebuilt region's broker does before its namespace is back (measured in region-disaster-20k: every
+	// later send then failed at once). The Python client keeps retrying; so does this worker: it makes a
+	// new producer, as an application would.
+	var closed atomic.Bool
 	payload := make([]byte, spec.MessageSize)
 	for i := range payload {
 		payload[i] = 'x'
@@ -261,6 +266,12 @@ loop:
 			case <-time.After(time.Duration(wait)):
 			}
 		}
+		if closed.Load() {
+			if producer = w.reopen(client, opts, producer, name, end); producer == nil {
+				break loop
+			}
+			closed.Store(false)
+		}
 		select {
 		case <-w.stopping:
 			break loop
@@ -284,6 +295,9 @@ loop:
 		producer.SendAsync(context.Background(), msg, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 			defer pending.Done()
 			defer func() { <-outstanding }()
+			if errors.Is(err, pulsar.ErrProducerClosed) {
+				closed.Store(true)
+			}
 			w.complete(name, thisSeq, id, err)
 		})
 		sent++
@@ -299,7 +313,31 @@ loop:
 	w.ratesMu.Lock()
 	w.rates[name] = achieved
 	w.ratesMu.Unlock()
-	w.finishSends(producer, &pending, name)
+	if producer != nil {
+		w.finishSends(producer, &pending, name)
+	} else {
+		pending.Wait()
+	}
+}
+
+// reopen: a new producer in place of one the client closed, tried every second until the load's end or
+// a stop (nil then). Sends already given to the old one end on their own (ok, or info when closed).
+func (w *worker) reopen(client pulsar.Client, opts pulsar.ProducerOptions, old pulsar.Producer, name string,
+	end int64) pulsar.Producer {
+	old.Close()
+	for time.Now().UnixNano() < end {
+		producer, err := client.CreateProducer(opts)
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "%s: the client closed the producer; a new one was made\n", name)
+			return producer
+		}
+		select {
+		case <-w.stopping:
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
 }
 
 // finishSends: flush, wait for every callback (each send ends ok, fail or info; timeouts

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from geo_recon.errors import GeoReconError
+from geo_recon.workload import bench
 from geo_recon.workload.bench import LoadFigure, to_json
 
 
@@ -19,3 +23,14 @@ def test_ratios_include_the_arrow_history_recorders_and_several_processes() -> N
                       "native_recorder_vs_perf": 0.7, "native_recorder_arrow_vs_perf": 0.6,
                       "python_recorder_processes_vs_python_client": 0.8,
                       "python_recorder_arrow_vs_python_client": 0.45, "python_recorder_arrow_vs_jsonl": 0.9}
+
+
+def test_pulsar_perf_rate_is_counted_over_its_sending_window():
+    # pulsar-perf's own figure (56,444/s here) divided by 20.1 s for a 10 s run: client and producer creation
+    # and shutdown included. The recorders count over their sending window; so does the bench now.
+    out = ("... ------------- DONE (reached the maximum duration: [10 seconds] of production) --------------\n"
+           "... Aggregated throughput stats --- 1134364 records sent --- 56444.123 msg/s --- 43.1 Mbit/s\n")
+    assert bench.perf_records(out, 0) == 1134364
+    assert bench.perf_rate(out, 10.0) == 113436.4
+    with pytest.raises(GeoReconError, match="pulsar-perf printed no throughput"):
+        bench.perf_rate("Exception in thread main", 10.0)
