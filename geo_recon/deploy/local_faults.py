@@ -13,7 +13,15 @@ Network faults act inside the regions' namespaces:
   a latency fault redirects through Toxiproxy is cut as well;
 - latency and bandwidth redirect a region's new connections to its peers
   (DNAT in chain ``GR-NAT``) through Toxiproxy proxies on the bridge; existing
-  connections are reset so that they reconnect through the proxy.
+  connections are reset so that they reconnect through the proxy. Their heal
+  removes only the proxies' toxics: the redirect and the proxies stay, and
+  every connection goes on through a proxy that no longer slows it, as a
+  connection outlives a real WAN's latency. Deleting the proxies reset those
+  connections, and so did deleting the DNAT rule alone (measured: the next
+  send on a redirected connection got "Connection reset by peer"), a fault of
+  its own: a BookKeeper read in flight on one failed, with no other copy to
+  read once a region was lost. The toxic-free redirects go with the lab, or
+  when a later slow link between the same regions resets the connections anyway.
 
 A lost region (``destroy``) is not recorded in faults.json: nothing can heal it.
 Its processes are SIGKILLed and its data directories deleted; ``lab down``
@@ -352,7 +360,12 @@ class LocalFaults(TracksFaults):
         regions = self._sites(spec.between or list(self.lab.regions))
         proxy = self._toxiproxy()
         host = self.lab.bridge_address
-        used = {int(p["listen"].rsplit(":", 1)[1]) for p in proxy.proxies().values()}
+        existing = proxy.proxies()
+        used = {int(p["listen"].rsplit(":", 1)[1]) for p in existing.values()}
+        # Proxies of healed slow links (still carrying connections, at full speed) and their redirects.
+        in_effect = {name for fault in self.active.values() for name in fault.proxies}
+        healed = [name for name in existing if name not in in_effect]
+        in_effect_tags = {f"gr:{fid}" for fid in self.active}
         next_port = self.lab.base_port + PROXY_PORT_OFFSET
         tag = f"gr:{active.id}"
         for src in regions:
@@ -364,6 +377,7 @@ class LocalFaults(TracksFaults):
                 dst_addr = self.lab.site_addresses[dst]
                 ports = [p for c in self.lab.components if c.site == dst for p in c.ports.values()]
                 ports.append(self._echo(dst)[1])
+                _delete_redirects(ns, dst_addr, keep=in_effect_tags)  # a healed link's would match first
                 for port in ports:
                     while next_port in used:
                         next_port += 1
@@ -379,8 +393,12 @@ class LocalFaults(TracksFaults):
                                      "-m", "comment", "--comment", tag])
                     active.rules.setdefault(ns, []).append(tag)
                     self._save()
-                # Connections made before the fault would bypass the proxy: reset them.
+                # Connections made before the fault would bypass the proxy: reset them. Those through a
+                # healed slow link's proxy are among them: that proxy has nothing left to carry.
                 netns.in_ns(ns, ["ss", "-K", "dst", dst_addr], check=False)
+                for name in healed:
+                    if any(name.endswith(f"-{src}-{dst}-{port}") for port in ports):
+                        proxy.delete_proxy(name)
         pairs = [(s, d) for s in regions for d in regions if s != d]
         baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *self._echo(pair[1])) for pair in pairs}
         for name in active.proxies:
@@ -447,11 +465,15 @@ class LocalFaults(TracksFaults):
             self._start_again(active)
         for ns, tags in active.rules.items():
             for tag in set(tags):
-                _delete_tagged(ns, tag)
-        if active.proxies:
+                _delete_tagged(ns, tag, tables=("filter",))  # a redirect stays (see the module's docstring)
+        if active.proxies:  # so do the proxies: only what slows them goes
             proxy = self._toxiproxy()
             for name in active.proxies:
-                proxy.delete_proxy(name)
+                for toxic in proxy.toxics(name):
+                    proxy.delete_toxic(name, toxic["name"])
+            slowed = [name for name in active.proxies if proxy.toxics(name)]
+            if slowed:
+                raise FaultError(f"{active.id}: healed, but toxiproxy {', '.join(slowed)} still has toxics")
         if active.kind in ("partition", "isolate"):
             for ns in active.rules:
                 site = next(s for s, n in self.lab.namespaces.items() if n == ns)
@@ -468,14 +490,28 @@ def _ensure_chains(ns: str) -> None:
             netns.in_ns(ns, ["iptables", "-t", table, "-I", parent, "-j", chain])
 
 
-def _delete_tagged(ns: str, tag: str) -> None:
+def _delete_tagged(ns: str, tag: str, tables: tuple[str, ...] = ("filter", "nat")) -> None:
     import shlex
 
     for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT"), ("nat", "GR-NAT")):
+        if table not in tables:
+            continue
         out = netns.in_ns(ns, ["iptables", "-t", table, "-S", chain], check=False).stdout
         for line in out.splitlines():
             if f'"{tag}"' in line or f"--comment {tag} " in line + " ":
                 netns.in_ns(ns, ["iptables", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+
+
+def _delete_redirects(ns: str, dst_addr: str, keep: set[str]) -> None:
+    """Delete the redirects to ``dst_addr`` that no fault in effect owns (healed slow links')."""
+    import shlex
+
+    out = netns.in_ns(ns, ["iptables", "-t", "nat", "-S", "GR-NAT"], check=False).stdout
+    for line in out.splitlines():
+        words = shlex.split(line)
+        tag = words[words.index("--comment") + 1] if "--comment" in words else None
+        if f"{dst_addr}/32" in words and tag not in keep:
+            netns.in_ns(ns, ["iptables", "-t", "nat", "-D", *words[1:]], check=False)
 
 
 def tagged_rules(ns: str) -> list[str]:
@@ -487,8 +523,9 @@ def tagged_rules(ns: str) -> list[str]:
 
 
 def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: None) -> list[str]:
-    """Undo whatever faults a dead controller left: resume paused JVMs, flush our chains,
-    remove every toxiproxy proxy. Safe to run at any time."""
+    """Undo whatever faults a dead controller left: resume paused JVMs, flush our filter chains,
+    remove every toxiproxy toxic. Safe to run at any time: the redirects and proxies stay, so
+    connections through them are not reset (they go with the lab)."""
     done = []
     for comp in lab.components:
         if comp.ref and procs.state(comp.ref) == "paused":
@@ -498,8 +535,10 @@ def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: N
         for ns in lab.namespaces.values():
             if ns not in netns.lab_namespaces(lab.name):
                 continue
-            leftover = tagged_rules(ns)
-            for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT"), ("nat", "GR-NAT")):
+            leftover = [r for r in tagged_rules(ns) if not r.startswith("nat ")]
+            # GR-NAT stays: its redirects lead to proxies left without toxics (below); removing one
+            # resets the connections it carries.
+            for table, chain in (("filter", "GR-IN"), ("filter", "GR-OUT")):
                 netns.in_ns(ns, ["iptables", "-t", table, "-F", chain], check=False)
             if leftover:
                 done.append(f"removed {len(leftover)} fault rule(s) in {ns}")
@@ -507,8 +546,11 @@ def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: N
         proxy = toxiproxy.Toxiproxy(api)
         if proxy.alive():
             for name in proxy.proxies():
-                proxy.delete_proxy(name)
-                done.append(f"removed proxy {name}")
+                toxics = proxy.toxics(name)
+                for toxic in toxics:
+                    proxy.delete_toxic(name, toxic["name"])
+                if toxics:
+                    done.append(f"removed the toxics of proxy {name}")
     path = Path(lab.lab_dir) / "faults.json"
     if path.exists():
         path.unlink()

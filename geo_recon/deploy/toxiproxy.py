@@ -76,6 +76,9 @@ class Toxiproxy:
     def update_toxic(self, proxy: str, name: str, attributes: dict) -> None:
         self._call("POST", f"/proxies/{proxy}/toxics/{name}", {"attributes": attributes})
 
+    def delete_toxic(self, proxy: str, name: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}", ok=(404,))
+
     def toxics(self, proxy: str) -> list:
         return self._call("GET", f"/proxies/{proxy}/toxics") or []
 

@@ -540,9 +540,11 @@ class Worker:
                 except Exception as exc:
                     self.errors.append(f"reader on {part}: {type(exc).__name__}: {exc}")
                     continue
+                read = 0
                 try:
                     while reader.has_message_available():
                         msg = reader.read_next(timeout_millis=10000)
+                        read += 1
                         ident = message.identify(msg.properties())
                         if ident is None:
                             continue
@@ -553,8 +555,8 @@ class Worker:
                             **({"cluster": cluster} if (cluster := self.cluster()) else {}),
                         })
                         self.counters.saw(ident[0], ident[1], None)
-                except Exception as exc:
-                    self.errors.append(f"reader on {part}: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # which call failed: a non-partitioned topic is its only partition
+                    self.errors.append(f"reader on {part}: {type(exc).__name__} after {read} message(s) read: {exc}")
                 finally:
                     reader.close()
         self.writer.flush()
