@@ -56,7 +56,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from geo_recon import history_arrow
+from geo_recon import history_arrow, history_jsonl
 from geo_recon.errors import GeoReconError
 from geo_recon.rundir import RunDir
 
@@ -487,9 +487,7 @@ class HistoryWriter:
 
     def _encode(self, items: list[Any]) -> bytes:
         """The bytes one flush appends for the buffered items (lines, or (keys, values) to format)."""
-        option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-        return b"".join(item if type(item) is bytes else orjson.dumps(dict(zip(*item)), option=option)
-                        for item in items)
+        return history_jsonl.encode_lines(items)
 
     def flush(self) -> None:
         """Write, flush and fsync everything appended so far."""

@@ -83,12 +83,21 @@ def perf_rate(output: str, seconds: float) -> float:
     return round(perf_records(output, 0) / seconds, 1)
 
 
-def python_client_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None) -> LoadFigure:
-    """The pulsar-client package alone, nothing recorded: the ceiling of any Python load generator."""
+#: the bare client's rows: payload only (the reference of the ratios), and the recorder's own messages
+RAW_LABEL = "python client alone (payload only, no recording)"
+RAW_SAME_LABEL = "python client alone (the recorder's messages, no recording)"
+
+
+def python_client_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None,
+                       identity: bool = False) -> LoadFigure:
+    """The pulsar-client package alone, nothing recorded: the ceiling of any Python load generator. It sends
+    as the recorder does (the client's C++ binding, see raw_client); with ``identity`` it sends the
+    recorder's very messages, else the bare payload."""
     import json
     import sys
 
-    argv = [sys.executable, "-m", "geo_recon.workload.raw_client", service_url, topic, str(seconds), str(size)]
+    argv = [sys.executable, "-m", "geo_recon.workload.raw_client", service_url, topic, str(seconds), str(size),
+            *(["--identity"] if identity else [])]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
@@ -97,7 +106,8 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
     except (IndexError, ValueError):
         raise GeoReconError(f"the raw Python client run printed no figures (exit {proc.returncode}): "
                             f"{(proc.stderr or proc.stdout)[-400:]}") from None
-    return LoadFigure("python client alone (no recording)", None, float(out["rate"]), int(out["acked"]), 0, None)
+    return LoadFigure(RAW_SAME_LABEL if identity else RAW_LABEL, None, float(out["rate"]), int(out["acked"]), 0,
+                      None)
 
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
@@ -118,9 +128,12 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
         figures.append(geo_recon_rate(deployment, region, scheme, batching=True, driver="go",
                                       history_format=history_format,
                                       label=f"geo-recon native max (go, {history_format}, batching on)", **common))
-    progress(f"the Python client alone (send_async, batching, nothing recorded) for {seconds:.0f}s ...")
-    figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw-{stamp}",
-                                      seconds=seconds, size=size, netns=namespaces.get(region)))
+    for identity in (False, True):
+        what = "the recorder's messages" if identity else "payload only"
+        progress(f"the Python client alone ({what}, batching, nothing recorded) for {seconds:.0f}s ...")
+        figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw{int(identity)}-{stamp}",
+                                          seconds=seconds, size=size, netns=namespaces.get(region),
+                                          identity=identity))
     for batching in (True, False):
         progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, batching=batching,
@@ -144,7 +157,8 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
     """The figures and the ratios the goals are stated in, measured in the same run."""
     by_label = {f.label: f for f in figures}
     perf = figures[0].achieved_rate if figures else 0.0
-    raw = next((f for f in figures if f.label.startswith("python client")), None)
+    raw = next((f for f in figures if f.label == RAW_LABEL), None)
+    raw_same = next((f for f in figures if f.label == RAW_SAME_LABEL), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
     native = next((f for f in figures if f.label.startswith("geo-recon native") and "jsonl" in f.label), None)
     native_arrow = next((f for f in figures if f.label.startswith("geo-recon native") and "arrow" in f.label), None)
@@ -161,6 +175,9 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
                          "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
                         for label, f in by_label.items()],
             "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
+                       # the same, against the bare client sending the recorder's messages (what recording costs)
+                       "python_recorder_vs_python_client_same_messages": ratio(best, raw_same),
+                       "python_recorder_arrow_vs_python_client_same_messages": ratio(arrow, raw_same),
                        "native_recorder_vs_perf": ratio(native, perf),
                        "native_recorder_arrow_vs_perf": ratio(native_arrow, perf),
                        "python_recorder_processes_vs_python_client": ratio(several, raw),

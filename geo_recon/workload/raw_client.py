@@ -5,8 +5,10 @@ load generator built on ``pulsar-client`` can publish from one process. The
 load benchmark prints it beside pulsar-perf and geo-recon's recording worker,
 so the gap between them can be split into "the client" and "the recording".
 
-Run as ``python -m geo_recon.workload.raw_client URL TOPIC SECONDS SIZE``;
-prints one JSON object (sent, acked, failed, seconds, rate).
+Run as ``python -m geo_recon.workload.raw_client URL TOPIC SECONDS SIZE [--identity]``;
+prints one JSON object (sent, acked, failed, seconds, rate). ``--identity``: every
+message carries the recording worker's identity (three properties and a key), so
+the two runs split the recorder's cost into "what it sends" and "what it records".
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import json
 import sys
 import time
 
+from geo_recon.workload import message
+
 
 def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outstanding: int = 1000,
-            batch_delay_ms: int = 1) -> dict:
+            batch_delay_ms: int = 1, identity: bool = False) -> dict:
     """The client's settings are the recording worker's (batching, its delay, the pending bound,
     blocking when full, one I/O thread per producer process), and so is the window of unacknowledged
-    sends (a C-level queue of tokens): the two differ only by what the worker records."""
+    sends (a C-level queue of tokens) and the way a message is built and sent (the client's C++
+    binding, as :func:`message.sender`): the two differ only by what the worker records. With
+    ``identity`` each message also carries what the worker's do (three properties and a key)."""
     import queue
 
+    import _pulsar
     import pulsar
 
     client = pulsar.Client(service_url, operation_timeout_seconds=30, io_threads=1, message_listener_threads=1)
@@ -35,21 +42,30 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
         for _ in range(max_outstanding):
             window.put(None)
         counts = {"acked": 0, "failed": 0}
+        ok = pulsar.Result.Ok.value
 
         def done(result, _msg_id) -> None:
-            if result == pulsar.Result.Ok:
+            if result.value == ok:
                 counts["acked"] += 1
             else:
                 counts["failed"] += 1
             window.put(None)
 
+        builder, send_async = _pulsar.MessageBuilder, producer._producer.send_async
+        send = message.sender(producer, payload, "bench/p0")
+        keys = [f"k{i}" for i in range(100)]
         sent = 0
         started = time.monotonic()
         deadline = started + seconds
         while time.monotonic() < deadline:
-            for _ in range(100):
-                window.get()
-                producer.send_async(payload, done)
+            if identity:
+                for seq in range(sent, sent + 100):
+                    window.get()
+                    send(seq, time.time_ns(), keys[seq % 100], done)
+            else:
+                for _ in range(100):
+                    window.get()
+                    send_async(builder().content(payload).build(), done)
             sent += 100
         producer.flush()
         elapsed = time.monotonic() - started
@@ -61,11 +77,14 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    identity = "--identity" in args
+    args = [a for a in args if a != "--identity"]
     if len(args) != 4:
-        print("usage: python -m geo_recon.workload.raw_client SERVICE_URL TOPIC SECONDS SIZE", file=sys.stderr)
+        print("usage: python -m geo_recon.workload.raw_client SERVICE_URL TOPIC SECONDS SIZE [--identity]",
+              file=sys.stderr)
         return 2
     url, topic, seconds, size = args[0], args[1], float(args[2]), int(args[3])
-    print(json.dumps(measure(url, topic, seconds=seconds, size=size)))
+    print(json.dumps(measure(url, topic, seconds=seconds, size=size, identity=identity)))
     return 0
 
 

@@ -34,3 +34,19 @@ def test_python_client_rate_without_figures_is_an_error(monkeypatch):
                         lambda argv, **_kw: subprocess.CompletedProcess(argv, 1, "", "ConnectError: refused"))
     with pytest.raises(GeoReconError, match="ConnectError"):
         bench.python_client_rate("pulsar://x:1", "t", seconds=1, size=1, netns=None)
+
+
+def test_python_client_rate_with_the_recorders_messages_says_so(monkeypatch):
+    seen = {}
+
+    def fake_run(argv, **_kw):
+        seen["argv"] = argv
+        return subprocess.CompletedProcess(argv, 0, '{"sent": 200, "acked": 200, "failed": 0, "seconds": 2.0, '
+                                                    '"rate": 100.0}\n', "")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    fig = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None, identity=True)
+    assert seen["argv"][-1] == "--identity"
+    assert fig.label == bench.RAW_SAME_LABEL and "recorder's messages" in fig.label
+    plain = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None)
+    assert "--identity" not in seen["argv"] and plain.label == bench.RAW_LABEL

@@ -41,6 +41,48 @@ def test_message_properties_identify_the_send():
     assert message.identify({"other": "x"}) is None
 
 
+class _Binding:
+    """The client's C++ producer as ``message.sender`` uses it: records what it was given."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send_async(self, msg, callback):
+        self.sent.append((msg, callback))
+
+
+class _Producer:
+    def __init__(self):
+        self._producer = _Binding()
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_sender_builds_the_message_public_send_async_would(dedup):
+    """The same payload, identity properties and key as pulsar-client's send_async with them, built
+    through the binding directly (a real _pulsar.Message, no broker)."""
+    producer = _Producer()
+    send = message.sender(producer, b"x" * 10, "a/p0", dedup=dedup)
+    callback = object()
+    send(7, 1_700_000_000_123_456_789, "k3", callback)
+    (msg, given), = producer._producer.sent
+    assert given is callback
+    assert msg.data() == b"x" * 10 and msg.partition_key() == "k3"
+    assert msg.properties() == message.properties("a/p0", 7, 1_700_000_000_123_456_789)
+    assert message.identify(msg.properties()) == ("a/p0", 7)
+
+
+def test_sender_falls_back_to_the_public_api_without_the_binding():
+    calls = []
+
+    class Public:
+        def send_async(self, content, callback, **kwargs):
+            calls.append((content, callback, kwargs))
+
+    message.sender(Public(), b"p", "b/p1", dedup=True)(3, 99, "k1", "cb")
+    assert calls == [(b"p", "cb", {"properties": message.properties("b/p1", 3, 99), "partition_key": "k1",
+                                   "sequence_id": 3})]
+
+
 def test_workload_needs_a_producer_per_topic():
     with pytest.raises(ValueError, match="producers .* must be at least topics"):
         WorkloadSpec(producers=1, topics=2)

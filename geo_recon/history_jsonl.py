@@ -1,0 +1,98 @@
+"""History events as JSON lines, formatted in bulk: what a JSONL writer's flush appends.
+
+A producer appends each event as ``(keys, values)`` (a few shapes, the same
+keys in the same order) and the writer formats a whole buffer at once. Per
+shape, the values are taken apart into columns, and each column is checked once
+for the whole buffer: a column of plain integers is written with ``%d``, a
+column of strings that need no escaping is written between quotes as it is, a
+column holding one value is written once into the shape's line template. Any
+other column (floats, None, lists, strings to escape, numpy integers) is
+encoded value by value by orjson. The bytes are exactly orjson's: one compact
+object per line, keys in the order given, non-ASCII as UTF-8 (a property test
+holds them to it).
+
+orjson's ``dumps`` per event cost 3 to 4 CPU-us once thousands of its results
+were alive at once (a 0.2 s flush at 20k msg/s: measured 3.5 us an event, 0.7
+alone); formatting columns costs well under one.
+
+This module is pure (no files); :class:`geo_recon.history.HistoryWriter` writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+_OPTION = orjson.OPT_SERIALIZE_NUMPY
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1  # what orjson writes; it refuses anything bigger
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=_OPTION).decode()
+
+
+def _plain(text: str) -> bool:
+    """A string orjson writes as it is, between quotes (no quote, backslash or control character)."""
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _lines(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    """The lines of rows that share their keys, in their order (each ends with a newline)."""
+    if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
+            any(len(row) != len(keys) for row in rows):
+        return [orjson.dumps(dict(zip(keys, row)), option=_OPTION).decode() + "\n" for row in rows]
+    pieces, varying = [], []
+    for key, column in zip(keys, zip(*rows)):
+        name = _json(key).replace("%", "%%")
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            first = column[0]
+            if column.count(first) == len(column):
+                pieces.append(f"{name}:{_json(first).replace('%', '%%')}")
+            elif _plain("".join(column)):
+                pieces.append(f'{name}:"%s"')
+                varying.append(column)
+            else:
+                pieces.append(f"{name}:%s")
+                varying.append([_json(v) for v in column])
+        elif kinds == {int} and _INT_MIN <= min(column) and max(column) <= _UINT_MAX:
+            if column.count(column[0]) == len(column):
+                pieces.append(f"{name}:{column[0]}")
+            else:
+                pieces.append(f"{name}:%d")
+                varying.append(column)
+        else:  # orjson raises here, as it would have for the whole event, on what it cannot write
+            pieces.append(f"{name}:%s")
+            varying.append([_json(v) for v in column])
+    template = "{" + ",".join(pieces) + "}\n"
+    if not varying:
+        return [template % ()] * len(rows)
+    return [template % values for values in zip(*varying)]
+
+
+def encode_lines(items: Sequence[bytes | tuple[tuple[str, ...], tuple[Any, ...]]]) -> bytes:
+    """The JSON lines of buffered items, in order: a ``bytes`` item is a line already encoded, a
+    ``(keys, values)`` item the event ``dict(zip(keys, values))``."""
+    groups: dict[Any, list[int]] = {}
+    for i, item in enumerate(items):
+        shape = item[0] if type(item) is tuple else None
+        group = groups.get(shape)
+        if group is None:
+            groups[shape] = group = []
+        group.append(i)
+    if len(groups) == 1:
+        (shape,) = groups
+        if shape is None:
+            return b"".join(items)  # type: ignore[arg-type]
+        return "".join(_lines(shape, [item[1] for item in items])).encode()  # type: ignore[index]
+    lines: list[str] = [""] * len(items)
+    for shape, indices in groups.items():
+        if shape is None:
+            for i in indices:
+                lines[i] = items[i].decode()  # type: ignore[union-attr]
+            continue
+        for i, line in zip(indices, _lines(shape, [items[i][1] for i in indices])):  # type: ignore[index]
+            lines[i] = line
+    return "".join(lines).encode()
