@@ -8,12 +8,8 @@ from geo_recon.errors import GeoReconError
 from geo_recon.workload import bench, raw_client
 
 
-def test_usage_error_exits_2(capsys):
-    assert raw_client.main(["only-one"]) == 2
-    assert "usage:" in capsys.readouterr().err
-
-
-def test_python_client_rate_runs_in_the_region_namespace(monkeypatch):
+def _fake_runs(monkeypatch) -> dict:
+    """Every run of the raw client prints 200 of 200 acknowledged in 2 s; the last command line is kept."""
     seen = {}
 
     def fake_run(argv, **_kw):
@@ -22,6 +18,16 @@ def test_python_client_rate_runs_in_the_region_namespace(monkeypatch):
                                                     '"rate": 100.0}\n', "")
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    return seen
+
+
+def test_usage_error_exits_2(capsys):
+    assert raw_client.main(["only-one"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_python_client_rate_runs_in_the_region_namespace(monkeypatch):
+    seen = _fake_runs(monkeypatch)
     fig = bench.python_client_rate("pulsar://198.18.0.10:6650", "persistent://t/n/x", seconds=2, size=100,
                                    netns="gr-lab-a")
     assert seen["argv"][:4] == ["ip", "netns", "exec", "gr-lab-a"]
@@ -37,14 +43,7 @@ def test_python_client_rate_without_figures_is_an_error(monkeypatch):
 
 
 def test_python_client_rate_with_the_recorders_messages_says_so(monkeypatch):
-    seen = {}
-
-    def fake_run(argv, **_kw):
-        seen["argv"] = argv
-        return subprocess.CompletedProcess(argv, 0, '{"sent": 200, "acked": 200, "failed": 0, "seconds": 2.0, '
-                                                    '"rate": 100.0}\n', "")
-
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    seen = _fake_runs(monkeypatch)
     fig = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None, identity=True)
     assert seen["argv"][-1] == "--identity"
     assert fig.label == bench.RAW_SAME_LABEL and "recorder's messages" in fig.label
