@@ -469,8 +469,7 @@ class LocalFaults(TracksFaults):
         if active.proxies:  # so do the proxies: only what slows them goes
             proxy = self._toxiproxy()
             for name in active.proxies:
-                for toxic in proxy.toxics(name):
-                    proxy.delete_toxic(name, toxic["name"])
+                proxy.clear_toxics(name)
             slowed = [name for name in active.proxies if proxy.toxics(name)]
             if slowed:
                 raise FaultError(f"{active.id}: healed, but toxiproxy {', '.join(slowed)} still has toxics")
@@ -546,10 +545,7 @@ def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: N
         proxy = toxiproxy.Toxiproxy(api)
         if proxy.alive():
             for name in proxy.proxies():
-                toxics = proxy.toxics(name)
-                for toxic in toxics:
-                    proxy.delete_toxic(name, toxic["name"])
-                if toxics:
+                if proxy.clear_toxics(name):
                     done.append(f"removed the toxics of proxy {name}")
     path = Path(lab.lab_dir) / "faults.json"
     if path.exists():

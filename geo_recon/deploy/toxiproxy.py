@@ -79,6 +79,13 @@ class Toxiproxy:
     def delete_toxic(self, proxy: str, name: str) -> None:
         self._call("DELETE", f"/proxies/{proxy}/toxics/{name}", ok=(404,))
 
+    def clear_toxics(self, proxy: str) -> int:
+        """Delete every toxic of ``proxy``; the proxy and its connections stay. How many there were."""
+        toxics = self.toxics(proxy)
+        for toxic in toxics:
+            self.delete_toxic(proxy, toxic["name"])
+        return len(toxics)
+
     def toxics(self, proxy: str) -> list:
         return self._call("GET", f"/proxies/{proxy}/toxics") or []
 

@@ -42,6 +42,22 @@ def sender(producer: Any, payload: bytes, name: str, *, dedup: bool = False):
     return send
 
 
+def payload_sender(producer: Any, payload: bytes):
+    """``send(callback)``: the payload alone, no identity or key, built and sent as :func:`sender` does
+    (the bare client that ``bench load`` measures the recorder against)."""
+    import _pulsar
+
+    inner = getattr(producer, "_producer", None)
+    if inner is None or not hasattr(inner, "send_async"):  # not the client we pin: its public API
+        return partial(producer.send_async, payload)
+    builder, send_async = _pulsar.MessageBuilder, inner.send_async
+
+    def send(callback) -> None:
+        send_async(builder().content(payload).build(), callback)
+
+    return send
+
+
 def _send_public(send_async, payload: bytes, name: str, dedup: bool, seq: int, sent_ns: int, key: str,
                  callback) -> None:
     send_async(payload, callback, properties=properties(name, seq, sent_ns), partition_key=key,

@@ -29,7 +29,6 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
     ``identity`` each message also carries what the worker's do (three properties and a key)."""
     import queue
 
-    import _pulsar
     import pulsar
 
     client = pulsar.Client(service_url, operation_timeout_seconds=30, io_threads=1, message_listener_threads=1)
@@ -51,8 +50,8 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
                 counts["failed"] += 1
             window.put(None)
 
-        builder, send_async = _pulsar.MessageBuilder, producer._producer.send_async
         send = message.sender(producer, payload, "bench/p0")
+        send_payload = message.payload_sender(producer, payload)
         keys = [f"k{i}" for i in range(100)]
         sent = 0
         started = time.monotonic()
@@ -65,7 +64,7 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
             else:
                 for _ in range(100):
                     window.get()
-                    send_async(builder().content(payload).build(), done)
+                    send_payload(done)
             sent += 100
         producer.flush()
         elapsed = time.monotonic() - started

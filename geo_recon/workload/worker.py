@@ -149,7 +149,8 @@ class _Counters:
         with self.lock:
             lags = sorted(self.recent_lag_ms)
             return {
-                "sent": self.sent + sum(self.sent_by_producer.values()), "acked": self.acked, "failed": self.failed, "unknown": self.unknown,
+                "sent": self.sent + sum(self.sent_by_producer.values()), "acked": self.acked,
+                "failed": self.failed, "unknown": self.unknown,
                 "stuck": self.stuck, "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
                 "distinct_by_producer": dict(self.distinct_by_producer),
                 "lag_ms_p50": lags[len(lags) // 2] if lags else None,
@@ -471,7 +472,7 @@ class Worker:
         costs 0.7 CPU-us, their values 0.15."""
         name, region, ok = base["producer"], base["region"], self.result_ok
         append, time_ns, counters = self.writer.append_fields, time.time_ns, self.counters
-        lock, by_producer = counters.lock, counters.acked_by_producer
+        lock, by_producer, msg_id_text = counters.lock, counters.acked_by_producer, message.format_msg_id
 
         def other(seq: int, result, msg_id) -> None:
             try:
@@ -487,9 +488,7 @@ class Worker:
                 if result.value != ok:
                     self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)
                     return
-                append(OK_FIELDS, ("ok", "send", region, name, name, time_ns(), seq,
-                                   f"{msg_id.ledger_id()}:{msg_id.entry_id()}:{msg_id.partition()}:"
-                                   f"{msg_id.batch_index()}"))
+                append(OK_FIELDS, ("ok", "send", region, name, name, time_ns(), seq, msg_id_text(msg_id)))
                 with lock:
                     counters.acked += 1
                     by_producer[name] = by_producer.get(name, 0) + 1
