@@ -48,6 +48,10 @@ class LabOptions(BaseModel):
     base_port: int = 20000
     subnet: int = 0
     isolation: Literal["auto", "netns", "loopback"] = "auto"
+    wan: Literal["auto", "proxied", "direct"] = Field("auto", description="proxied: cross-region links through "
+                                                      "toxic-free proxies from the lab's start (a latency fault then "
+                                                      "resets nothing); auto: proxied when the lab's 200 proxy ports "
+                                                      "suffice")
     keep: bool = Field(False, description="leave the lab running after the run")
 
 

@@ -38,12 +38,17 @@ def lab() -> None:
 @click.option("--pulsar", default=None, metavar="VERSION", help="Pulsar server version (see `geo-recon pulsar versions`).")
 @click.option("--bookies-per-region", default=1, show_default=True, type=int,
               help="Bookies in each region (strong: bookie JVMs; async: the standalone's embedded bookies).")
+@click.option("--wan", type=click.Choice(["auto", "proxied", "direct"]), default="auto", show_default=True,
+              help="proxied: every cross-region connection goes through a Toxiproxy proxy from the start, so WAN "
+                   "latency faults never reset connections; direct: no proxies until a latency fault; auto: "
+                   "proxied when the lab's 200 proxy ports suffice (netns only).")
 def lab_up(regions: str, scheme: str, name: str, base_port: int, isolation: str, subnet: int,
-           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None, bookies_per_region: int) -> None:
+           timeout: float, keep_on_failure: bool, as_json: bool, pulsar: str | None, bookies_per_region: int,
+           wan: str) -> None:
     """Start a lab and wait until every region passes a produce/consume round trip."""
     spec = LabSpec(regions=parse_regions(regions), scheme=scheme, name=name,  # type: ignore[arg-type]
                    base_port=base_port, isolation=isolation_for(isolation), subnet=subnet,  # type: ignore[arg-type]
-                   pulsar=release(pulsar).version, bookies_per_region=bookies_per_region)
+                   pulsar=release(pulsar).version, bookies_per_region=bookies_per_region, wan=wan)  # type: ignore[arg-type]
     spec.validate()
     state = local.up(spec, progress=timed_progress(), timeout=timeout, keep_on_failure=keep_on_failure)
     if as_json:

@@ -26,7 +26,7 @@ from typing import Callable
 import requests
 
 from geo_recon.admin import AdminClient, AdminError
-from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, pulsar_versions, state
+from geo_recon.deploy import netns, procs, pulsar_conf, pulsar_dist, pulsar_versions, state, wan
 from geo_recon.deploy.state import ComponentState, EndpointState, LabState
 from geo_recon.deploy.topology import ComponentPlan, LabPlan, LabSpec, ephemeral_overlap, plan_lab
 from geo_recon.errors import ConfigError, EnvironmentProblem, LabError
@@ -64,6 +64,7 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
         name=spec.name, scheme=spec.scheme, regions=list(spec.regions), isolation=spec.isolation,
         base_port=spec.base_port, subnet=spec.subnet, phase="starting", created_at=time.time(),
         bookies_per_region=spec.bookies_per_region, placement=spec.placement,
+        wan=spec.wan_mode,
         lab_dir=str(home), pulsar_version=spec.pulsar, java=f"{java.path} ({java.version})",
         bridge=plan.bridge, bridge_address=plan.bridge_address,
         namespaces={s.name: s.netns for s in plan.sites if s.netns},
@@ -79,6 +80,8 @@ def up(spec: LabSpec, *, progress: Progress = _quiet, timeout: float = 120.0,
             progress(f"creating network: bridge {plan.bridge} {plan.bridge_address}/24, "
                      f"namespaces {', '.join(lab.namespaces.values())}")
             netns.create(plan)
+            if lab.wan == "proxied":  # before any JVM connects: a latency fault then resets nothing
+                wan.arm(lab, list(lab.regions), progress)
         else:
             progress("not using network namespaces: every region shares 127.0.0.1 "
                      "(network faults such as partitions and WAN latency are unavailable)")

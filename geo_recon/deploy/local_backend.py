@@ -60,7 +60,7 @@ class LocalLabBackend(DelegatesFaults):
             raise ConfigError(f"no lab named {name!r}")
         spec = LabSpec(regions=tuple(lab.regions), scheme=lab.scheme, name=name,  # type: ignore[arg-type]
                        base_port=lab.base_port, isolation=lab.isolation,  # type: ignore[arg-type]
-                       bookies_per_region=lab.bookies_per_region, placement=lab.placement)
+                       bookies_per_region=lab.bookies_per_region, placement=lab.placement, wan=lab.wan)  # type: ignore[arg-type]
         return cls(spec, reuse=True, progress=progress)
 
     # ------------------------------------------------------------ Backend
@@ -76,13 +76,15 @@ class LocalLabBackend(DelegatesFaults):
             same = (existing.scheme == self.spec.scheme and existing.regions == list(self.spec.regions)
                     and existing.pulsar_version == self.spec.pulsar
                     and existing.bookies_per_region == self.spec.bookies_per_region
-                    and existing.placement == self.spec.placement)
+                    and existing.placement == self.spec.placement
+                    and existing.wan == self.spec.wan_mode)
             if self.reuse and same:
                 progress(f"reusing lab {self.spec.name!r}")
                 self.reused = True
                 return self.deployment()
             raise LabError(f"lab {self.spec.name!r} is already up ({existing.scheme}, regions {existing.regions}, "
-                           f"Pulsar {existing.pulsar_version}, {existing.bookies_per_region} bookie(s) per region); "
+                           f"Pulsar {existing.pulsar_version}, {existing.bookies_per_region} bookie(s) per region, "
+                           f"wan {existing.wan}); "
                            f"stop it with `geo-recon lab down --name {self.spec.name}`"
                            + (" or pass --reuse-lab" if same else ""))
         local.up(self.spec, progress=lambda m: progress(f"  {m}"))  # cleans up after itself if it fails

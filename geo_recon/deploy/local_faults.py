@@ -10,18 +10,12 @@ dies mid-fault leaves enough behind for ``geo-recon faults heal`` (and
 Network faults act inside the regions' namespaces:
 - partitions drop packets with iptables in chains ``GR-IN``/``GR-OUT``; the
   OUTPUT rule matches the *original* destination (conntrack), so traffic that
-  a latency fault redirects through Toxiproxy is cut as well;
-- latency and bandwidth redirect a region's new connections to its peers
-  (DNAT in chain ``GR-NAT``) through Toxiproxy proxies on the bridge; existing
-  connections are reset so that they reconnect through the proxy. Their heal
-  removes only the proxies' toxics: the redirect and the proxies stay, and
-  every connection goes on through a proxy that no longer slows it, as a
-  connection outlives a real WAN's latency. Deleting the proxies reset those
-  connections, and so did deleting the DNAT rule alone (measured: the next
-  send on a redirected connection got "Connection reset by peer"), a fault of
-  its own: a BookKeeper read in flight on one failed, with no other copy to
-  read once a region was lost. The toxic-free redirects go with the lab, or
-  when a later slow link between the same regions resets the connections anyway.
+  the lab's WAN redirects through Toxiproxy is cut as well;
+- latency and bandwidth add toxics to the WAN's proxies of the links they slow
+  (``deploy.wan``: one proxy per link, armed when the lab starts); their heal
+  removes those toxics. Nothing resets a connection, as a real WAN's latency
+  comes and goes without cutting one: deleting a proxy or its redirect reset
+  the connections through it (measured), and a reset is a fault of its own.
 
 A lost region (``destroy``) is not recorded in faults.json: nothing can heal it.
 Its processes are SIGKILLed and its data directories deleted; ``lab down``
@@ -44,22 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from geo_recon.deploy import local, netns, procs, state
-from geo_recon.deploy.state import ComponentState, LabState
-from geo_recon.deploy.topology import (
-    BOOKIE_OFFSET,
-    MAX_BOOKIES_PER_REGION,
-    PROXY_PORT_OFFSET,
-    PROXY_PORTS,
-    TOXIPROXY_API_OFFSET,
-)
-from geo_recon.errors import ConfigError, FaultError, GeoReconError
-from geo_recon.deploy import toxiproxy
+from geo_recon.deploy import local, netns, procs, state, toxiproxy, wan
 from geo_recon.deploy.base import FaultParams, TracksFaults, Measured, fault_target, undo_each
-from geo_recon.deploy.topology import match_components
+from geo_recon.deploy.state import ComponentState, LabState
+from geo_recon.deploy.topology import BOOKIE_OFFSET, MAX_BOOKIES_PER_REGION, TOXIPROXY_API_OFFSET, match_components
+from geo_recon.errors import ConfigError, FaultError, GeoReconError
 
 NETWORK_KINDS = {"partition", "isolate", "latency", "bandwidth"}
-ECHO_OFFSET = 90  # a region's block + 90: a TCP echo server, the target of round-trip probes
 
 
 @dataclass
@@ -153,7 +138,7 @@ class LocalFaults(TracksFaults):
                 active.paused.append(comp.name)
             self._save()
             for comp in comps:
-                _wait_for(lambda c=comp: procs.state(c.ref) == "paused", 5,
+                wan.wait_for(lambda c=comp: procs.state(c.ref) == "paused", 5,
                           f"{comp.name} (pid {comp.pid}) did not stop after SIGSTOP")
             return
         active.stopped = [c.name for c in comps]
@@ -259,6 +244,9 @@ class LocalFaults(TracksFaults):
             # no ledger could be recovered or written onto them (measured: the cluster never took a client).
             survivor = next(e for e in self.lab.endpoints if e.region != region)
             local.label_bookies(self.lab, bookies, survivor)
+        if self.lab.wan == "proxied" and self.lab.isolation == "netns":
+            # Before anything connects to a new bookie port: its links get proxies (slowed as their link is).
+            wan.arm(self.lab, list(self.lab.regions), self.progress)
         for comp in comps:
             local.start_component(self.lab, comp)
         local.wait_ready(comps, timeout=120)
@@ -291,7 +279,7 @@ class LocalFaults(TracksFaults):
 
     def _connects(self, comp: ComponentState, port: int) -> bool:
         if comp.netns:
-            return _can_connect(comp.netns, comp.address, port, timeout=1.0)
+            return wan.can_connect(comp.netns, comp.address, port, timeout=1.0)
         try:
             with socket.create_connection((comp.address, port), timeout=1.0):
                 return True
@@ -320,7 +308,7 @@ class LocalFaults(TracksFaults):
         tag = f"gr:{active.id}"
         for src, dst in pairs:
             ns, dst_addr = self.lab.namespaces[src], self.lab.site_addresses[dst]
-            _ensure_chains(ns)
+            wan.ensure_chains(ns)
             netns.in_ns(ns, ["iptables", "-A", "GR-OUT", "-m", "conntrack", "--ctorigdst", dst_addr, "-j", "DROP",
                              "-m", "comment", "--comment", tag])
             if not spec.one_way:
@@ -331,7 +319,7 @@ class LocalFaults(TracksFaults):
         probes = [(src, dst, self._probe_port(dst)) for src, dst in pairs]
         with concurrent.futures.ThreadPoolExecutor(max(1, len(probes))) as pool:
             reachable = list(pool.map(
-                lambda p: _can_connect(self.lab.namespaces[p[0]], self.lab.site_addresses[p[1]], p[2]), probes))
+                lambda p: wan.can_connect(self.lab.namespaces[p[0]], self.lab.site_addresses[p[1]], p[2]), probes))
         for (src, dst, port), still in zip(probes, reachable):
             if still:
                 raise FaultError(f"{active.id}: partition not in effect: {src} still connects to "
@@ -343,74 +331,33 @@ class LocalFaults(TracksFaults):
 
     # ------------------------------------------------------------ slow links
 
-    def _toxiproxy(self) -> toxiproxy.Toxiproxy:
-        host = self.lab.bridge_address or "127.0.0.1"
-        api = f"http://{host}:{self.lab.base_port + TOXIPROXY_API_OFFSET}"
-        client = toxiproxy.Toxiproxy(api)
-        if not client.alive():
-            log = Path(self.lab.lab_dir) / "logs" / "toxiproxy.log"
-            self.progress(f"starting toxiproxy {toxiproxy.VERSION} on {host}")
-            toxiproxy.start_server(host, self.lab.base_port + TOXIPROXY_API_OFFSET, log, self.lab.name)
-        return client
-
     def _slow_links(self, spec: FaultParams, active: ActiveFault) -> None:
-        """Route every new connection between the regions through its own proxy, then add the
-        toxics; the round trip is measured through the same proxy before and after, so the
-        check sees exactly what the toxics add."""
+        """Add this fault's toxics to the WAN proxies of every link between the regions (``deploy.wan``:
+        armed at the lab's start, so nothing is reset); the round trip is measured through the same
+        proxies before and after, so the check sees exactly what the toxics add."""
         regions = self._sites(spec.between or list(self.lab.regions))
-        proxy = self._toxiproxy()
-        host = self.lab.bridge_address
-        existing = proxy.proxies()
-        used = {int(p["listen"].rsplit(":", 1)[1]) for p in existing.values()}
-        # Proxies of healed slow links (still carrying connections, at full speed) and their redirects.
-        in_effect = {name for fault in self.active.values() for name in fault.proxies}
-        healed = [name for name in existing if name not in in_effect]
-        in_effect_tags = {f"gr:{fid}" for fid in self.active}
-        next_port = self.lab.base_port + PROXY_PORT_OFFSET
-        tag = f"gr:{active.id}"
-        for src in regions:
-            ns = self.lab.namespaces[src]
-            _ensure_chains(ns)
-            for dst in regions:
-                if src == dst:
-                    continue
-                dst_addr = self.lab.site_addresses[dst]
-                ports = [p for c in self.lab.components if c.site == dst for p in c.ports.values()]
-                ports.append(self._echo(dst)[1])
-                _delete_redirects(ns, dst_addr, keep=in_effect_tags)  # a healed link's would match first
-                for port in ports:
-                    while next_port in used:
-                        next_port += 1
-                    if next_port >= self.lab.base_port + PROXY_PORT_OFFSET + PROXY_PORTS:
-                        raise FaultError(f"{active.id}: more than {PROXY_PORTS} proxies would be needed")
-                    used.add(next_port)
-                    name = f"{active.id}-{src}-{dst}-{port}"
-                    proxy.create_proxy(name, f"{host}:{next_port}", f"{dst_addr}:{port}")
-                    active.proxies.append(name)
-                    self._save()
-                    netns.in_ns(ns, ["iptables", "-t", "nat", "-A", "GR-NAT", "-d", dst_addr, "-p", "tcp",
-                                     "--dport", str(port), "-j", "DNAT", "--to-destination", f"{host}:{next_port}",
-                                     "-m", "comment", "--comment", tag])
-                    active.rules.setdefault(ns, []).append(tag)
-                    self._save()
-                # Connections made before the fault would bypass the proxy: reset them. Those through a
-                # healed slow link's proxy are among them: that proxy has nothing left to carry.
-                netns.in_ns(ns, ["ss", "-K", "dst", dst_addr], check=False)
-                for name in healed:
-                    if any(name.endswith(f"-{src}-{dst}-{port}") for port in ports):
-                        proxy.delete_proxy(name)
+        armed = wan.arm(self.lab, regions, self.progress)
+        if armed:  # a lab started with wan: direct (or ports it never armed): open connections bypass the proxies
+            self.progress(f"  {active.id}: this lab's WAN was not proxied from its start: resetting the connections "
+                          "opened before, so that they reconnect through the proxies (a reset can itself wedge a "
+                          "BookKeeper ledger, apache/bookkeeper#4459; start the lab with the default wan: proxied)")
+            wan.reset(self.lab, armed)
+        proxy = wan.server(self.lab, self.progress)
         pairs = [(s, d) for s in regions for d in regions if s != d]
-        baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *self._echo(pair[1])) for pair in pairs}
+        active.proxies = wan.link_proxies(proxy, pairs)
+        self._save()
+        baselines = {pair: _measure_rtt_ms(self.lab.namespaces[pair[0]], *wan.ensure_echo(self.lab, pair[1]))
+                     for pair in pairs}
         for name in active.proxies:
             for stream in ("upstream", "downstream"):
                 if spec.kind == "latency":
-                    proxy.add_toxic(name, f"latency-{stream}", "latency", stream,
+                    proxy.add_toxic(name, _toxic(active.id, stream), "latency", stream,
                                     {"latency": int(round((spec.rtt_ms or 0) / 2)),
                                      "jitter": int(round(spec.jitter_ms / 2))})
                 else:
-                    proxy.add_toxic(name, f"bandwidth-{stream}", "bandwidth", stream, {"rate": spec.rate_kbps})
+                    proxy.add_toxic(name, _toxic(active.id, stream), "bandwidth", stream, {"rate": spec.rate_kbps})
         for name in active.proxies:
-            if len(proxy.toxics(name)) != 2:
+            if len(_own_toxics(proxy, name, active.id)) != 2:
                 raise FaultError(f"{active.id}: toxiproxy {name} lacks its toxics")
         if spec.kind == "latency":
             self._calibrate(spec, active, proxy, baselines)
@@ -423,14 +370,15 @@ class LocalFaults(TracksFaults):
         tolerance = max(0.1 * wanted, 1.0)
         for (src, dst), base in baselines.items():
             per_direction = wanted / 2
-            measured = _measure_rtt_ms(self.lab.namespaces[src], *self._echo(dst)) - base
+            echo = wan.ensure_echo(self.lab, dst)
+            measured = _measure_rtt_ms(self.lab.namespaces[src], *echo) - base
             if abs(measured - wanted) > tolerance / 2 and wanted > 0:
                 per_direction = max(0.0, per_direction - (measured - wanted) / 2)
-                for name in (n for n in active.proxies if n.startswith(f"{active.id}-{src}-{dst}-")):
+                for name in (n for n in active.proxies if wan.link_of(n) == (src, dst)):
                     for stream in ("upstream", "downstream"):
-                        proxy.update_toxic(name, f"latency-{stream}", {"latency": int(round(per_direction)),
-                                                                       "jitter": int(round(spec.jitter_ms / 2))})
-                measured = _measure_rtt_ms(self.lab.namespaces[src], *self._echo(dst)) - base
+                        proxy.update_toxic(name, _toxic(active.id, stream), {"latency": int(round(per_direction)),
+                                                                            "jitter": int(round(spec.jitter_ms / 2))})
+                measured = _measure_rtt_ms(self.lab.namespaces[src], *echo) - base
             if abs(measured - wanted) > tolerance:
                 raise FaultError(f"{active.id}: {src}->{dst} round trip rose by {measured:.1f} ms, "
                                  f"wanted {wanted:g} ms (within 10%)")
@@ -438,55 +386,35 @@ class LocalFaults(TracksFaults):
             self.progress(f"  {src}->{dst}: round trip +{measured:.1f} ms (asked {wanted:g}; {base:.1f} ms before; "
                           f"toxic {per_direction:.0f} ms each way)")
 
-    def _echo(self, site: str) -> tuple[str, int]:
-        """A tiny TCP echo server in ``site``'s namespace (started on first use): round trips
-        measured against it are the network's, with no broker work in them."""
-        address = self.lab.site_addresses[site]
-        index = self.lab.regions.index(site) if site in self.lab.regions else len(self.lab.regions)
-        port = self.lab.base_port + 100 * (index + 1) + ECHO_OFFSET
-        if not _can_connect(self.lab.namespaces[site], address, port, timeout=0.5):
-            log = Path(self.lab.lab_dir) / "logs" / f"echo-{site}.log"
-            procs.start([sys.executable, "-c", _ECHO_SERVER, address, str(port)], cwd=log.parent, log_path=log,
-                        netns=self.lab.namespaces[site], env={"GEO_RECON_LAB": self.lab.name})
-            _wait_for(lambda: _can_connect(self.lab.namespaces[site], address, port, timeout=0.5), 10,
-                      f"the round-trip echo server in {site} did not start; log: {log}")
-        return address, port
-
     # ------------------------------------------------------------ heal
 
     def _heal(self, active: ActiveFault) -> None:
         for name in active.paused:
             comp = self.lab.component(name)
             procs.signal_group(comp.ref, signal.SIGCONT)
-            _wait_for(lambda c=comp: procs.state(c.ref) == "running", 5,
+            wan.wait_for(lambda c=comp: procs.state(c.ref) == "running", 5,
                       f"{comp.name} (pid {comp.pid}) did not resume after SIGCONT")
         active.paused = []
         if active.stopped:
             self._start_again(active)
         for ns, tags in active.rules.items():
             for tag in set(tags):
-                _delete_tagged(ns, tag, tables=("filter",))  # a redirect stays (see the module's docstring)
-        if active.proxies:  # so do the proxies: only what slows them goes
-            proxy = self._toxiproxy()
-            for name in active.proxies:
-                proxy.clear_toxics(name)
-            slowed = [name for name in active.proxies if proxy.toxics(name)]
+                _delete_tagged(ns, tag)
+        if active.proxies:  # the WAN's proxies stay: only this fault's toxics go, from every proxy
+            proxy = wan.server(self.lab, self.progress)  # (a rebuilt bookie's proxy took a copy of them)
+            for name in proxy.proxies():
+                for toxic in _own_toxics(proxy, name, active.id):
+                    proxy.delete_toxic(name, toxic["name"])
+            slowed = [name for name in proxy.proxies() if _own_toxics(proxy, name, active.id)]
             if slowed:
-                raise FaultError(f"{active.id}: healed, but toxiproxy {', '.join(slowed)} still has toxics")
+                raise FaultError(f"{active.id}: healed, but toxiproxy {', '.join(slowed)} still has its toxics")
         if active.kind in ("partition", "isolate"):
             for ns in active.rules:
                 site = next(s for s, n in self.lab.namespaces.items() if n == ns)
                 for other in self.lab.site_addresses:
-                    if other != site and not _can_connect(ns, self.lab.site_addresses[other], self._probe_port(other)):
+                    if other != site and not wan.can_connect(ns, self.lab.site_addresses[other], self._probe_port(other)):
                         raise FaultError(f"{active.id}: healed, but {site} still cannot reach {other}")
         active.rules, active.proxies = {}, []
-
-
-def _ensure_chains(ns: str) -> None:
-    for table, chain, parent in (("filter", "GR-IN", "INPUT"), ("filter", "GR-OUT", "OUTPUT"),
-                                 ("nat", "GR-NAT", "OUTPUT")):
-        if netns.in_ns(ns, ["iptables", "-t", table, "-N", chain], check=False).returncode == 0:
-            netns.in_ns(ns, ["iptables", "-t", table, "-I", parent, "-j", chain])
 
 
 def _delete_tagged(ns: str, tag: str, tables: tuple[str, ...] = ("filter", "nat")) -> None:
@@ -499,18 +427,6 @@ def _delete_tagged(ns: str, tag: str, tables: tuple[str, ...] = ("filter", "nat"
         for line in out.splitlines():
             if f'"{tag}"' in line or f"--comment {tag} " in line + " ":
                 netns.in_ns(ns, ["iptables", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
-
-
-def _delete_redirects(ns: str, dst_addr: str, keep: set[str]) -> None:
-    """Delete the redirects to ``dst_addr`` that no fault in effect owns (healed slow links')."""
-    import shlex
-
-    out = netns.in_ns(ns, ["iptables", "-t", "nat", "-S", "GR-NAT"], check=False).stdout
-    for line in out.splitlines():
-        words = shlex.split(line)
-        tag = words[words.index("--comment") + 1] if "--comment" in words else None
-        if f"{dst_addr}/32" in words and tag not in keep:
-            netns.in_ns(ns, ["iptables", "-t", "nat", "-D", *words[1:]], check=False)
 
 
 def tagged_rules(ns: str) -> list[str]:
@@ -555,37 +471,6 @@ def heal_leftovers(lab: LabState, progress: Callable[[str], None] = lambda _m: N
     return done
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise FaultError(message)
-
-
-_CONNECT_PROBE = "import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\nexcept OSError:\n sys.exit(1)\n"
-
-
-def _can_connect(ns: str, address: str, port: int, timeout: float = 2.0) -> bool:
-    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _CONNECT_PROBE, address, str(port),
-                           str(timeout)], capture_output=True, timeout=timeout + 10)
-    return proc.returncode == 0
-
-
-_ECHO_SERVER = """
-import socketserver, sys
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            data = self.request.recv(64)
-            if not data:
-                return
-            self.request.sendall(data)
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer((sys.argv[1], int(sys.argv[2])), Echo).serve_forever()
-"""
-
 _RTT_PROBE = """
 import socket, sys, time
 host, port = sys.argv[1], int(sys.argv[2])
@@ -601,6 +486,15 @@ for i in range(12):
 s.close()
 print(min(samples))
 """
+
+
+def _toxic(fault_id: str, stream: str) -> str:
+    return f"{fault_id}-{stream}"
+
+
+def _own_toxics(proxy: toxiproxy.Toxiproxy, name: str, fault_id: str) -> list[dict]:
+    """The toxics ``fault_id`` put on proxy ``name`` (other faults may slow the same link too)."""
+    return [t for t in proxy.toxics(name) if t["name"] in (_toxic(fault_id, "upstream"), _toxic(fault_id, "downstream"))]
 
 
 def _measure_rtt_ms(ns: str, address: str, port: int) -> float:

@@ -63,6 +63,7 @@ class LabState(BaseModel):
     java: str
     bookies_per_region: int = 1
     placement: Literal["region-aware", "random"] = "region-aware"  # random: the test-only negative control
+    wan: Literal["proxied", "direct"] = "direct"  # proxied: cross-region links through Toxiproxy from the start (deploy.wan)
     bridge: str | None = None
     bridge_address: str | None = None
     namespaces: dict[str, str] = {}  # site -> namespace

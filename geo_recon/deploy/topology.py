@@ -53,6 +53,19 @@ class LabSpec:
     # Test-only: "random" starts a stretched lab's brokers WITHOUT region- or rack-aware placement
     # (BookKeeper's default, random ensembles): the negative control that verify-config must catch.
     placement: Literal["region-aware", "random"] = "region-aware"
+    # netns labs: "proxied" routes every cross-region connection through a toxic-free Toxiproxy proxy from the
+    # start, so WAN latency and bandwidth faults never reset a connection (deploy.wan); "direct" does not;
+    # "auto" is proxied when the lab's proxy ports suffice (wan_proxy_count), else direct.
+    wan: Literal["auto", "proxied", "direct"] = "auto"
+
+    @property
+    def wan_mode(self) -> Literal["proxied", "direct"]:
+        """The WAN the lab gets: loopback labs have none to proxy."""
+        if self.isolation != "netns" or self.wan == "direct":
+            return "direct"
+        if self.wan == "auto" and wan_proxy_count(self) > PROXY_PORTS:
+            return "direct"
+        return "proxied"
 
     @property
     def stretched(self) -> bool:
@@ -82,6 +95,12 @@ class LabSpec:
             raise ConfigError(f"bookies per region {self.bookies_per_region}: expected 1..{MAX_BOOKIES_PER_REGION}")
         if not 0 <= self.subnet <= 255:
             raise ConfigError(f"subnet {self.subnet}: the third octet of 198.18.S.0/24 must be 0..255")
+        if self.wan not in ("auto", "proxied", "direct"):
+            raise ConfigError(f"wan {self.wan!r}: expected auto, proxied or direct")
+        if self.isolation == "netns" and self.wan == "proxied" and wan_proxy_count(self) > PROXY_PORTS:
+            raise ConfigError(f"{len(self.regions)} regions with {self.bookies_per_region} bookie(s) each need "
+                              f"{wan_proxy_count(self)} WAN proxies, more than the lab's {PROXY_PORTS}: use fewer "
+                              "regions or bookies, or wan: direct")
         release(self.pulsar)
 
 
@@ -89,8 +108,16 @@ class LabSpec:
 # base + 90 and its proxies from base + 1000 up. These are the lab's only host-side ports in
 # netns mode; in loopback mode every port of the lab is.
 TOXIPROXY_API_OFFSET = 90
+ECHO_OFFSET = 90  # a region's block + 90, in its namespace: a TCP echo server, the target of round-trip probes
 PROXY_PORT_OFFSET = 1000
 PROXY_PORTS = 200
+
+
+def wan_proxy_count(spec: "LabSpec") -> int:
+    """The proxies a proxied WAN arms at the start: one per (source region, destination region, destination
+    port), the ports being the destination's broker, web, bookies (stretched) and echo server."""
+    per_region = 3 + (spec.bookies_per_region if spec.stretched else 0)
+    return len(spec.regions) * (len(spec.regions) - 1) * per_region
 
 
 def host_port_span(spec: "LabSpec") -> tuple[int, int]:

@@ -54,7 +54,8 @@ def backend_for(scenario: Scenario, scheme: str, schedule: list[ScheduledFault],
         opts = topo.lab
         spec = LabSpec(regions=tuple(topo.regions), scheme=scheme, name=opts.name,  # type: ignore[arg-type]
                        base_port=opts.base_port, isolation=isolation_for(opts.isolation),  # type: ignore[arg-type]
-                       subnet=opts.subnet, pulsar=pulsar, bookies_per_region=topo.bookies_per_region)
+                       subnet=opts.subnet, pulsar=pulsar, bookies_per_region=topo.bookies_per_region,
+                       wan=opts.wan)
         local_backend = LocalLabBackend(spec, reuse=reuse_lab, progress=lambda m: progress(f"  {m}"))
         local_backend.check_faults([f.kind for f in scenario.faults], f"{scenario.source}: ")
         backend = local_backend

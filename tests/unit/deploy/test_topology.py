@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from geo_recon.deploy.topology import LabSpec, parse_regions, plan_lab
@@ -73,3 +75,18 @@ def test_host_ports_in_the_ephemeral_range_are_refused_with_a_base_that_fits():
     assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=31568), (32768, 60999)) is None
     assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=61000), (32768, 60999)) is None
     assert ephemeral_overlap(LabSpec(regions=("a", "b"), scheme="async", base_port=31569), (32768, 60999))
+
+
+def test_a_netns_lab_proxies_its_wan_from_the_start_when_its_proxy_ports_suffice():
+    from geo_recon.deploy.topology import PROXY_PORTS, wan_proxy_count
+
+    three = LabSpec(regions=("a", "b", "c"), scheme="strong", bookies_per_region=2)
+    assert wan_proxy_count(three) == 3 * 2 * (3 + 2)  # per link: broker, web, echo and two bookies
+    assert three.wan_mode == "proxied"
+    assert replace(three, isolation="loopback").wan_mode == "direct"  # no namespaces, no links to proxy
+    assert replace(three, wan="direct").wan_mode == "direct"
+    nine = LabSpec(regions=tuple("abcdefghi"), scheme="async")
+    assert wan_proxy_count(nine) > PROXY_PORTS
+    assert nine.wan_mode == "direct"  # auto falls back where the proxies would not fit ...
+    with pytest.raises(ConfigError, match=r"need 216 WAN proxies, more than the lab's 200"):
+        replace(nine, wan="proxied").validate()  # ... proxied asked for says why it cannot be
