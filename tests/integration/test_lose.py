@@ -86,6 +86,11 @@ def test_a_strong_region_lost_then_rebuilt_joins_the_stretched_cluster_and_nothi
     renamed = stop["measured"]["new_bookie_identities"]
     assert sorted(renamed) == ["a/bookie", "a/bookie2"]
     assert not set(renamed.values()) & set(verified["ports_refused"]), renamed
+    # The lab's WAN was armed before its JVMs started (2 regions, 5 ports each way), and the new identities'
+    # ports got their links from b before anything connected to them: b's connections to them go through
+    # the WAN like every other cross-region connection.
+    assert "WAN: 10 link proxies armed between a, b" in log and "WAN: 2 link proxies armed between a, b" in log, \
+        log[-3000:]
     assert r.results(run_dir)["regions"]["b"]["lost"] == 0
     oks = r.acked(run_dir)
     assert any(ok > stop["time"] for k, (_, ok) in oks.items() if k[0].startswith("a/")), \
