@@ -271,6 +271,12 @@ def _judge_liveness(results: dict[str, Any], workers: dict[str, dict[str, Any]],
         out.append(Judgement("published", 1, acked, acked > 0, region,
                              f"region {region}: {acked} send(s) acknowledged" if acked
                              else f"region {region}: never published: {detail}"))
+        unknown = int(sends.get("info", 0))
+        if acked and unknown:  # said in words: neither acknowledged nor failed, so neither counted nor lost
+            out.append(Judgement("unknown_outcomes", None, unknown, True, region,
+                                 f"region {region}: {unknown} send(s) ended with an unknown outcome (a timeout or "
+                                 "an ambiguous error): not acknowledged, so not judged as lost; any received "
+                                 "anyway are counted as recovered"))
     for region, r in (results.get("regions") or {}).items():
         receipts = int(r.get("receipts", 0))
         out.append(Judgement("received", 1, receipts, receipts > 0, region,

@@ -28,7 +28,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_report_of_a_run_that_did_not_meet_its_expectations(runs: dict[str, Path]) -> None:
     result = run_cli("report", str(runs["async"]))
     assert result.returncode == 1, result.stderr
-    assert "verdict: NOT MET: 1 of 18 expectations not met" in result.stdout
+    assert "verdict: NOT MET: 1 of 19 expectations not met" in result.stdout
     assert "RPO a: 30 acknowledged messages never left it" in result.stdout
     for name in ("report.md", "report.html", "junit.xml"):
         assert (runs["async"] / name).stat().st_size > 0

@@ -67,6 +67,16 @@ def test_a_region_with_zero_acknowledged_sends_is_not_met():
     assert line.met is False and line.words == "region a: never published: 43 send(s) invoked, none acknowledged"
 
 
+def test_sends_with_an_unknown_outcome_are_said_in_words_and_judged_neither_way():
+    results = _results()
+    results["run"]["sends_by_region"]["a"] = {"ok": 900, "fail": 0, "info": 2000, "pending": 0}
+    met, lines = judge(results, Limits())
+    line = _by(lines)[("unknown_outcomes", "a")]
+    assert met is True and line.met is True and line.actual == 2000
+    assert line.words.startswith("region a: 2000 send(s) ended with an unknown outcome")
+    assert ("unknown_outcomes", "b") not in _by(lines)  # b's sends were all acknowledged or failed
+
+
 def test_a_producer_that_never_started_is_named_with_its_first_error():
     results = _results()
     results["run"]["sends_by_region"]["a"] = {"ok": 0, "fail": 0, "info": 0, "pending": 0}

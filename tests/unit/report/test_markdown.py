@@ -18,10 +18,10 @@ def test_async_report_md(region_loss: dict[str, Path]) -> None:
     run = region_loss["async"]
     md = (run / "report.md").read_text()
     assert md.startswith("# geo-recon: region-loss (async)\n")
-    assert "**Verdict: NOT MET**: 1 of 18 expectations not met" in md
+    assert "**Verdict: NOT MET**: 1 of 19 expectations not met" in md
     assert rows(md, "**NOT MET**") == [["**NOT MET**", "max_duplicates", "b", "0", "2",
                                         "region b: 2 message(s) stored more than once (at most 0 allowed)"]]
-    assert len(rows(md, "met")) == 17
+    assert len(rows(md, "met")) == 18
     (b,) = [row for row in rows(md, "b") if len(row) == 13]  # the regions table (not publish latency)
     assert b[:10] == ["b", "1,358", "30", "0", "2", "1", "0", "0", "0", "1,331"]
     (fault,) = rows(md, "f1")

@@ -15,7 +15,7 @@ def test_async_region_loss_summary(region_loss: dict[str, Path]) -> None:
     results = load(run, "results.json")
     text = summary(load_run(run))
     assert text.startswith("region-loss · async scheme · seed 3 · regions a, b")
-    assert "verdict: NOT MET: 1 of 18 expectations not met: region b: 2 message(s) stored more than once" in text
+    assert "verdict: NOT MET: 1 of 19 expectations not met: region b: 2 message(s) stored more than once" in text
     assert "  NOT MET  region b: 2 message(s) stored more than once (at most 0 allowed)" in text
     assert "  met      region a: 0 message(s) stored more than once (at most 0 allowed)" in text
     assert "checker: INVALID (lost, duplicates)" in text
@@ -42,7 +42,7 @@ def test_async_region_loss_summary(region_loss: dict[str, Path]) -> None:
 
 def test_strong_region_loss_summary(region_loss: dict[str, Path]) -> None:
     text = summary(load_run(region_loss["strong"]))
-    assert "verdict: MET: every expectation of the scenario was met (21 checks)." in text
+    assert "verdict: MET: every expectation of the scenario was met (23 checks)." in text
     assert "checker: VALID" in text
     assert "converged 500 ms after the stop" in text
     assert "RPO a: 0 acknowledged messages never left it" in text
