@@ -42,16 +42,17 @@ type pulsarID struct {
 	partition, batch int32
 }
 
-func (id pulsarID) format() string {
-	b := make([]byte, 0, 32)
+func (id pulsarID) format() string { return string(id.appendTo(make([]byte, 0, 32))) }
+
+// appendTo: ledger:entry:partition:batch, appended to b (digits and colons: nothing to escape in JSON).
+func (id pulsarID) appendTo(b []byte) []byte {
 	b = strconv.AppendInt(b, id.ledger, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, id.entry, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, int64(id.partition), 10)
 	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(id.batch), 10)
-	return string(b)
+	return strconv.AppendInt(b, int64(id.batch), 10)
 }
 
 // historyEncoder: the bytes a file starts with, one flush appends, and a clean close appends.
@@ -207,7 +208,8 @@ func (jsonlEncoder) encode(b []byte, region string, events []sendEvent) ([]byte,
 			b = appendJSONString(b, e.topic)
 		case "ok":
 			b = append(b, `,"msg_id":`...)
-			b = appendJSONString(b, e.msgID.format())
+			b = append(b, '"')
+			b = append(e.msgID.appendTo(b), '"')
 		default:
 			b = append(b, `,"error":`...)
 			b = appendJSONString(b, e.errName)
