@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -41,28 +42,31 @@ type pulsarID struct {
 	partition, batch int32
 }
 
-func (id pulsarID) format() string {
-	b := make([]byte, 0, 32)
+func (id pulsarID) format() string { return string(id.appendTo(make([]byte, 0, 32))) }
+
+// appendTo: ledger:entry:partition:batch, appended to b (digits and colons: nothing to escape in JSON).
+func (id pulsarID) appendTo(b []byte) []byte {
 	b = strconv.AppendInt(b, id.ledger, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, id.entry, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, int64(id.partition), 10)
 	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(id.batch), 10)
-	return string(b)
+	return strconv.AppendInt(b, int64(id.batch), 10)
 }
 
 // historyEncoder: the bytes a file starts with, one flush appends, and a clean close appends.
 type historyEncoder interface {
 	header() ([]byte, error)
-	encode(region string, events []sendEvent) ([]byte, error)
+	encode(b []byte, region string, events []sendEvent) ([]byte, error) // appends to b
 	footer() []byte
 }
 
 type historyWriter struct {
 	mu     sync.Mutex
 	events []sendEvent
+	spare  []sendEvent // the buffer the last flush emptied, reused: at 100k sends a second a fresh one a flush fed the GC
+	out    []byte      // the last flush's bytes, reused likewise (only the flushing goroutine touches it)
 	region string
 	enc    historyEncoder
 	file   *os.File
@@ -109,7 +113,7 @@ func newHistoryWriter(path, format, region string, interval time.Duration) (*his
 		return nil, err
 	}
 	w := &historyWriter{file: f, enc: enc, region: region, events: make([]sendEvent, 0, 4096),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		spare: make([]sendEvent, 0, 4096), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(interval)
@@ -135,17 +139,22 @@ func (w *historyWriter) append(e sendEvent) {
 func (w *historyWriter) flush() error {
 	w.mu.Lock()
 	events := w.events
-	w.events = make([]sendEvent, 0, cap(events))
+	w.events, w.spare = w.spare, nil
 	w.mu.Unlock()
 	if len(events) > 0 && w.err == nil {
-		data, err := w.enc.encode(w.region, events)
+		data, err := w.enc.encode(w.out[:0], w.region, events)
 		if err == nil {
 			_, err = w.file.Write(data) // one write: a crash tears at most this batch
+			w.out = data
 		}
 		if err != nil {
 			w.err = err
 		}
 	}
+	clear(events) // drop the strings they hold before the buffer is filled again
+	w.mu.Lock()
+	w.spare = events[:0]
+	w.mu.Unlock()
 	if err := w.file.Sync(); err != nil && w.err == nil {
 		w.err = err
 	}
@@ -175,8 +184,8 @@ func (jsonlEncoder) header() ([]byte, error) { return nil, nil }
 func (jsonlEncoder) footer() []byte          { return nil }
 
 // encode: {"type":T,"f":"send","region":R,"process":P,"producer":P,"time":N,"seq":S,...} per event.
-func (jsonlEncoder) encode(region string, events []sendEvent) ([]byte, error) {
-	b := make([]byte, 0, len(events)*160)
+func (jsonlEncoder) encode(b []byte, region string, events []sendEvent) ([]byte, error) {
+	b = slices.Grow(b, len(events)*200)
 	for i := range events {
 		e := &events[i]
 		b = append(b, `{"type":"`...)
@@ -199,7 +208,8 @@ func (jsonlEncoder) encode(region string, events []sendEvent) ([]byte, error) {
 			b = appendJSONString(b, e.topic)
 		case "ok":
 			b = append(b, `,"msg_id":`...)
-			b = appendJSONString(b, e.msgID.format())
+			b = append(b, '"')
+			b = append(e.msgID.appendTo(b), '"')
 		default:
 			b = append(b, `,"error":`...)
 			b = appendJSONString(b, e.errName)
@@ -209,9 +219,23 @@ func (jsonlEncoder) encode(region string, events []sendEvent) ([]byte, error) {
 	return b, nil
 }
 
+// plainJSON: s needs no escaping in a JSON string.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // appendJSONString appends s as a JSON string literal.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	if plainJSON(s) { // names, keys and topics: copied whole
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -288,7 +312,7 @@ func (a *arrowEncoder) header() ([]byte, error) {
 func (a *arrowEncoder) footer() []byte { return []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0} }
 
 // encode: the events as one record batch message; the columns a send does not use are all null.
-func (a *arrowEncoder) encode(region string, events []sendEvent) ([]byte, error) {
+func (a *arrowEncoder) encode(b []byte, region string, events []sendEvent) ([]byte, error) {
 	n := len(events)
 	str := func(value func(e *sendEvent) (string, bool)) arrow.Array {
 		b := array.NewStringBuilder(a.mem)
@@ -349,8 +373,8 @@ func (a *arrowEncoder) encode(region string, events []sendEvent) ([]byte, error)
 		return nil, err
 	}
 	defer payload.Release()
-	var buf bytes.Buffer
-	if _, err := payload.WritePayload(&buf); err != nil {
+	buf := bytes.NewBuffer(b)
+	if _, err := payload.WritePayload(buf); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

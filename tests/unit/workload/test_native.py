@@ -2,6 +2,7 @@
 tested on the lab: tests/integration/test_workload.py runs the same checks on both drivers)."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -64,3 +65,14 @@ def test_a_regions_progress_merges_every_producer_process_with_its_consumer(tmp_
         (workers / f"{name}.progress.json").write_text(json.dumps(data))
     a = read_progress(tmp_path, ["a"])["a"]
     assert (a["phase"], a["sent"], a["acked"], a["received"], a["lag_ms_p50"]) == ("producing", 5, 4, 4, 7.0)
+
+
+def test_the_native_history_writers_own_tests_pass():
+    """native/worker/history_test.go: flushes that reuse their buffers write what fresh ones would."""
+    from geo_recon.deploy import pulsar_dist
+
+    go = pulsar_dist.find_go("the native worker's tests")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -modcacherw"}
+    proc = subprocess.run([go, "test", "-count=1", "."], cwd=native.SOURCE_DIR, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
