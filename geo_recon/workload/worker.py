@@ -625,8 +625,7 @@ class _ConsumerLoop(threading.Thread):
             if msg is not None:
                 now = history.now_ns()
                 w._last_receipt_at = time.monotonic()
-                props = msg.properties()
-                ident = message.identify(props)
+                ident = message.identify_sent(msg.properties())
                 if ident is not None:
                     w.writer.append({
                         "type": "recv", "time": now, "region": w.region, "process": self.process,
@@ -635,8 +634,8 @@ class _ConsumerLoop(threading.Thread):
                         "subscription_type": self.sub_type, "subscription": w.subscription,
                         **({"cluster": cluster} if (cluster := w.cluster()) else {}),
                     })
-                    sent = props.get(message.SENT)
-                    w.counters.saw(ident[0], ident[1], (now - int(sent)) / 1e6 if sent else None)
+                    sent = ident[2]
+                    w.counters.saw(ident[0], ident[1], (now - sent) / 1e6 if sent else None)
                 pending.append(msg)
             if pending and (len(pending) >= self.BATCH or time.monotonic() - last_flush >= self.FLUSH_EVERY_S):
                 w.writer.flush()  # durable before acknowledged

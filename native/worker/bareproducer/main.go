@@ -98,8 +98,8 @@ func main() {
 				if *identity {
 					now := time.Now().UnixNano()
 					msg.Key = "k" + strconv.Itoa(int(seq%100))
-					msg.Properties = map[string]string{"gr.producer": name, "gr.seq": strconv.FormatInt(seq, 10),
-						"gr.sent_ns": strconv.FormatInt(now, 10)}
+					msg.Properties = map[string]string{"gr.id": name + " " + strconv.FormatInt(seq, 10) + " " +
+						strconv.FormatInt(now, 10)}
 				}
 				inflight.Add(1)
 				producer.SendAsync(context.Background(), msg, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {

@@ -39,6 +39,12 @@ def test_message_properties_identify_the_send():
     assert message.identify(props) == ("b/p3", 42)
     assert message.identify({"__MSG_PROP_REPL_SOURCE_POSITION": "7:0", **props}) == ("b/p3", 42)
     assert message.identify({"other": "x"}) is None
+    assert props == {"gr.id": "b/p3 42 123"}  # one property: the clients pay per property
+    assert message.identify_sent(props) == ("b/p3", 42, 123)
+    # The three properties earlier versions sent are still understood; a malformed id is not ours.
+    assert message.identify_sent({"gr.producer": "a/p0", "gr.seq": "5", "gr.sent_ns": "9"}) == ("a/p0", 5, 9)
+    assert message.identify_sent({"gr.producer": "a/p0", "gr.seq": "5"}) == ("a/p0", 5, None)
+    assert message.identify({"gr.id": "a/p0 x 1"}) is None and message.identify({"gr.id": "a/p0"}) is None
 
 
 class _Binding:
