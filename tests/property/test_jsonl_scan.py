@@ -128,7 +128,7 @@ def test_the_scan_accepts_only_what_the_exact_path_accepts(raw: list[bytes], new
 def test_valid_lines_take_the_scan(events: list[dict]) -> None:
     """Events the workers write (compact, no escapes) are read by the scan itself, not by a fallback."""
     valid = [e for e in events if ingest.parse_line(_dumps(e))[0] in ("send", "recv")
-             and all(v is None or isinstance(v, int) or (isinstance(v, str) and v.isascii() and v.isprintable()
+             and all(v is None or type(v) is int or (isinstance(v, str) and v.isascii() and v.isprintable()
                                                          and "\\" not in v and '"' not in v)
                      for v in e.values())
              and all(type(v) is not int or -(2**63) < v < 2**63 for v in e.values())]
