@@ -638,7 +638,7 @@ def parse_chunk(data: bytes, *, skip_bad: bool = False, use_threads: bool = Fals
 
     Three paths, each taken only when the one before gives up: the compiled scan of send and recv lines
     (:mod:`geo_recon.check.jsonscan`), Arrow's JSON parser, then :func:`parse_line` line by line."""
-    from geo_recon.check import jsonscan  # compiled: imported when a history is read, not with the package
+    from geo_recon.check import jsonscan  # compiled (numba): imported where JSONL is parsed, not with the package
 
     found = jsonscan.scan(data)
     chunk = None if found is None else _scanned_chunk(found)
@@ -1200,17 +1200,94 @@ class DenseIndex:
         return {"producer": producer, "seq": seq}, [inverse[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
+def _first_row(m: int, msg: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per message, the smallest of ``rows`` (line order) that belongs to it, or -1."""
+    pick = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
+    for a in range(0, len(rows), BLOCK_ROWS):
+        np.minimum.at(pick, msg[rows[a:a + BLOCK_ROWS]], rows[a:a + BLOCK_ROWS])
+    pick[pick == np.iinfo(np.int64).max] = -1
+    return pick
+
+
 def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s: dict[str, np.ndarray]) -> Messages:
     """Fold the send lines of each message into one outcome: ok > info > pending > fail.
 
     PENDING means more invokes than completions (an invoke never completed).
     Rows are in file order (files sorted by path), so "first" is well defined.
     """
-    from geo_recon.check.fold import fold_sends  # compiled: imported when a history is read, not with the package
+    m = len(messages["seq"])
+    kind, time = s["kind"], s["time"]
 
-    folded = fold_sends(m=len(messages["seq"]), send_msg=send_msg, kind=s["kind"], time=s["time"], ref=s["ref"],
-                        region=s["region"], process=s["process"], key=s["key"])
-    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], **folded)
+    def seen(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(m, dtype=bool)
+        for a in range(0, len(mask), BLOCK_ROWS):
+            out[send_msg[a:a + BLOCK_ROWS][mask[a:a + BLOCK_ROWS]]] = True
+        return out
+
+    def fold(ufunc: np.ufunc, out: np.ndarray, mask: np.ndarray) -> None:
+        """``ufunc.at(out, send_msg[mask], time[mask])``, in blocks."""
+        for a in range(0, len(mask), BLOCK_ROWS):
+            rows = mask[a:a + BLOCK_ROWS]
+            ufunc.at(out, send_msg[a:a + BLOCK_ROWS][rows], time[a:a + BLOCK_ROWS][rows])
+
+    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
+    is_invoke = kind == 0
+    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
+    open_invokes -= np.bincount(send_msg[~is_invoke], minlength=m)
+    pending = open_invokes > 0
+    del open_invokes
+    invoked, has_ok = seen(is_invoke), seen(kind == 1)
+    outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
+    outcome[seen(kind == 2)] = Outcome.FAIL
+    outcome[pending] = Outcome.PENDING
+    outcome[seen(kind == 3)] = Outcome.INFO
+    outcome[has_ok] = Outcome.OK
+    del pending
+
+    big = np.iinfo(np.int64).max
+    invoke_time = np.full(m, big, dtype=np.int64)
+    fold(np.minimum, invoke_time, is_invoke)
+    invoke_time[~invoked] = NO_TIME
+
+    # done time: the first ok; without an ok, the last fail/info
+    first_ok = np.full(m, big, dtype=np.int64)
+    is_ok = kind == 1
+    fold(np.minimum, first_ok, is_ok)
+    del is_ok
+    last_other = np.full(m, NO_TIME, dtype=np.int64)
+    other = (kind == 2) | (kind == 3)
+    fold(np.maximum, last_other, other)
+    del other
+    done_time = np.where(has_ok, first_ok, last_other)
+    del first_ok, last_other
+    at_done = _rows_where(len(kind), lambda a, b: (kind[a:b] > 0) & (time[a:b] == done_time[send_msg[a:b]]) & (
+        (kind[a:b] == 1) | ~has_ok[send_msg[a:b]]))
+    pick = _first_row(m, send_msg, at_done)
+    del at_done
+    done_ref = np.where(pick >= 0, s["ref"][np.maximum(pick, 0)], -1)
+
+    # origin, key and sending process: from the first invoke line, else from the first send line
+    pick = _first_row(m, send_msg, np.flatnonzero(is_invoke))
+    unpicked = pick < 0
+    if unpicked.any():  # messages without an invoke line: their first line of any kind
+        rows = _rows_where(len(kind), lambda a, b: unpicked[send_msg[a:b]])
+        pick = np.where(unpicked, _first_row(m, send_msg, rows), pick)
+        del rows
+    del unpicked
+    seen_send = pick >= 0
+    safe = np.maximum(pick, 0)
+    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
+    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
+                    key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
+                    done_ref=done_ref.astype(np.int64))
+
+
+def _rows_where(n: int, mask_of: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """The rows (int64) where ``mask_of(a, b)`` (rows a..b) is true, computed in blocks to keep temporaries small."""
+    parts = [np.flatnonzero(mask_of(a, min(n, a + BLOCK_ROWS))) + a for a in range(0, n, BLOCK_ROWS)]
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
 
 
 def order_receipts(process: np.ndarray, time: np.ndarray, ref: np.ndarray) -> np.ndarray | None:
