@@ -94,15 +94,25 @@ def _ws(buf, p, n):  # type: ignore[no-untyped-def]
     return p
 
 
+def _string_bytes() -> np.ndarray:
+    """Per byte value: 0 inside a string of the subset, 1 its closing quote, 2 outside the subset (escapes,
+    control bytes, non-ASCII: the general path decides)."""
+    out = np.full(256, 2, dtype=np.uint8)
+    out[32:128] = 0
+    out[34], out[92] = 1, 2
+    return out
+
+
+_STRING_BYTES = _string_bytes()  # one lookup a byte instead of four comparisons (the scan's inner loop)
+
+
 @njit(cache=True, nogil=True)
 def _string_end(buf, p, n):  # type: ignore[no-untyped-def]
     """The position of the closing quote of a string whose first byte is at p, or -1 (outside the subset)."""
     while p < n:
-        c = buf[p]
-        if c == 34:
-            return p
-        if c == 92 or c < 32 or c >= 128:  # escapes, control bytes, non-ASCII: the general path decides
-            return -1
+        c = _STRING_BYTES[buf[p]]
+        if c:
+            return p if c == 1 else -1
         p += 1
     return -1
 
