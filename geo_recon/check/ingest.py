@@ -1,13 +1,15 @@
 """Read a run's JSONL history into the checker's columns (:class:`~geo_recon.check.model.History`).
 
-Files are cut into chunks of whole lines. Each chunk goes through a fast path
+Files are cut into chunks of whole lines. Each chunk goes through a compiled
+scan of send and recv lines first (:mod:`geo_recon.check.jsonscan`: a strict
+subset of JSON, anything else makes it give up), else through a fast path
 (Arrow's JSON parser with a fixed schema of the fields the checker uses, then
 vectorised validation). If anything in the chunk looks wrong (a parse error, a
 missing or mistyped field, a line that does not start with ``{``, a row count
 that differs from the line count) the chunk is re-read line by line with
 :func:`geo_recon.history.parse_line`, the single authority on what a valid line
 is, which names the file and line of the first bad one (or, with ``skip_bad``,
-skips and counts bad lines). So the fast path accepts only what the exact path
+skips and counts bad lines). So the fast paths accept only what the exact path
 accepts, with the same values.
 
 Chunks are parsed in worker processes (``workers``); each reads its own byte
