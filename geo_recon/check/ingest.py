@@ -294,6 +294,11 @@ def _parse(data: bytes, schema: pa.Schema, use_threads: bool) -> pa.Table | None
 
 def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chunk | None:
     """Parse a chunk with Arrow; None when anything needs the exact line-by-line path."""
+    if not data.isascii():
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            return None  # Arrow's JSON parser takes invalid UTF-8 into strings: the exact path names the line
     table = _parse(data, LEAN_SCHEMA, use_threads)
     if table is None or table.num_rows != n_lines:
         return None
@@ -345,7 +350,7 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
     recv = tcode == 4
     fault = tcode == 5
     used = send | recv
-    if _any_null(col("time"), used | fault):
+    if _any_null(col("time"), tcode != _IGNORED_CODE):  # every known type needs its time, ignored send lines too
         return None
     for name in ("region", "process", "producer", "seq"):
         if _any_null(col(name), used):
