@@ -1,4 +1,5 @@
-"""Compare JSONL readers on the same bytes: the checker's (pyarrow.json + checks), msgspec, DuckDB, polars.
+"""Compare JSONL readers on the same bytes: the checker's (its compiled scan, pyarrow.json + checks), msgspec,
+DuckDB, polars.
 
     .venv/bin/pip install msgspec polars        # not dependencies of geo-recon: only to reproduce the choice
     .venv/bin/geo-recon bench check --messages 3000000 --keep /tmp/b --no-baseline
@@ -37,8 +38,16 @@ def timed(name: str, n: int, fn) -> None:
           f"{cpu / n * 1e6:5.2f} us CPU a line", flush=True)
 
 
+def _scan(data: bytes) -> object:
+    from geo_recon.check import jsonscan
+
+    found = jsonscan.scan(data)
+    return None if found is None else ingest._scanned_chunk(found)
+
+
 def readers(path: str) -> dict:
-    out = {"pyarrow.json, explicit schema": lambda p: ingest._parse(Path(p).read_bytes(), ingest.LEAN_SCHEMA, False)}
+    out = {"pyarrow.json, explicit schema": lambda p: ingest._parse(Path(p).read_bytes(), ingest.LEAN_SCHEMA, False),
+           "compiled scan (check/jsonscan)": lambda p: _scan(Path(p).read_bytes())}
     try:
         import duckdb
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from geo_recon.check.model import FLAG_READER, NEVER, Completions, FailoverEvent, Messages, Outcome, Receipts
 from geo_recon.check.recovery import FaultWindow, unrecovered_outcome
-from geo_recon.faults.spec import DEFAULT_RECOVERY_S
+from geo_recon.faults.recovery import DEFAULT_RECOVERY_S
 
 GAP_EXAMPLES = 5
 

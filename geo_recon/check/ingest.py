@@ -1,13 +1,15 @@
 """Read a run's JSONL history into the checker's columns (:class:`~geo_recon.check.model.History`).
 
-Files are cut into chunks of whole lines. Each chunk goes through a fast path
+Files are cut into chunks of whole lines. Each chunk goes through a compiled
+scan of send and recv lines first (:mod:`geo_recon.check.jsonscan`: a strict
+subset of JSON, anything else makes it give up), else through a fast path
 (Arrow's JSON parser with a fixed schema of the fields the checker uses, then
 vectorised validation). If anything in the chunk looks wrong (a parse error, a
 missing or mistyped field, a line that does not start with ``{``, a row count
 that differs from the line count) the chunk is re-read line by line with
 :func:`geo_recon.history.parse_line`, the single authority on what a valid line
 is, which names the file and line of the first bad one (or, with ``skip_bad``,
-skips and counts bad lines). So the fast path accepts only what the exact path
+skips and counts bad lines). So the fast paths accept only what the exact path
 accepts, with the same values.
 
 Chunks are parsed in worker processes (``workers``); each reads its own byte
@@ -26,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -65,6 +67,9 @@ from geo_recon.history import (
     read_arrow,
     read_run_json,
 )
+
+if TYPE_CHECKING:
+    from geo_recon.check import jsonscan
 
 CHUNK_BYTES = 16 << 20
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
@@ -289,6 +294,11 @@ def _parse(data: bytes, schema: pa.Schema, use_threads: bool) -> pa.Table | None
 
 def _fast_chunk(data: bytes, n_lines: int, *, use_threads: bool = False) -> Chunk | None:
     """Parse a chunk with Arrow; None when anything needs the exact line-by-line path."""
+    if not data.isascii():
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            return None  # Arrow's JSON parser takes invalid UTF-8 into strings: the exact path names the line
     table = _parse(data, LEAN_SCHEMA, use_threads)
     if table is None or table.num_rows != n_lines:
         return None
@@ -340,7 +350,7 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
     recv = tcode == 4
     fault = tcode == 5
     used = send | recv
-    if _any_null(col("time"), used | fault):
+    if _any_null(col("time"), tcode != _IGNORED_CODE):  # every known type needs its time, ignored send lines too
         return None
     for name in ("region", "process", "producer", "seq"):
         if _any_null(col(name), used):
@@ -520,8 +530,127 @@ def _exact_events(classified: Iterable[tuple[int, str, dict[str, Any] | None, st
     )
 
 
+_SCAN_KINDS = {"region": "region", "cluster": "region", "process": "process", "producer": "producer", "key": "key",
+               "subscription": "subscription"}
+_RECV_ONLY = ("via", "subscription_type", "subscription")
+
+
+def _scanned_chunk(found: jsonscan.Scan) -> Chunk | None:
+    """The checker's columns from a compiled scan, when every line is a valid send or recv event (as
+    :func:`geo_recon.history.check_event` has it, with the same values); None otherwise: the general path then
+    judges the chunk (other event types, ignored lines, a bad line to name)."""
+    from geo_recon.check import jsonscan
+
+    fields = {name: i for i, name in enumerate(jsonscan.FIELDS)}
+    n = found.lines
+    codes, present = found.codes, found.present
+    n_table = len(found.table_text)
+    field_of, text = found.table_field.tolist(), found.table_text
+
+    def per_code(values: dict[int, Any], default: Any, dtype: Any) -> np.ndarray:
+        """A lookup table by string code (index -1, absent, gives ``default``)."""
+        out = np.full(n_table + 1, default, dtype=dtype)
+        for code, value in values.items():
+            out[code] = value
+        return out
+
+    def column(name: str) -> np.ndarray:
+        return codes[fields[name]]
+
+    type_field = fields["type"]
+    tcode = per_code({e: _TYPE_CODE[t] for e, t in enumerate(text) if field_of[e] == type_field and t in _TYPE_CODE
+                      and _TYPE_CODE[t] <= 4}, -1, np.int8)[column("type")]
+    if n and tcode.min() < 0:
+        return None  # no type, or fault, failover and ignored lines: the general path
+    send = tcode < 4
+    all_send = bool(send.all())
+    recv = None if all_send else ~send
+    need = (1 << jsonscan.TIME) | (1 << jsonscan.SEQ)
+    if ((present & need) != need).any():
+        return None
+    for name in ("region", "process", "producer"):
+        if column(name).min(initial=0) < 0:
+            return None
+    if not all_send:
+        assert recv is not None
+        if not (present[recv] & (1 << jsonscan.MSG_ID)).all():
+            return None
+    f_field = fields["f"]
+    if send.any():
+        f_send = per_code({e: True for e, t in enumerate(text) if field_of[e] == f_field and t == "send"}, False, bool)
+        if not f_send[column("f") if all_send else column("f")[send]].all():
+            return None  # f missing, or not "send" (an ignored line): the general path counts those
+
+    def rows(values: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+        return values if where is None else values[where]
+
+    s_rows = None if all_send else np.flatnonzero(send)
+    r_rows = np.zeros(0, dtype=np.int64) if all_send else np.flatnonzero(recv)
+    # the codes each kind of name is read from (names read only on the other kind of line are not names)
+    used = np.zeros(n_table + 1, dtype=bool)
+    for name in ("region", "process", "producer", "cluster"):
+        used[column(name)] = True
+    if len(r_rows) < n:
+        used[rows(column("key"), s_rows)] = True
+    if len(r_rows):
+        for name in _RECV_ONLY:
+            used[column(name)[r_rows]] = True
+    used[-1] = False
+    names = {k: _Names() for k in _NAME_KINDS}
+    lut = np.full(n_table + 1, -1, dtype=np.int32)
+    via_flag = np.zeros(n_table + 1, dtype=np.int64)
+    ordering = np.zeros(n_table + 1, dtype=np.int64)
+    via_field, sub_type_field = fields["via"], fields["subscription_type"]
+    for e in np.flatnonzero(used).tolist():
+        field_name = jsonscan.FIELDS[field_of[e]]
+        kind = _SCAN_KINDS.get(field_name)
+        if kind is not None:
+            lut[e] = names[kind].code(text[e])
+        elif field_of[e] == via_field:
+            if text[e] not in _VIA_READER:
+                return None
+            via_flag[e] = FLAG_READER if _VIA_READER[text[e]] else 0
+        elif field_of[e] == sub_type_field:
+            normal = normalise_subscription(text[e])
+            if normal is None:
+                return None
+            ordering[e] = ORDERING_CODES[normal] << ORDERING_SHIFT
+
+    time, seq = found.time, found.seq
+    region, process, producer = lut[column("region")], lut[column("process")], lut[column("producer")]
+    cluster = lut[column("cluster")]
+    lines = np.arange(1, n + 1, dtype=np.int64)
+    if len(r_rows):
+        flags = (via_flag[column("via")[r_rows]] | ordering[column("subscription_type")[r_rows]]).astype(np.int8)
+        recv_subscription = lut[column("subscription")[r_rows]]
+        recv_hash = found.msg_hash[r_rows]
+    else:
+        flags, recv_subscription, recv_hash = (np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.int32),
+                                               np.zeros(0, dtype=np.int64))
+    return Chunk(
+        names={k: v.names for k, v in names.items()},
+        send_kind=rows(tcode, s_rows), send_time=rows(time, s_rows), send_region=rows(region, s_rows),
+        send_process=rows(process, s_rows), send_producer=rows(producer, s_rows), send_seq=rows(seq, s_rows),
+        send_key=rows(lut[column("key")], s_rows) if len(r_rows) < n else np.zeros(0, dtype=np.int32),
+        send_line=rows(lines, s_rows), send_cluster=rows(cluster, s_rows),
+        recv_time=time[r_rows], recv_region=region[r_rows], recv_process=process[r_rows],
+        recv_producer=producer[r_rows], recv_seq=seq[r_rows], recv_hash=recv_hash, recv_flags=flags,
+        recv_line=lines[r_rows], recv_subscription=recv_subscription, recv_cluster=cluster[r_rows],
+        faults=[], failovers=[], lines=n,
+    )
+
+
 def parse_chunk(data: bytes, *, skip_bad: bool = False, use_threads: bool = False) -> Chunk:
-    """One chunk of whole lines; line numbers in the result count from 1 at the chunk's start."""
+    """One chunk of whole lines; line numbers in the result count from 1 at the chunk's start.
+
+    Three paths, each taken only when the one before gives up: the compiled scan of send and recv lines
+    (:mod:`geo_recon.check.jsonscan`), Arrow's JSON parser, then :func:`parse_line` line by line."""
+    from geo_recon.check import jsonscan  # compiled (numba): imported where JSONL is parsed, not with the package
+
+    found = jsonscan.scan(data)
+    chunk = None if found is None else _scanned_chunk(found)
+    if chunk is not None:
+        return chunk
     n_lines, clean = count_lines(data)
     chunk = _fast_chunk(data, n_lines, use_threads=use_threads) if clean else None
     if chunk is None:

@@ -44,7 +44,7 @@ import numpy as np
 
 from geo_recon.check.model import NEVER, Completions, FaultEvent, Messages, Outcome
 from geo_recon.check.timing import ms
-from geo_recon.faults.spec import DEFAULT_RECOVERY_S, DEGRADATION_KINDS
+from geo_recon.faults.recovery import DEFAULT_RECOVERY_S, DEGRADATION_KINDS
 
 REGION_LOSS_FAULTS = frozenset({"kill", "stop", "pause", "lose"})
 

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geo_recon.deploy.topology import match_components  # noqa: F401 - re-exported (moved to topology)
 from geo_recon.errors import GeoReconError
+from geo_recon.faults.recovery import DEFAULT_RECOVERY_S, DEGRADATION_KINDS  # noqa: F401 - re-exported
 
 FaultKind = Literal["kill", "stop", "pause", "restart", "partition", "isolate", "latency", "bandwidth",
                     "command", "replication", "unload", "lose"]
@@ -60,12 +61,6 @@ class CommandSpec(BaseModel):
     timeout_s: float = Field(60.0, gt=0, description="each command's time limit")
 
 
-#: Faults that slow the network but stop no client: nothing has to recover after their heal.
-DEGRADATION_KINDS = frozenset({"latency", "bandwidth"})
-#: After every heal, each region's producers and consumers must work again within this many seconds
-#: (scenario expectations ``max_recovery_s`` override it); ``run`` keeps the load going that long after
-#: the last heal. Clients reconnect with a growing backoff, so a long outage may need more.
-DEFAULT_RECOVERY_S = 30.0
 #: A rebuilt region starts from nothing (fresh JVMs, empty disks) and rejoins before it accepts clients; the
 #: load allows this long for that past ``rebuild_at_s`` before the recovery window starts to count. The local
 #: lab measured 7 s (async standalone) and 17 s (strong: two bookies and a broker) on 2 busy cores.

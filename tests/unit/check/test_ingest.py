@@ -83,6 +83,8 @@ def test_fast_path_reads_exactly_what_the_exact_path_reads(events: list[dict]) -
     b'   {"type":"log"}',
     b"",
     b'{"type":"recv","time":1,"region":"b","proc',
+    b'{"type":"ok","f":"poll"}',  # ignored only once valid: its time is missing
+    b'{"type":"ok","f":"send","time":1,"region":"a","process":"\xc3{","producer":"a/p0","seq":1}',  # not UTF-8
 ])
 def test_anything_doubtful_goes_to_the_exact_path(bad: bytes) -> None:
     good = json.dumps(recv("b/c0", "a/p0", 0, 1)).encode()
