@@ -79,7 +79,7 @@ def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
                      "of the Python client alone.")
     same = next((f for f in figures if "recorder's messages" in f.label), None)
     if same and best and same.achieved_rate > 0:
-        lines.append(f"sending the recorder's messages (3 properties and a key), the Python client alone reaches "
+        lines.append(f"sending the recorder's messages (its identity property and a key), the Python client alone reaches "
                      f"{same.achieved_rate / perf * 100:.0f}%; the recording worker "
                      f"{best.achieved_rate / same.achieved_rate * 100:.0f}% of that.")
     native = next((f for f in figures if f.label.startswith("geo-recon native")), None)

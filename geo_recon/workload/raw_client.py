@@ -7,7 +7,7 @@ so the gap between them can be split into "the client" and "the recording".
 
 Run as ``python -m geo_recon.workload.raw_client URL TOPIC SECONDS SIZE [--identity]``;
 prints one JSON object (sent, acked, failed, seconds, rate). ``--identity``: every
-message carries the recording worker's identity (three properties and a key), so
+message carries the recording worker's identity (one property and a key), so
 the two runs split the recorder's cost into "what it sends" and "what it records".
 """
 
@@ -26,7 +26,7 @@ def measure(service_url: str, topic: str, *, seconds: float, size: int, max_outs
     blocking when full, one I/O thread per producer process), and so is the window of unacknowledged
     sends (a C-level queue of tokens) and the way a message is built and sent (the client's C++
     binding, as :func:`message.sender`): the two differ only by what the worker records. With
-    ``identity`` each message also carries what the worker's do (three properties and a key)."""
+    ``identity`` each message also carries what the worker's do (one property and a key)."""
     import queue
 
     import pulsar

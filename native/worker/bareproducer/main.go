@@ -35,7 +35,7 @@ func main() {
 	topic := flag.String("topic", "", "topic")
 	seconds := flag.Float64("seconds", 10, "sending window")
 	size := flag.Int("size", 100, "payload bytes")
-	identity := flag.Bool("identity", false, "send the worker's messages: a key and 3 properties")
+	identity := flag.Bool("identity", false, "send the worker's messages: a key and its identity property")
 	pending := flag.Int("pending", 1000, "MaxPendingMessages (and the window of unacknowledged sends)")
 	window := flag.Bool("window", true, "hold our own window of -pending sends, as the worker does")
 	delay := flag.Duration("delay", time.Millisecond, "BatchingMaxPublishDelay")
