@@ -138,7 +138,7 @@ class LocalFaults(TracksFaults):
                 active.paused.append(comp.name)
             self._save()
             for comp in comps:
-                wan.wait_for(lambda c=comp: procs.state(c.ref) == "paused", 5,
+                procs.wait_for(lambda c=comp: procs.state(c.ref) == "paused", 5,
                           f"{comp.name} (pid {comp.pid}) did not stop after SIGSTOP")
             return
         active.stopped = [c.name for c in comps]
@@ -244,7 +244,7 @@ class LocalFaults(TracksFaults):
             # no ledger could be recovered or written onto them (measured: the cluster never took a client).
             survivor = next(e for e in self.lab.endpoints if e.region != region)
             local.label_bookies(self.lab, bookies, survivor)
-        if self.lab.wan == "proxied" and self.lab.isolation == "netns":
+        if self.lab.wan == "proxied":  # (netns labs only: LabSpec.wan_mode)
             # Before anything connects to a new bookie port: its links get proxies (slowed as their link is).
             wan.arm(self.lab, list(self.lab.regions), self.progress)
         for comp in comps:
@@ -279,7 +279,7 @@ class LocalFaults(TracksFaults):
 
     def _connects(self, comp: ComponentState, port: int) -> bool:
         if comp.netns:
-            return wan.can_connect(comp.netns, comp.address, port, timeout=1.0)
+            return netns.can_connect(comp.netns, comp.address, port, timeout=1.0)
         try:
             with socket.create_connection((comp.address, port), timeout=1.0):
                 return True
@@ -308,7 +308,7 @@ class LocalFaults(TracksFaults):
         tag = f"gr:{active.id}"
         for src, dst in pairs:
             ns, dst_addr = self.lab.namespaces[src], self.lab.site_addresses[dst]
-            wan.ensure_chains(ns)
+            netns.ensure_chains(ns)
             netns.in_ns(ns, ["iptables", "-A", "GR-OUT", "-m", "conntrack", "--ctorigdst", dst_addr, "-j", "DROP",
                              "-m", "comment", "--comment", tag])
             if not spec.one_way:
@@ -319,7 +319,7 @@ class LocalFaults(TracksFaults):
         probes = [(src, dst, self._probe_port(dst)) for src, dst in pairs]
         with concurrent.futures.ThreadPoolExecutor(max(1, len(probes))) as pool:
             reachable = list(pool.map(
-                lambda p: wan.can_connect(self.lab.namespaces[p[0]], self.lab.site_addresses[p[1]], p[2]), probes))
+                lambda p: netns.can_connect(self.lab.namespaces[p[0]], self.lab.site_addresses[p[1]], p[2]), probes))
         for (src, dst, port), still in zip(probes, reachable):
             if still:
                 raise FaultError(f"{active.id}: partition not in effect: {src} still connects to "
@@ -392,7 +392,7 @@ class LocalFaults(TracksFaults):
         for name in active.paused:
             comp = self.lab.component(name)
             procs.signal_group(comp.ref, signal.SIGCONT)
-            wan.wait_for(lambda c=comp: procs.state(c.ref) == "running", 5,
+            procs.wait_for(lambda c=comp: procs.state(c.ref) == "running", 5,
                       f"{comp.name} (pid {comp.pid}) did not resume after SIGCONT")
         active.paused = []
         if active.stopped:
@@ -412,7 +412,7 @@ class LocalFaults(TracksFaults):
             for ns in active.rules:
                 site = next(s for s, n in self.lab.namespaces.items() if n == ns)
                 for other in self.lab.site_addresses:
-                    if other != site and not wan.can_connect(ns, self.lab.site_addresses[other], self._probe_port(other)):
+                    if other != site and not netns.can_connect(ns, self.lab.site_addresses[other], self._probe_port(other)):
                         raise FaultError(f"{active.id}: healed, but {site} still cannot reach {other}")
         active.rules, active.proxies = {}, []
 

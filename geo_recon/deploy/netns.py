@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 
 from geo_recon.deploy.topology import LabPlan
 from geo_recon.errors import EnvironmentProblem, LabError
@@ -128,3 +129,22 @@ def _bridge_addresses() -> dict[str, str]:
         if len(parts) >= 4:
             taken[parts[3].split("/")[0]] = parts[1]
     return taken
+
+
+def ensure_chains(ns: str) -> None:
+    """The lab's own iptables chains in a site's namespace (partitions filter in GR-IN/GR-OUT, the WAN
+    redirects in GR-NAT), created once and hooked into INPUT/OUTPUT."""
+    for table, chain, parent in (("filter", "GR-IN", "INPUT"), ("filter", "GR-OUT", "OUTPUT"),
+                                 ("nat", "GR-NAT", "OUTPUT")):
+        if in_ns(ns, ["iptables", "-t", table, "-N", chain], check=False).returncode == 0:
+            in_ns(ns, ["iptables", "-t", table, "-I", parent, "-j", chain])
+
+
+_CONNECT_PROBE = "import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\nexcept OSError:\n sys.exit(1)\n"
+
+
+def can_connect(ns: str, address: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection from inside namespace ``ns`` to ``address:port`` is accepted."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _CONNECT_PROBE, address, str(port),
+                           str(timeout)], capture_output=True, timeout=timeout + 10)
+    return proc.returncode == 0

@@ -15,6 +15,9 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from geo_recon.errors import FaultError
 
 
 @dataclass(frozen=True)
@@ -179,3 +182,13 @@ def rss_bytes(ref: ProcessRef) -> int:
     except FileNotFoundError:
         pass
     return 0
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    """Poll ``predicate`` until it holds; a FaultError with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise FaultError(message)

@@ -19,16 +19,14 @@ so they cut proxied connections as they cut direct ones.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 from geo_recon.deploy import netns, procs, toxiproxy
 from geo_recon.deploy.state import LabState
 from geo_recon.deploy.topology import ECHO_OFFSET, PROXY_PORT_OFFSET, PROXY_PORTS, TOXIPROXY_API_OFFSET
-from geo_recon.errors import FaultError, LabError
+from geo_recon.errors import LabError
 
 Progress = Callable[[str], None]
 REDIRECT_TAG = "gr:wan"
@@ -73,20 +71,13 @@ def ensure_echo(lab: LabState, site: str) -> tuple[str, int]:
     """A tiny TCP echo server in ``site``'s namespace (started on first use): round trips measured
     against it are the network's, with no broker work in them."""
     address, port = lab.site_addresses[site], echo_port(lab, site)
-    if not can_connect(lab.namespaces[site], address, port, timeout=0.5):
+    if not netns.can_connect(lab.namespaces[site], address, port, timeout=0.5):
         log = Path(lab.lab_dir) / "logs" / f"echo-{site}.log"
         procs.start([sys.executable, "-c", _ECHO_SERVER, address, str(port)], cwd=log.parent, log_path=log,
                     netns=lab.namespaces[site], env={"GEO_RECON_LAB": lab.name})
-        wait_for(lambda: can_connect(lab.namespaces[site], address, port, timeout=0.5), 10,
+        procs.wait_for(lambda: netns.can_connect(lab.namespaces[site], address, port, timeout=0.5), 10,
                  f"the round-trip echo server in {site} did not start; log: {log}")
     return address, port
-
-
-def ensure_chains(ns: str) -> None:
-    for table, chain, parent in (("filter", "GR-IN", "INPUT"), ("filter", "GR-OUT", "OUTPUT"),
-                                 ("nat", "GR-NAT", "OUTPUT")):
-        if netns.in_ns(ns, ["iptables", "-t", table, "-N", chain], check=False).returncode == 0:
-            netns.in_ns(ns, ["iptables", "-t", table, "-I", parent, "-j", chain])
 
 
 def arm(lab: LabState, regions: list[str], progress: Progress = lambda _m: None) -> dict[tuple[str, str], list[int]]:
@@ -104,7 +95,7 @@ def arm(lab: LabState, regions: list[str], progress: Progress = lambda _m: None)
         ensure_echo(lab, dst)
     for src in regions:
         ns = lab.namespaces[src]
-        ensure_chains(ns)
+        netns.ensure_chains(ns)
         for dst in regions:
             if src == dst:
                 continue
@@ -147,29 +138,6 @@ def link_proxies(client: toxiproxy.Toxiproxy, pairs: list[tuple[str, str]]) -> l
     """The WAN proxies of the links ``pairs`` (src, dst), by name."""
     wanted = set(pairs)
     return sorted(name for name in client.proxies() if link_of(name) in wanted)
-
-
-def redirects(ns: str) -> list[str]:
-    out = netns.in_ns(ns, ["iptables", "-t", "nat", "-S", "GR-NAT"], check=False).stdout
-    return [line for line in out.splitlines() if REDIRECT_TAG in line]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise FaultError(message)
-
-
-_CONNECT_PROBE = "import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\nexcept OSError:\n sys.exit(1)\n"
-
-
-def can_connect(ns: str, address: str, port: int, timeout: float = 2.0) -> bool:
-    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _CONNECT_PROBE, address, str(port),
-                           str(timeout)], capture_output=True, timeout=timeout + 10)
-    return proc.returncode == 0
 
 
 _ECHO_SERVER = """
