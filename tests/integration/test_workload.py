@@ -112,15 +112,22 @@ def test_several_producer_processes_per_region_share_its_rate_each_with_its_own_
     suffix = {"jsonl": ".jsonl", "arrow": ".arrows"}[history_format]
     assert {p.name for p in (out / "history").iterdir()} == {
         f"a{suffix}", f"a.1{suffix}", f"a-recv{suffix}", f"b{suffix}", f"b.1{suffix}", f"b-recv{suffix}"}
+    acked = 0
     for region in ("a", "b"):
         for part, producers in ((f"{region}.jsonl", {f"{region}/p0", f"{region}/p2"}),
                                 (f"{region}.1.jsonl", {f"{region}/p1", f"{region}/p3"})):
-            invokes = [e for e in _lines(out, part) if e["type"] == "invoke"]
+            events = _lines(out, part)
+            invokes = [e for e in events if e["type"] == "invoke"]
             assert {e["producer"] for e in invokes} == producers
-            assert len(invokes) == 2 * 50 * 8  # two producers at 200/4 per second each
+            # Two producers at 200/4 per second each for 8 s: 800 due. A send still due when the duration
+            # is over is not made (the schedule's rule), so a loaded machine may fall a few short (CI: 796).
+            assert 0.97 * 2 * 50 * 8 <= len(invokes) <= 2 * 50 * 8, (part, len(invokes))
+            acked += sum(1 for e in events if e["type"] == "ok")
     result = json.loads(run_cli("check", str(out), "--json").stdout)
     assert result["valid"] is True
-    assert result["regions"]["a"]["expected"] == result["regions"]["b"]["expected"] == 2 * 200 * 8
+    # Every acknowledged send of both regions' four producers is expected in each region.
+    assert result["regions"]["a"]["expected"] == result["regions"]["b"]["expected"] == acked
+    assert acked >= 0.97 * 2 * 200 * 8
 
 
 def test_a_worker_killed_mid_run_leaves_unknown_outcomes_not_corruption(lab, tmp_path):
