@@ -57,12 +57,15 @@ def test_a_fixed_rate_run_in_two_regions_is_valid(steady_run):
     assert proc.returncode == 0, proc.stdout[-2000:]
     result = json.loads(proc.stdout)
     assert result["valid"] is True
+    sends = result["run"]["sends"]
+    # Every send made was acknowledged. A send still due when the duration is over is not made (the
+    # schedule's rule; the last one is due 7 ms before the end), so a starved CPU may make a few less.
+    assert sends == {"ok": sends["ok"], "fail": 0, "info": 0, "pending": 0, "never_invoked": 0}
+    assert 0.97 * 2 * RATE * SECONDS <= sends["ok"] <= 2 * RATE * SECONDS, sends
     for region in ("a", "b"):
         r = result["regions"][region]
-        assert r["expected"] == 2 * RATE * SECONDS  # both regions' messages, every one acked
+        assert r["expected"] == sends["ok"]  # both regions' messages
         assert r["lost"] == 0 and r["unexpected"] == 0 and r["reordered"] == 0
-    assert result["run"]["sends"] == {"ok": 2 * RATE * SECONDS, "fail": 0, "info": 0, "pending": 0,
-                                      "never_invoked": 0}
 
 
 def test_the_pacer_never_sends_early_and_makes_every_send_of_the_schedule_in_order(steady_run):
@@ -74,7 +77,8 @@ def test_the_pacer_never_sends_early_and_makes_every_send_of_the_schedule_in_ord
     start = json.loads((steady_run / "run.json").read_text())["start_at_ns"]
     for region in ("a", "b"):
         invokes = sorted((e["seq"], e["time"]) for e in _lines(steady_run, f"{region}.jsonl") if e["type"] == "invoke")
-        assert [seq for seq, _ in invokes] == list(range(RATE * SECONDS))  # every send, once, in order
+        # every send, once, in order (the last few may fall after the end on a starved CPU: not made)
+        assert [seq for seq, _ in invokes] == list(range(len(invokes))) and len(invokes) >= 0.97 * RATE * SECONDS
         late_ms = [(t - start - seq * 1e9 / RATE) / 1e6 for seq, t in invokes]
         assert min(late_ms) >= -1, min(late_ms)  # never early (1 ms for the float in due_ns)
         assert sorted(t for _, t in invokes) == [t for _, t in invokes]  # invoked in seq order
