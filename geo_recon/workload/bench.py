@@ -18,8 +18,9 @@ from geo_recon.workload import runner
 from geo_recon.workload.spec import WorkloadSpec
 
 PERF_LABEL = "pulsar-perf produce (batching)"
-PERF_AGAIN_LABEL = "pulsar-perf produce (batching), again after the native runs"
+PERF_AGAIN_LABEL = "pulsar-perf produce (batching), again after the native"
 WARMUP_LABEL = "pulsar-perf warm-up (the broker's JIT; not a baseline)"
+WARMUP_MIN_S = 20.0
 PERF_RE = re.compile(r"Aggregated throughput stats --- (\d+) records sent --- ([\d.]+) msg/s")
 
 
@@ -124,27 +125,28 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     stamp = int(time.time())
     netns = namespaces.get(region)
     # A fresh broker runs interpreted code until its JIT has compiled the publish path: on the 2-core lab
-    # the first pulsar-perf run on a new lab measured 107k/s and the next ones 167k to 242k/s. So the
-    # broker is warmed first (a pulsar-perf run that is no baseline), and pulsar-perf runs both before and
-    # after the native runs, the baseline being their mean: whatever drift remains falls on both sides alike.
-    progress(f"warming the broker up: pulsar-perf produce for {seconds:.0f}s (not a baseline) ...")
-    warm = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-warmup-{stamp}", seconds=seconds,
+    # the first pulsar-perf run on a new lab measured 107k to 155k/s and later ones 167k to 262k/s. So the
+    # broker is warmed first (a pulsar-perf run that is no baseline), and pulsar-perf runs before and after
+    # each native run, which is compared with the mean of its two neighbours: what drift remains (more
+    # warming, other load on the machine) falls on both sides alike, and on both history formats alike.
+    warm_s = max(seconds, WARMUP_MIN_S)
+    progress(f"warming the broker up: pulsar-perf produce for {warm_s:.0f}s (not a baseline) ...")
+    warm = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-warmup-{stamp}", seconds=warm_s,
                             size=size, netns=netns)
     figures.append(LoadFigure(WARMUP_LABEL, None, warm.achieved_rate, warm.acked, 0, None))
     progress(f"pulsar-perf produce for {seconds:.0f}s ...")
     figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{stamp}",
                                     seconds=seconds, size=size, netns=netns))
-    # the native driver between two pulsar-perf runs, as alike as the two can be (same broker, same settings)
     for history_format in ("jsonl", "arrow") if native else ():
         progress(f"geo-recon native worker (go, {history_format}), unthrottled, batching on, {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, batching=True, driver="go",
                                       history_format=history_format,
                                       label=f"geo-recon native max (go, {history_format}, batching on)", **common))
-    if native:
         progress(f"pulsar-perf produce again for {seconds:.0f}s ...")
-        again = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf2-{stamp}", seconds=seconds,
-                                 size=size, netns=netns)
-        figures.append(LoadFigure(PERF_AGAIN_LABEL, None, again.achieved_rate, again.acked, 0, None))
+        again = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{history_format}-{stamp}",
+                                 seconds=seconds, size=size, netns=netns)
+        figures.append(LoadFigure(f"{PERF_AGAIN_LABEL} {history_format} run", None, again.achieved_rate, again.acked,
+                                  0, None))
     for identity in (False, True):
         what = "the recorder's messages" if identity else "payload only"
         progress(f"the Python client alone ({what}, batching, nothing recorded) for {seconds:.0f}s ...")
@@ -170,11 +172,22 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     return figures
 
 
+def is_perf(figure: LoadFigure) -> bool:
+    return figure.label == PERF_LABEL or figure.label.startswith(PERF_AGAIN_LABEL)
+
+
 def perf_baseline(figures: list[LoadFigure]) -> float:
-    """pulsar-perf's rate the ratios are taken against: the mean of its runs before and after the native
-    ones (one run when the native driver is left out)."""
-    rates = [f.achieved_rate for f in figures if f.label in (PERF_LABEL, PERF_AGAIN_LABEL)]
+    """pulsar-perf's rate over the whole run: the mean of its runs (the warm-up is none of them)."""
+    rates = [f.achieved_rate for f in figures if is_perf(f)]
     return round(sum(rates) / len(rates), 1) if rates else 0.0
+
+
+def perf_around(figures: list[LoadFigure], figure: LoadFigure) -> float:
+    """pulsar-perf's rate beside one figure: the mean of the pulsar-perf runs right before and after it."""
+    at = figures.index(figure)
+    before = next((f for f in reversed(figures[:at]) if is_perf(f)), None)
+    after = next((f for f in figures[at + 1:] if is_perf(f)), None)
+    return perf_baseline([f for f in (before, after) if f is not None])
 
 
 def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
@@ -202,8 +215,10 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
                        # the same, against the bare client sending the recorder's messages (what recording costs)
                        "python_recorder_vs_python_client_same_messages": ratio(best, raw_same),
                        "python_recorder_arrow_vs_python_client_same_messages": ratio(arrow, raw_same),
-                       "native_recorder_vs_perf": ratio(native, perf),
-                       "native_recorder_arrow_vs_perf": ratio(native_arrow, perf),
+                       # each against pulsar-perf right before and after it (see run)
+                       "native_recorder_vs_perf": ratio(native, native and perf_around(figures, native)),
+                       "native_recorder_arrow_vs_perf": ratio(native_arrow,
+                                                              native_arrow and perf_around(figures, native_arrow)),
                        "python_recorder_processes_vs_python_client": ratio(several, raw),
                        # the same worker and settings, its history written as Arrow instead of JSONL
                        "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
