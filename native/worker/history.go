@@ -10,6 +10,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,29 +21,64 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
+// eventKind: which of a send's events (the JSONL "type").
+type eventKind uint8
+
+const (
+	kindInvoke eventKind = iota
+	kindOK
+	kindFail
+	kindInfo
+)
+
+var kindNames = [...]string{kindInvoke: "invoke", kindOK: "ok", kindFail: "fail", kindInfo: "info"}
+
+// eventSource: what every event of one producer shares, and the JSONL bytes that follow from it, made once
+// per producer rather than formatted for each of its events.
+type eventSource struct {
+	producer string // also the process
+	topic    string
+	// lineStart[kind]: `{"type":K,"f":"send","region":R,"process":P,"producer":P,"time":`
+	lineStart [len(kindNames)][]byte
+	topicEnd  []byte // `,"topic":T}` and the newline: an invoke line's end
+}
+
+func newEventSource(region, producer, topic string) *eventSource {
+	src := &eventSource{producer: producer, topic: topic}
+	for kind, name := range kindNames {
+		b := append([]byte(`{"type":`), appendJSONString(nil, name)...)
+		b = append(b, `,"f":"send","region":`...)
+		b = appendJSONString(b, region)
+		b = append(b, `,"process":`...)
+		b = appendJSONString(b, producer)
+		b = append(b, `,"producer":`...)
+		b = appendJSONString(b, producer)
+		src.lineStart[kind] = append(b, `,"time":`...)
+	}
+	src.topicEnd = append(appendJSONString([]byte(`,"topic":`), topic), "}\n"...)
+	return src
+}
+
 // sendEvent: one send's invoke, ok, fail or info line. The region is the writer's.
 type sendEvent struct {
-	kind     string // invoke | ok | fail | info
-	producer string // also the process
-	time     int64
-	seq      int64
-	key      string // invoke
-	topic    string // invoke
-	msgID    pulsarID
-	hasID    bool   // ok
-	errName  string // fail, info
+	src     *eventSource
+	kind    eventKind
+	time    int64
+	seq     int64
+	key     string   // invoke
+	msgID   pulsarID // ok
+	errName string   // fail, info
 }
 
 type pulsarID struct {
 	ledger, entry    int64
 	partition, batch int32
 }
-
-func (id pulsarID) format() string { return string(id.appendTo(make([]byte, 0, 32))) }
 
 // appendTo: ledger:entry:partition:batch, appended to b (digits and colons: nothing to escape in JSON).
 func (id pulsarID) appendTo(b []byte) []byte {
@@ -130,6 +166,11 @@ func newHistoryWriter(path, format, region string, interval time.Duration) (*his
 	return w, nil
 }
 
+// source: the events of one producer on one topic.
+func (w *historyWriter) source(producer, topic string) *eventSource {
+	return newEventSource(w.region, producer, topic)
+}
+
 func (w *historyWriter) append(e sendEvent) {
 	w.mu.Lock()
 	w.events = append(w.events, e)
@@ -184,37 +225,27 @@ func (jsonlEncoder) header() ([]byte, error) { return nil, nil }
 func (jsonlEncoder) footer() []byte          { return nil }
 
 // encode: {"type":T,"f":"send","region":R,"process":P,"producer":P,"time":N,"seq":S,...} per event.
-func (jsonlEncoder) encode(b []byte, region string, events []sendEvent) ([]byte, error) {
+func (jsonlEncoder) encode(b []byte, _ string, events []sendEvent) ([]byte, error) {
 	b = slices.Grow(b, len(events)*200)
 	for i := range events {
 		e := &events[i]
-		b = append(b, `{"type":"`...)
-		b = append(b, e.kind...)
-		b = append(b, `","f":"send","region":`...)
-		b = appendJSONString(b, region)
-		b = append(b, `,"process":`...)
-		b = appendJSONString(b, e.producer)
-		b = append(b, `,"producer":`...)
-		b = appendJSONString(b, e.producer)
-		b = append(b, `,"time":`...)
+		b = append(b, e.src.lineStart[e.kind]...)
 		b = strconv.AppendInt(b, e.time, 10)
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendInt(b, e.seq, 10)
 		switch e.kind {
-		case "invoke":
+		case kindInvoke:
 			b = append(b, `,"key":`...)
 			b = appendJSONString(b, e.key)
-			b = append(b, `,"topic":`...)
-			b = appendJSONString(b, e.topic)
-		case "ok":
-			b = append(b, `,"msg_id":`...)
-			b = append(b, '"')
-			b = append(e.msgID.appendTo(b), '"')
+			b = append(b, e.src.topicEnd...)
+		case kindOK:
+			b = append(b, `,"msg_id":"`...)
+			b = append(e.msgID.appendTo(b), "\"}\n"...)
 		default:
 			b = append(b, `,"error":`...)
 			b = appendJSONString(b, e.errName)
+			b = append(b, "}\n"...)
 		}
-		b = append(b, "}\n"...)
 	}
 	return b, nil
 }
@@ -287,6 +318,66 @@ type arrowEncoder struct {
 	schema *arrow.Schema
 	mem    memory.Allocator
 	column map[string]int
+	// reused from flush to flush (one flushing goroutine): the columns' bytes, and zeros that every
+	// all-null column's buffers are a prefix of (nothing writes them)
+	strs  [len(arrowStringColumns)]stringColumn
+	ints  [2][]byte
+	zeros []byte
+}
+
+// the string columns a send fills, in stringColumn order
+var arrowStringColumns = [...]string{"type", "f", "region", "process", "producer", "key", "topic", "msg_id", "error"}
+
+const (
+	colType = iota
+	colF
+	colRegion
+	colProcess
+	colProducer
+	colKey
+	colTopic
+	colMsgID
+	colError
+)
+
+// stringColumn: an Arrow string column built in place: offsets, bytes, validity (a set bit a value).
+type stringColumn struct {
+	offsets, data, valid []byte
+	nulls                int
+}
+
+func (c *stringColumn) reset(n int) {
+	c.offsets = binary.LittleEndian.AppendUint32(slices.Grow(c.offsets[:0], 4*(n+1)), 0)
+	c.data = c.data[:0]
+	c.valid = slices.Grow(c.valid[:0], (n+7)/8)[:(n+7)/8]
+	clear(c.valid)
+	c.nulls = 0
+}
+
+func (c *stringColumn) end(i int) { // closes value i, whose bytes were appended to data
+	bitutil.SetBit(c.valid, i)
+	c.offsets = binary.LittleEndian.AppendUint32(c.offsets, uint32(len(c.data)))
+}
+
+func (c *stringColumn) add(i int, s string) {
+	c.data = append(c.data, s...)
+	c.end(i)
+}
+
+func (c *stringColumn) null() {
+	c.nulls++
+	c.offsets = binary.LittleEndian.AppendUint32(c.offsets, uint32(len(c.data)))
+}
+
+func (c *stringColumn) array(n int) arrow.Array {
+	var valid *memory.Buffer
+	if c.nulls > 0 {
+		valid = memory.NewBufferBytes(c.valid)
+	}
+	data := array.NewData(arrow.BinaryTypes.String, n,
+		[]*memory.Buffer{valid, memory.NewBufferBytes(c.offsets), memory.NewBufferBytes(c.data)}, nil, c.nulls, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
 }
 
 func newArrowEncoder() *arrowEncoder {
@@ -314,28 +405,41 @@ func (a *arrowEncoder) footer() []byte { return []byte{0xff, 0xff, 0xff, 0xff, 0
 // encode: the events as one record batch message; the columns a send does not use are all null.
 func (a *arrowEncoder) encode(b []byte, region string, events []sendEvent) ([]byte, error) {
 	n := len(events)
-	str := func(value func(e *sendEvent) (string, bool)) arrow.Array {
-		b := array.NewStringBuilder(a.mem)
-		defer b.Release()
-		b.Reserve(n)
-		for i := range events {
-			if v, ok := value(&events[i]); ok {
-				b.Append(v)
-			} else {
-				b.AppendNull()
-			}
-		}
-		return b.NewArray()
+	for i := range a.strs {
+		a.strs[i].reset(n)
 	}
-	ints := func(value func(e *sendEvent) int64) arrow.Array {
-		b := array.NewInt64Builder(a.mem)
-		defer b.Release()
-		b.Reserve(n)
-		for i := range events {
-			b.Append(value(&events[i]))
+	times := slices.Grow(a.ints[0][:0], 8*n)
+	seqs := slices.Grow(a.ints[1][:0], 8*n)
+	s := &a.strs
+	for i := range events {
+		e := &events[i]
+		s[colType].add(i, kindNames[e.kind])
+		s[colF].add(i, "send")
+		s[colRegion].add(i, region)
+		s[colProcess].add(i, e.src.producer)
+		s[colProducer].add(i, e.src.producer)
+		times = binary.LittleEndian.AppendUint64(times, uint64(e.time))
+		seqs = binary.LittleEndian.AppendUint64(seqs, uint64(e.seq))
+		if e.kind == kindInvoke {
+			s[colKey].add(i, e.key)
+			s[colTopic].add(i, e.src.topic)
+		} else {
+			s[colKey].null()
+			s[colTopic].null()
 		}
-		return b.NewArray()
+		if e.kind == kindOK {
+			s[colMsgID].data = e.msgID.appendTo(s[colMsgID].data)
+			s[colMsgID].end(i)
+		} else {
+			s[colMsgID].null()
+		}
+		if e.kind == kindFail || e.kind == kindInfo {
+			s[colError].add(i, e.errName)
+		} else {
+			s[colError].null()
+		}
 	}
+	a.ints[0], a.ints[1] = times, seqs
 	cols := make([]arrow.Array, len(eventFields))
 	defer func() {
 		for _, c := range cols {
@@ -344,26 +448,17 @@ func (a *arrowEncoder) encode(b []byte, region string, events []sendEvent) ([]by
 			}
 		}
 	}()
-	set := func(name string, arr arrow.Array) { cols[a.column[name]] = arr }
-	set("type", str(func(e *sendEvent) (string, bool) { return e.kind, true }))
-	set("time", ints(func(e *sendEvent) int64 { return e.time }))
-	set("f", str(func(*sendEvent) (string, bool) { return "send", true }))
-	set("region", str(func(*sendEvent) (string, bool) { return region, true }))
-	set("process", str(func(e *sendEvent) (string, bool) { return e.producer, true }))
-	set("producer", str(func(e *sendEvent) (string, bool) { return e.producer, true }))
-	set("seq", ints(func(e *sendEvent) int64 { return e.seq }))
-	set("key", str(func(e *sendEvent) (string, bool) { return e.key, e.kind == "invoke" }))
-	set("topic", str(func(e *sendEvent) (string, bool) { return e.topic, e.kind == "invoke" }))
-	set("msg_id", str(func(e *sendEvent) (string, bool) {
-		if !e.hasID {
-			return "", false
-		}
-		return e.msgID.format(), true
-	}))
-	set("error", str(func(e *sendEvent) (string, bool) { return e.errName, e.kind == "fail" || e.kind == "info" }))
+	for i, name := range arrowStringColumns {
+		cols[a.column[name]] = s[i].array(n)
+	}
+	for name, values := range map[string][]byte{"time": times, "seq": seqs} {
+		data := array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, memory.NewBufferBytes(values)}, nil, 0, 0)
+		cols[a.column[name]] = array.MakeFromData(data)
+		data.Release()
+	}
 	for i, f := range eventFields {
 		if cols[i] == nil {
-			cols[i] = array.MakeArrayOfNull(a.mem, f.typ, n)
+			cols[i] = a.nullArray(f.typ, n)
 		}
 	}
 	batch := array.NewRecordBatch(a.schema, cols, int64(n))
@@ -378,4 +473,27 @@ func (a *arrowEncoder) encode(b []byte, region string, events []sendEvent) ([]by
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// nullArray: n nulls of a column's type, every buffer a prefix of the encoder's zeros (MakeArrayOfNull made
+// fresh zeroed buffers a column a flush).
+func (a *arrowEncoder) nullArray(typ arrow.DataType, n int) arrow.Array {
+	if need := 8 * (n + 1); len(a.zeros) < need {
+		a.zeros = make([]byte, 2*need)
+	}
+	zeros := func(size int) *memory.Buffer { return memory.NewBufferBytes(a.zeros[:size]) }
+	valid := zeros((n + 7) / 8)
+	var data *array.Data
+	switch typ.ID() {
+	case arrow.STRING:
+		data = array.NewData(typ, n, []*memory.Buffer{valid, zeros(4 * (n + 1)), zeros(0)}, nil, n, 0)
+	case arrow.INT64:
+		data = array.NewData(typ, n, []*memory.Buffer{valid, zeros(8 * n)}, nil, n, 0)
+	case arrow.BOOL:
+		data = array.NewData(typ, n, []*memory.Buffer{valid, zeros((n + 7) / 8)}, nil, n, 0)
+	default: // the list of strings, each empty
+		return array.MakeArrayOfNull(a.mem, typ, n)
+	}
+	defer data.Release()
+	return array.MakeFromData(data)
 }

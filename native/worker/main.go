@@ -144,9 +144,11 @@ func errorName(err error) string {
 // ------------------------------------------------------------------ counters
 
 type counters struct {
-	sent, acked, failed, unknown atomic.Int64
-	mu                           sync.Mutex
-	ackedBy                      map[string]*atomic.Int64 // one counter a producer: no lock in the ack callback
+	sent                   atomic.Int64
+	_                      [56]byte // sent is counted by the producers, the rest by the client's receipt goroutines: apart
+	acked, failed, unknown atomic.Int64
+	mu                     sync.Mutex
+	ackedBy                map[string]*atomic.Int64 // one counter a producer: no lock in the ack callback
 }
 
 // producerAcks: the counter of one producer's acknowledged sends, made before its first send.
@@ -212,6 +214,7 @@ type worker struct {
 	hist     *historyWriter
 	count    counters
 	stopping chan struct{}
+	stopped  atomic.Bool // set with stopping's close: read once a send, where a select would cost more
 	phase    atomic.Value
 	errMu    sync.Mutex
 	errs     []string
@@ -267,6 +270,7 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 	end := start + int64(spec.DurationS*1e9)
 	keys := newKeyStream(w.cfg.Seed, name, spec.Keys)
 	acks := w.count.producerAcks(name)
+	src := w.hist.source(name, topic)
 	var pending sync.WaitGroup
 	// The window of sends in flight is its slots: a send takes one, its callback gives it back. A slot keeps
 	// its message, properties map and callback from send to send (the client reads none of them once the
@@ -279,7 +283,7 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 			if errors.Is(err, pulsar.ErrProducerClosed) {
 				closed.Store(true)
 			}
-			w.complete(name, acks, slot.seq, id, err)
+			w.complete(src, acks, slot.seq, id, err)
 			free <- slot
 			pending.Done()
 		}
@@ -290,27 +294,10 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 	idBuf := make([]byte, 0, 64) // the gr.id property's bytes, reused from send to send
 loop:
 	for seq := int64(0); seq < total; seq++ {
-		now := time.Now().UnixNano()
-		if now >= end {
-			break
-		}
-		if wait := dueNs(start, rate, seq) - now; wait > 0 {
-			select {
-			case <-w.stopping:
-				break loop
-			case <-time.After(time.Duration(wait)):
-			}
-		}
-		if closed.Load() {
-			if producer = w.reopen(client, opts, producer, name, end); producer == nil {
-				break loop
-			}
-			closed.Store(false)
-		}
+		// a free slot first (without a select while one is free: the common case), then the clock once: the
+		// send's time is read after any wait, right before its invoke is recorded
 		var slot *sendSlot
 		select {
-		case <-w.stopping:
-			break loop
 		case slot = <-free:
 		default:
 			if made < spec.MaxOutstanding {
@@ -323,9 +310,34 @@ loop:
 				}
 			}
 		}
+		if w.stopped.Load() {
+			free <- slot
+			break loop
+		}
 		sentNs := time.Now().UnixNano()
+		if sentNs >= end {
+			free <- slot
+			break
+		}
+		if wait := dueNs(start, rate, seq) - sentNs; wait > 0 {
+			select {
+			case <-w.stopping:
+				free <- slot
+				break loop
+			case <-time.After(time.Duration(wait)):
+			}
+			sentNs = time.Now().UnixNano()
+		}
+		if closed.Load() {
+			if producer = w.reopen(client, opts, producer, name, end); producer == nil {
+				free <- slot
+				break loop
+			}
+			closed.Store(false)
+			sentNs = time.Now().UnixNano()
+		}
 		key := keys.next()
-		w.hist.append(sendEvent{kind: "invoke", producer: name, time: sentNs, seq: seq, key: key, topic: topic})
+		w.hist.append(sendEvent{src: src, kind: kindInvoke, time: sentNs, seq: seq, key: key})
 		w.count.sent.Add(1)
 		slot.seq = seq
 		msg := &slot.msg
@@ -392,23 +404,23 @@ func (w *worker) finishSends(producer pulsar.Producer, pending *sync.WaitGroup, 
 	producer.Close()
 }
 
-func (w *worker) complete(producer string, acks *atomic.Int64, seq int64, id pulsar.MessageID, err error) {
+func (w *worker) complete(src *eventSource, acks *atomic.Int64, seq int64, id pulsar.MessageID, err error) {
 	now := time.Now().UnixNano()
 	switch {
 	case err == nil:
-		w.hist.append(sendEvent{kind: "ok", producer: producer, time: now, seq: seq, hasID: true,
+		w.hist.append(sendEvent{src: src, kind: kindOK, time: now, seq: seq,
 			msgID: pulsarID{id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx()}})
 		w.count.acked.Add(1)
 		acks.Add(1)
 	default:
-		kind := "info"
+		kind := kindInfo
 		if definiteFailure(err) {
-			kind = "fail"
+			kind = kindFail
 			w.count.failed.Add(1)
 		} else {
 			w.count.unknown.Add(1)
 		}
-		w.hist.append(sendEvent{kind: kind, producer: producer, time: now, seq: seq, errName: errorName(err)})
+		w.hist.append(sendEvent{src: src, kind: kind, time: now, seq: seq, errName: errorName(err)})
 	}
 }
 
@@ -513,6 +525,7 @@ func run(cfg workerConfig) (map[string]any, error) {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-signals
+		w.stopped.Store(true)
 		close(w.stopping)
 	}()
 

@@ -37,3 +37,21 @@ def test_pulsar_perf_rate_is_counted_over_its_sending_window():
     assert bench.perf_rate(out, 10.0) == 113436.4
     with pytest.raises(GeoReconError, match="pulsar-perf printed no throughput"):
         bench.perf_rate("Exception in thread main", 10.0)
+
+
+def test_each_native_run_is_compared_with_pulsar_perf_right_before_and_after_it_never_the_warm_up():
+    from geo_recon.report.console import load_bench_lines
+
+    figures = [LoadFigure(bench.WARMUP_LABEL, None, 50_000, 1, 0, None),
+               LoadFigure(bench.PERF_LABEL, None, 100_000, 1, 0, None),
+               LoadFigure("geo-recon native max (go, jsonl, batching on)", None, 77_000, 1, 1, 0.1),
+               LoadFigure(f"{bench.PERF_AGAIN_LABEL} jsonl run", None, 120_000, 1, 0, None),
+               LoadFigure("geo-recon native max (go, arrow, batching on)", None, 88_000, 1, 1, 0.1),
+               LoadFigure(f"{bench.PERF_AGAIN_LABEL} arrow run", None, 100_000, 1, 0, None),
+               LoadFigure(RAW_LABEL, None, 22_000, 1, 0, None)]
+    out = to_json(figures)
+    assert out["perf_baseline"] == 106_666.7 and len(out["figures"]) == len(figures)
+    assert (out["ratios"]["native_recorder_vs_perf"], out["ratios"]["native_recorder_arrow_vs_perf"]) == (0.7, 0.8)
+    assert out["ratios"]["python_client_vs_perf"] == round(22_000 / 106_666.7, 4)
+    lines = "\n".join(load_bench_lines(figures, header="h"))
+    assert "jsonl, batching on): 70% of pulsar-perf" in lines and "arrow, batching on): 80% of pulsar-perf" in lines
