@@ -20,7 +20,8 @@ This module is pure (no files); :class:`geo_recon.history.HistoryWriter` writes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -43,9 +44,21 @@ def _lines(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
             any(len(row) != len(keys) for row in rows):
         return [orjson.dumps(dict(zip(keys, row)), option=_OPTION).decode() + "\n" for row in rows]
+    return _column_lines(keys, list(zip(*rows)), len(rows))
+
+
+def _column_lines(keys: tuple[str, ...], columns: Sequence[Sequence[Any]], count: int) -> list[str]:
+    """The lines of ``count`` events given as one column a key (distinct string keys), in their order."""
     pieces, varying = [], []
-    for key, column in zip(keys, zip(*rows)):
+    for key, column in zip(keys, columns):
         name = _json(key).replace("%", "%%")
+        if type(column) is _Same:
+            pieces.append(f"{name}:{_json(column.value).replace('%', '%%')}")
+            continue
+        if type(column) is array and column.typecode == "q":  # 64-bit integers already: no scan
+            pieces.append(f"{name}:%d")
+            varying.append(column)
+            continue
         kinds = set(map(type, column))
         if kinds == {str}:
             first = column[0]
@@ -68,8 +81,37 @@ def _lines(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
             varying.append([_json(v) for v in column])
     template = "{" + ",".join(pieces) + "}\n"
     if not varying:
-        return [template % ()] * len(rows)
-    return [template % values for values in zip(*varying)]
+        return [template % ()] * count
+    return list(map(template.__mod__, zip(*varying)))
+
+
+class _Same:
+    """A column holding one value ``count`` times, written once into the lines' template."""
+
+    __slots__ = ("value", "count")
+
+    def __init__(self, value: Any, count: int):
+        self.value, self.count = value, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return iter([self.value] * self.count)
+
+
+def encode_columns(keys: tuple[str, ...], constant: Mapping[str, Any], columns: Mapping[str, Sequence[Any]],
+                   count: int) -> bytes:
+    """The JSON lines of ``count`` events whose every field (``keys``, in that order) is one value for all
+    (``constant``) or a column of ``count`` values: the bytes :func:`encode_lines` gives for the same events
+    as ``(keys, values)`` items. A column of ``array('q')`` is written with ``%d`` without a scan."""
+    if count == 0:
+        return b""
+    given = [_Same(constant[k], count) if k in constant else columns[k] for k in keys]
+    if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
+            any(len(column) != count for column in given):
+        return encode_lines([(keys, values) for values in zip(*given)])
+    return "".join(_column_lines(keys, given, count)).encode()
 
 
 def encode_lines(items: Sequence[bytes | tuple[tuple[str, ...], tuple[Any, ...]]]) -> bytes:

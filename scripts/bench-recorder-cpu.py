@@ -49,7 +49,7 @@ def recorder(url: str, topic: str, seconds: float, history_format: str) -> tuple
         with _few_collections():
             worker._produce(client, 0, topic, 1e7)
         worker.writer.close()
-        return worker.counters.acked, time.monotonic() - started, _cpu() - cpu
+        return worker.counters.snapshot()["acked"], time.monotonic() - started, _cpu() - cpu
     finally:
         client.close()
 
