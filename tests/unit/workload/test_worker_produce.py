@@ -118,6 +118,6 @@ def test_message_ids_read_in_bulk_are_the_history_format() -> None:
 
     from geo_recon.workload import message
 
-    ids = [_pulsar.MessageId(12, 5, -1, 0), _pulsar.MessageId(2**30, 0, 3, -1)]
+    ids = [_pulsar.MessageId(-1, 12, 5, 0), _pulsar.MessageId(3, 2**30, 0, -1)]  # (partition, ledger, entry, batch)
     assert message.msg_id_texts(ids) == ["12:5:-1:0", f"{2**30}:0:3:-1"] == list(map(message.format_msg_id, ids))
     assert message.msg_id_texts([_MessageId(6)]) == ["7:1:-1:2"]  # another client's ids: one by one
