@@ -24,7 +24,10 @@ from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _OPTION = orjson.OPT_SERIALIZE_NUMPY
 _INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1  # what orjson writes; it refuses anything bigger
@@ -111,7 +114,39 @@ def encode_columns(keys: tuple[str, ...], constant: Mapping[str, Any], columns: 
     if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
             any(len(column) != count for column in given):
         return encode_lines([(keys, values) for values in zip(*given)])
-    return "".join(_column_lines(keys, given, count)).encode()
+    lines = _joined_in_arrow(keys, given)
+    return lines if lines is not None else "".join(_column_lines(keys, given, count)).encode()
+
+
+def _joined_in_arrow(keys: tuple[str, ...], columns: Sequence[Any]) -> bytes | None:
+    """The lines of columns that are all one value, 64-bit integers or strings that need no escaping, joined
+    by Arrow in one pass (integers as ``%d`` writes them, the strings as they are between quotes, the rest
+    into the segments between): a fifth of the time of one ``%`` a line. None for any other column."""
+    parts: list[Any] = []
+    text = "{"
+    for i, (key, column) in enumerate(zip(keys, columns)):
+        text += ("," if i else "") + _json(key) + ":"
+        if type(column) is _Same:
+            text += _json(column.value)
+            continue
+        if type(column) is array and column.typecode == "q":
+            parts += [text, pc.cast(pa.array(np.frombuffer(column, dtype=np.int64)), pa.string())]
+            text = ""
+        elif type(column) is list and set(map(type, column)) == {str} and _plain("".join(column)):
+            parts += [text + '"', pa.array(column, pa.string())]
+            text = '"'
+        else:
+            return None
+    parts.append(text + "}\n")
+    if len(parts) == 1:  # every field one value: the template's own path
+        return None
+    try:
+        lines = pc.binary_join_element_wise(*[pa.scalar(p, pa.string()) if type(p) is str else p for p in parts], "")
+    except (pa.ArrowException, OverflowError):  # beyond a string array's 2 GiB: line by line
+        return None
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return bytes(memoryview(lines.buffers()[2])[start:end])
 
 
 def encode_lines(items: Sequence[bytes | tuple[tuple[str, ...], tuple[Any, ...]]]) -> bytes:
