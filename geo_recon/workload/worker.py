@@ -474,8 +474,12 @@ class Worker:
             self.errors.append(f"{name}: close failed: {type(exc).__name__}: {exc}")
 
     def on_sent(self, base: dict, seq: int, outstanding: SendWindow):
+        kept, keep = self.kept_threads, self.keep_thread
+
         def callback(result, msg_id) -> None:
             try:
+                if threading.get_ident() not in kept:  # the billing producers' callbacks too (threadstate)
+                    keep()
                 name = getattr(result, "name", str(result))
                 if name == "Ok":
                     self.complete(base, seq, "ok", msg_id=message.format_msg_id(msg_id))
