@@ -56,7 +56,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from geo_recon import history_arrow, history_jsonl
+from geo_recon import history_arrow, history_jsonl, history_sends
 from geo_recon.errors import GeoReconError
 from geo_recon.rundir import RunDir
 
@@ -449,6 +449,7 @@ class HistoryWriter:
         self._interval = float(fsync_interval_s)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._buffer: list[Any] = []
+        self._send_logs: list[history_sends.SendLog] = []
         self._unwritten = b""  # encoded but not yet written (after a failed write)
         self._buffer_lock = threading.Lock()
         self._io_lock = threading.Lock()
@@ -481,6 +482,40 @@ class HistoryWriter:
         if self._interval == 0:
             self.flush()
 
+    def send_log(self, *, region: str, process: str, producer: str, topic: str,
+                 msg_ids: Any) -> history_sends.SendLog:
+        """A producer's invokes and oks as columns (:class:`history_sends.SendLog`), written at each flush with
+        the rest. Its appends raise nothing: the producer calls :meth:`check` now and then."""
+        if self._interval == 0:
+            raise ValueError("a send log is written by the background flush (fsync_interval_s > 0)")
+        log = history_sends.SendLog(region=region, process=process, producer=producer, topic=topic, msg_ids=msg_ids)
+        with self._buffer_lock:
+            self._send_logs.append(log)
+        return log
+
+    def check(self) -> None:
+        """Raise what a background write failed with (once), or that the writer is closed."""
+        with self._buffer_lock:
+            self._raise_pending()
+            if self._fd is None:
+                raise HistoryError("history writer is closed", path=self.path)
+
+    def _take(self) -> tuple[list[Any], list[history_sends.SendColumns]]:
+        """Everything appended so far: the buffered items, and the send logs' events as columns (every log's
+        oks taken before any invoke, so each ok and each item goes out with or after its invoke)."""
+        items, self._buffer = self._buffer, []
+        logs = list(self._send_logs)
+        oks = [log.take_oks() for log in logs]
+        invokes = [log.take_invokes() for log in logs]
+        return items, [part for part in (*invokes, *oks) if part is not None]
+
+    def _encode_all(self, items: list[Any], sends: list[history_sends.SendColumns]) -> bytes:
+        """The bytes of one flush: the send logs' events, then the buffered items."""
+        parts = []
+        for part in map(history_sends.SendColumns.resolved, sends):
+            parts.append(history_jsonl.encode_columns(part.fields, part.constant, part.columns, part.count))
+        return b"".join([*parts, self._encode(items) if items else b""])
+
     def _encode_one(self, event: Mapping[str, Any]) -> Any:
         """What ``append`` buffers for one event (here: its line)."""
         return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
@@ -500,11 +535,11 @@ class HistoryWriter:
                     return  # keep the error for the caller; retrying would hide it
                 if not background:
                     self._raise_pending()
-                items, self._buffer = self._buffer, []
+                items, sends = self._take()
                 fd = self._fd
             if fd is None:
                 return
-            data, self._unwritten = self._unwritten + (self._encode(items) if items else b""), b""
+            data, self._unwritten = self._unwritten + (self._encode_all(items, sends) if items or sends else b""), b""
             view = memoryview(data)
             try:
                 while view:
@@ -591,6 +626,15 @@ class ArrowHistoryWriter(HistoryWriter):
 
     def _encode(self, items: list[Any]) -> bytes:
         return history_arrow.batch_bytes(history_arrow.encode_shaped(items))
+
+    def _encode_all(self, items: list[Any], sends: list[history_sends.SendColumns]) -> bytes:
+        batches = []
+        for part in map(history_sends.SendColumns.resolved, sends):
+            batch = history_arrow.encode_columns(part.constant, part.columns, part.count)
+            batches.append(batch if batch is not None else history_arrow.encode_shaped(part.rows()))
+        if items:
+            batches.append(history_arrow.encode_shaped(items))
+        return history_arrow.batch_bytes(history_arrow.concat_batches(batches))
 
     def _closing(self) -> None:
         self._write_now(history_arrow.END_OF_STREAM)

@@ -12,6 +12,7 @@ This module is pure (no files); :mod:`geo_recon.history` writes and reads the fi
 
 from __future__ import annotations
 
+from array import array as array_type
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -146,6 +147,43 @@ def encode_shaped(rows: Sequence[Shaped]) -> pa.RecordBatch:
     if back is not None:
         columns = [column.take(back) for column in columns]
     return pa.RecordBatch.from_arrays([*columns, extra], schema=EVENT_SCHEMA)
+
+
+def encode_columns(constant: Mapping[str, Any], columns: Mapping[str, Sequence[Any]], count: int) -> pa.RecordBatch | None:
+    """``count`` events given as a value for all (``constant``) or a column (``count`` values) a field, as one
+    record batch; None when a field has no typed column or a value is not of its column's type (the caller
+    then encodes the events one by one, which keeps them whole)."""
+    if not _KNOWN.issuperset(constant) or not _KNOWN.issuperset(columns):
+        return None
+    arrays = []
+    for name, kind in FIELDS:
+        if name in constant:
+            value = constant[name]
+            if not (kind == _STR and type(value) is str):
+                return None
+            arrays.append(pa.repeat(pa.scalar(value, pa.string()), count))
+        elif name in columns:
+            column = columns[name]
+            if len(column) != count:
+                return None
+            if kind == _INT and type(column) is array_type and column.typecode == "q":  # int64 already
+                array = pa.array(np.frombuffer(column, dtype=np.int64))
+            else:
+                array = _column(list(column), kind)
+            if array is None or array.null_count:
+                return None
+            arrays.append(array)
+        else:
+            arrays.append(pa.nulls(count, _ARROW_TYPES[kind]))
+    return pa.RecordBatch.from_arrays([*arrays, pa.nulls(count, pa.string())], schema=EVENT_SCHEMA)
+
+
+def concat_batches(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
+    """Batches of the event schema as one (a flush appends one batch)."""
+    if len(batches) == 1:
+        return batches[0]
+    return pa.RecordBatch.from_arrays([pa.concat_arrays([b.column(i) for b in batches])
+                                       for i in range(len(EVENT_SCHEMA))], schema=EVENT_SCHEMA)
 
 
 def decode_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:

@@ -20,10 +20,14 @@ This module is pure (no files); :class:`geo_recon.history.HistoryWriter` writes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _OPTION = orjson.OPT_SERIALIZE_NUMPY
 _INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1  # what orjson writes; it refuses anything bigger
@@ -43,9 +47,21 @@ def _lines(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
             any(len(row) != len(keys) for row in rows):
         return [orjson.dumps(dict(zip(keys, row)), option=_OPTION).decode() + "\n" for row in rows]
+    return _column_lines(keys, list(zip(*rows)), len(rows))
+
+
+def _column_lines(keys: tuple[str, ...], columns: Sequence[Sequence[Any]], count: int) -> list[str]:
+    """The lines of ``count`` events given as one column a key (distinct string keys), in their order."""
     pieces, varying = [], []
-    for key, column in zip(keys, zip(*rows)):
+    for key, column in zip(keys, columns):
         name = _json(key).replace("%", "%%")
+        if type(column) is _Same:
+            pieces.append(f"{name}:{_json(column.value).replace('%', '%%')}")
+            continue
+        if type(column) is array and column.typecode == "q":  # 64-bit integers already: no scan
+            pieces.append(f"{name}:%d")
+            varying.append(column)
+            continue
         kinds = set(map(type, column))
         if kinds == {str}:
             first = column[0]
@@ -68,8 +84,69 @@ def _lines(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
             varying.append([_json(v) for v in column])
     template = "{" + ",".join(pieces) + "}\n"
     if not varying:
-        return [template % ()] * len(rows)
-    return [template % values for values in zip(*varying)]
+        return [template % ()] * count
+    return list(map(template.__mod__, zip(*varying)))
+
+
+class _Same:
+    """A column holding one value ``count`` times, written once into the lines' template."""
+
+    __slots__ = ("value", "count")
+
+    def __init__(self, value: Any, count: int):
+        self.value, self.count = value, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return iter([self.value] * self.count)
+
+
+def encode_columns(keys: tuple[str, ...], constant: Mapping[str, Any], columns: Mapping[str, Sequence[Any]],
+                   count: int) -> bytes:
+    """The JSON lines of ``count`` events whose every field (``keys``, in that order) is one value for all
+    (``constant``) or a column of ``count`` values: the bytes :func:`encode_lines` gives for the same events
+    as ``(keys, values)`` items. A column of ``array('q')`` is written with ``%d`` without a scan."""
+    if count == 0:
+        return b""
+    given = [_Same(constant[k], count) if k in constant else columns[k] for k in keys]
+    if len(set(keys)) != len(keys) or not all(type(k) is str for k in keys) or \
+            any(len(column) != count for column in given):
+        return encode_lines([(keys, values) for values in zip(*given)])
+    lines = _joined_in_arrow(keys, given)
+    return lines if lines is not None else "".join(_column_lines(keys, given, count)).encode()
+
+
+def _joined_in_arrow(keys: tuple[str, ...], columns: Sequence[Any]) -> bytes | None:
+    """The lines of columns that are all one value, 64-bit integers or strings that need no escaping, joined
+    by Arrow in one pass (integers as ``%d`` writes them, the strings as they are between quotes, the rest
+    into the segments between): a fifth of the time of one ``%`` a line. None for any other column."""
+    parts: list[Any] = []
+    text = "{"
+    for i, (key, column) in enumerate(zip(keys, columns)):
+        text += ("," if i else "") + _json(key) + ":"
+        if type(column) is _Same:
+            text += _json(column.value)
+            continue
+        if type(column) is array and column.typecode == "q":
+            parts += [text, pc.cast(pa.array(np.frombuffer(column, dtype=np.int64)), pa.string())]
+            text = ""
+        elif type(column) is list and set(map(type, column)) == {str} and _plain("".join(column)):
+            parts += [text + '"', pa.array(column, pa.string())]
+            text = '"'
+        else:
+            return None
+    parts.append(text + "}\n")
+    if len(parts) == 1:  # every field one value: the template's own path
+        return None
+    try:
+        lines = pc.binary_join_element_wise(*[pa.scalar(p, pa.string()) if type(p) is str else p for p in parts], "")
+    except (pa.ArrowException, OverflowError):  # beyond a string array's 2 GiB: line by line
+        return None
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return bytes(memoryview(lines.buffers()[2])[start:end])
 
 
 def encode_lines(items: Sequence[bytes | tuple[tuple[str, ...], tuple[Any, ...]]]) -> bytes:

@@ -97,3 +97,15 @@ def payload(size: int) -> bytes:
 def format_msg_id(msg_id: Any) -> str:
     """``ledger:entry:partition:batch`` as in the history format."""
     return f"{msg_id.ledger_id()}:{msg_id.entry_id()}:{msg_id.partition()}:{msg_id.batch_index()}"
+
+
+def msg_id_texts(msg_ids: list[Any]) -> list[str]:
+    """:func:`format_msg_id` of many ids at once: for the client's own ids, each field read by a C-level ``map``
+    (a flush turns a producer's acknowledgements into text in bulk, not the callback one by one)."""
+    import _pulsar
+
+    kind = _pulsar.MessageId
+    if not all(type(m) is kind for m in msg_ids):
+        return [format_msg_id(m) for m in msg_ids]
+    fields = [map(read, msg_ids) for read in (kind.ledger_id, kind.entry_id, kind.partition, kind.batch_index)]
+    return list(map("%d:%d:%d:%d".__mod__, zip(*fields)))

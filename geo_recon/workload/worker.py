@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict
 
 from geo_recon import history
 from geo_recon.errors import ConfigError
-from geo_recon.workload import billing_load, failover, message, schedule
+from geo_recon.history_sends import SendLog
+from geo_recon.workload import billing_load, failover, message, schedule, threadstate
 from geo_recon.workload.spec import WorkloadSpec
 
 # Results that prove the message never left this process: the client refused it.
@@ -88,9 +89,6 @@ def history_file(region: str, role: str, part: int = 0, suffix: str = history.HI
     return f"{region}{suffix}" if not part else f"{region}.{part}{suffix}"
 
 
-#: the fields of a producer's send events, in the order the JSONL lines have always had them
-INVOKE_FIELDS = ("type", "f", "region", "process", "producer", "time", "seq", "key", "topic")
-OK_FIELDS = ("type", "f", "region", "process", "producer", "time", "seq", "msg_id")
 
 
 class SendWindow:
@@ -106,12 +104,20 @@ class SendWindow:
         for _ in range(size):
             self._tokens.put(None)
         self.release = partial(self._tokens.put, None)
+        self.take = self._tokens.get  # take(True, timeout): a token, or queue.Empty
 
     def acquire(self, timeout: float) -> bool:
         try:
             self._tokens.get(timeout=timeout)
         except queue.Empty:
             return False
+        return True
+
+    def acquire_unless(self, stopping: threading.Event, every_s: float = 0.2) -> bool:
+        """Wait for a token until ``stopping`` is set: True with a token, False when stopping."""
+        while not self.acquire(every_s):
+            if stopping.is_set():
+                return False
         return True
 
 
@@ -122,7 +128,7 @@ class _Counters:
     lock: threading.Lock = field(default_factory=threading.Lock)
     sent: int = 0
     acked: int = 0
-    sent_by_producer: dict[str, int] = field(default_factory=dict)  # each producer thread's own count, no lock
+    logs: dict[str, SendLog] = field(default_factory=dict)  # each producer's send log: its invokes and oks counted
     failed: int = 0
     unknown: int = 0
     stuck: int = 0  # sends whose callback never came before their producer was closed
@@ -145,13 +151,23 @@ class _Counters:
             if lag_ms is not None:
                 self.recent_lag_ms.append(lag_ms)
 
+    def add_log(self, producer: str, log: SendLog) -> None:
+        with self.lock:
+            self.logs[producer] = log
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             lags = sorted(self.recent_lag_ms)
+            sent, acked, acked_by_producer = self.sent, self.acked, dict(self.acked_by_producer)
+            for producer, log in self.logs.items():
+                invokes, oks = log.counts()
+                sent, acked = sent + invokes, acked + oks
+                if oks:
+                    acked_by_producer[producer] = acked_by_producer.get(producer, 0) + oks
             return {
-                "sent": self.sent + sum(self.sent_by_producer.values()), "acked": self.acked,
+                "sent": sent, "acked": acked,
                 "failed": self.failed, "unknown": self.unknown,
-                "stuck": self.stuck, "received": self.received, "acked_by_producer": dict(self.acked_by_producer),
+                "stuck": self.stuck, "received": self.received, "acked_by_producer": acked_by_producer,
                 "distinct_by_producer": dict(self.distinct_by_producer),
                 "lag_ms_p50": lags[len(lags) // 2] if lags else None,
                 "lag_ms_max": lags[-1] if lags else None,
@@ -184,6 +200,7 @@ class Worker:
         self._last_receipt_at = time.monotonic()
         self.watcher: failover.Watcher | None = None  # follows the client's cluster when failover is on
         self.result_ok: Any = None  # pulsar.Result.Ok's value, once the client is loaded
+        self.kept_threads, self.keep_thread = threadstate.keeper()  # the client's threads calling back
         self.subscription = f"geo-recon-{self.region}"  # the same name on every cluster the consumers reach
         workers_dir = self.run_dir / "workers"
         workers_dir.mkdir(parents=True, exist_ok=True)
@@ -393,36 +410,41 @@ class Worker:
         base = {"f": "send", "region": self.region, "process": name, "producer": name}
         keys = schedule.key_stream(self.cfg.seed, name, w.keys)
         end_ns = start + int(w.duration_s * 1e9)
-        # The hot path, once per message: names bound once, events appended as tuples the writer
-        # encodes at flush time, one C-level callback object per send (see acknowledger).
-        stopping, time_ns, due_ns, append = self.stopping, time.time_ns, schedule.due_ns, self.writer.append_fields
-        acquire, send = outstanding.acquire, message.sender(producer, payload, name, dedup=w.producer_dedup)
-        region, sent_by_producer = self.region, self.counters.sent_by_producer
-        done = self.acknowledger(base, outstanding.release)
-        sent = 0
+        log = self.writer.send_log(region=self.region, process=name, producer=name, topic=topic,
+                                   msg_ids=message.msg_id_texts)
+        self.counters.add_log(name, log)
+        # The hot path, once per message: names bound once, the invoke appended as plain values to the
+        # producer's send log (the writer formats a flush's worth at once), one C-level callback object
+        # per send (see acknowledger). Every CPU-us here is one the client's threads wait for: one GIL.
+        stopping, is_set, time_ns, check = self.stopping, self.stopping.is_set, time.time_ns, self.writer.check
+        take_token, send = outstanding.take, message.sender(producer, payload, name, dedup=w.producer_dedup)
+        invoke_key, invoke_seq, invoke_time = log.invoke_key, log.invoke_seq, log.invoke_time
+        done = self.acknowledger(log, base, outstanding.release)
         for seq in range(total):
             now = time_ns()
-            if now >= end_ns or stopping.is_set():
+            if now >= end_ns or is_set():
                 break
-            wait = (due_ns(start, rate, seq) - now) / 1e9
-            if wait > 0 and stopping.wait(wait):
+            wait = start + int(seq * 1e9 / rate) - now  # schedule.due_ns, inline
+            if wait > 0 and stopping.wait(wait / 1e9):
                 break
-            while not acquire(0.2):
-                if stopping.is_set():
+            if not seq & 1023:
+                check()  # a failed background write stops the producer, as an append would
+            try:
+                take_token(True, 0.2)
+            except queue.Empty:
+                if not outstanding.acquire_unless(stopping):
                     break
-            else:
-                now = time_ns()  # the invoke's time: after any wait for the window, just before the send
-                key = next(keys)
-                append(INVOKE_FIELDS, ("invoke", "send", region, name, name, now, seq, key, topic))
-                sent += 1
-                sent_by_producer[name] = sent  # this thread's own entry: no lock
-                try:
-                    send(seq, now, key, partial(done, seq))
-                except Exception as exc:  # refused synchronously: it never left this process
-                    self.complete(base, seq, "fail", error=type(exc).__name__)
-                    outstanding.release()
-                continue
-            break
+            now = time_ns()  # the invoke's time: after any wait for the window, just before the send
+            key = next(keys)
+            invoke_key(key)
+            invoke_seq(seq)
+            invoke_time(now)  # last: the invoke is whole (history_sends)
+            try:
+                send(seq, now, key, partial(done, seq))
+            except Exception as exc:  # refused synchronously: it never left this process
+                self.complete(base, seq, "fail", error=type(exc).__name__)
+                outstanding.release()
+        sent = log.counts()[0]
         elapsed = max((time.time_ns() - start) / 1e9, 1e-9)
         self.achieved_rates[name] = round(sent / min(elapsed, w.duration_s) if sent else 0.0, 2)
         self.finish_sends(producer, outstanding, name)
@@ -452,8 +474,12 @@ class Worker:
             self.errors.append(f"{name}: close failed: {type(exc).__name__}: {exc}")
 
     def on_sent(self, base: dict, seq: int, outstanding: SendWindow):
+        kept, keep = self.kept_threads, self.keep_thread
+
         def callback(result, msg_id) -> None:
             try:
+                if threading.get_ident() not in kept:  # the billing producers' callbacks too (threadstate)
+                    keep()
                 name = getattr(result, "name", str(result))
                 if name == "Ok":
                     self.complete(base, seq, "ok", msg_id=message.format_msg_id(msg_id))
@@ -465,17 +491,20 @@ class Worker:
                 outstanding.release()
         return callback
 
-    def acknowledger(self, base: dict, release):
+    def acknowledger(self, log: SendLog, base: dict, release):
         """A producer's send callback, ``callback(seq, result, msg_id)`` (one ``partial`` of it a send): the
-        common case, an acknowledgement with no failover, recorded with the least Python (everything bound
-        once, in a closure); anything else as ``on_sent``. ``result.value``: comparing the client's enums
-        costs 0.7 CPU-us, their values 0.15."""
-        name, region, ok = base["producer"], base["region"], self.result_ok
-        append, time_ns, counters = self.writer.append_fields, time.time_ns, self.counters
-        lock, by_producer, msg_id_text = counters.lock, counters.acked_by_producer, message.format_msg_id
+        common case, an acknowledgement with no failover, recorded with the least Python: three appends to
+        the producer's send log (its message id read at flush, in bulk; its count is the log's); anything
+        else as ``on_sent``. ``result.value``: comparing the client's enums costs 0.7 CPU-us, their values 0.15.
+        The first callback on each of the client's threads keeps that thread's Python state (threadstate)."""
+        ok, time_ns, ident = self.result_ok, time.time_ns, threading.get_ident
+        ok_msg_id, ok_seq, ok_time = log.ok_msg_id, log.ok_seq, log.ok_time
+        kept, keep = self.kept_threads, self.keep_thread
 
         def other(seq: int, result, msg_id) -> None:
             try:
+                if ident() not in kept:
+                    keep()
                 self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)
             finally:
                 release()
@@ -485,13 +514,14 @@ class Worker:
 
         def acked(seq: int, result, msg_id) -> None:
             try:
-                if result.value != ok:
+                if ident() not in kept:
+                    keep()
+                if result.value == ok:
+                    ok_msg_id(msg_id)
+                    ok_seq(seq)
+                    ok_time(time_ns())  # last: the ok is whole (history_sends)
+                else:
                     self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)
-                    return
-                append(OK_FIELDS, ("ok", "send", region, name, name, time_ns(), seq, msg_id_text(msg_id)))
-                with lock:
-                    counters.acked += 1
-                    by_producer[name] = by_producer.get(name, 0) + 1
             finally:
                 release()
 

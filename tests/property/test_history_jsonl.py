@@ -4,6 +4,8 @@ integers, floats, None, lists, repeated keys, lines already encoded)."""
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 import orjson
 import pytest
@@ -73,3 +75,33 @@ def test_what_orjson_refuses_is_refused() -> None:
 def test_strings_that_need_escaping_in_a_column_of_plain_ones(special: str) -> None:
     items = [(("k", "n"), ("plain", 1)), (("k", "n"), (special, 2)), (("k", "n"), ("other", 3))]
     assert history_jsonl.encode_lines(items) == reference(items)
+
+
+columns_of = st.sampled_from([texts, ints, values])
+
+
+@st.composite
+def column_events(draw) -> tuple:
+    """Events of one shape as a writer's send log gives them: each field one value for all or a column."""
+    shape = draw(st.lists(keys, min_size=1, max_size=5, unique=True).map(tuple))
+    count = draw(st.integers(min_value=1, max_value=20))
+    constant, columns = {}, {}
+    for key in shape:
+        how = draw(st.integers(0, 2))
+        if how == 0:
+            constant[key] = draw(scalars)
+        elif how == 1:
+            columns[key] = array("q", draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=count,
+                                                     max_size=count)))
+        else:
+            kind = draw(columns_of)
+            columns[key] = draw(st.lists(kind, min_size=count, max_size=count))
+    return shape, constant, columns, count
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(column_events())
+def test_column_lines_are_orjsons(given_events: tuple) -> None:
+    shape, constant, columns, count = given_events
+    rows = [(shape, tuple(constant[k] if k in constant else columns[k][i] for k in shape)) for i in range(count)]
+    assert history_jsonl.encode_columns(shape, constant, columns, count) == reference(rows)
