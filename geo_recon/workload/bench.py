@@ -87,21 +87,24 @@ def perf_rate(output: str, seconds: float) -> float:
     return round(perf_records(output, 0) / seconds, 1)
 
 
-#: the bare client's rows: payload only (the reference of the ratios), and the recorder's own messages
+#: the bare client's rows: payload only (the reference of the ratios), the recorder's own messages, and the
+#: client as most applications run it (no kept thread state: context, no ratio is stated against it)
 RAW_LABEL = "python client alone (payload only, no recording)"
 RAW_SAME_LABEL = "python client alone (the recorder's messages, no recording)"
+RAW_PLAIN_LABEL = "python client alone, as commonly used (payload only, thread state made per callback)"
 
 
 def python_client_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None,
-                       identity: bool = False) -> LoadFigure:
+                       identity: bool = False, plain: bool = False) -> LoadFigure:
     """The pulsar-client package alone, nothing recorded: the ceiling of any Python load generator. It sends
-    as the recorder does (the client's C++ binding, see raw_client); with ``identity`` it sends the
-    recorder's very messages, else the bare payload."""
+    as the recorder does (the client's C++ binding, its callback thread's Python state kept: see raw_client);
+    with ``identity`` it sends the recorder's very messages, else the bare payload; ``plain`` leaves out the
+    kept thread state (the client as most applications run it)."""
     import json
     import sys
 
     argv = [sys.executable, "-m", "geo_recon.workload.raw_client", service_url, topic, str(seconds), str(size),
-            *(["--identity"] if identity else [])]
+            *(["--identity"] if identity else []), *(["--plain"] if plain else [])]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
@@ -110,8 +113,8 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
     except (IndexError, ValueError):
         raise GeoReconError(f"the raw Python client run printed no figures (exit {proc.returncode}): "
                             f"{(proc.stderr or proc.stdout)[-400:]}") from None
-    return LoadFigure(RAW_SAME_LABEL if identity else RAW_LABEL, None, float(out["rate"]), int(out["acked"]), 0,
-                      None)
+    label = RAW_PLAIN_LABEL if plain else RAW_SAME_LABEL if identity else RAW_LABEL
+    return LoadFigure(label, None, float(out["rate"]), int(out["acked"]), 0, None)
 
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
@@ -147,12 +150,13 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
                                  seconds=seconds, size=size, netns=netns)
         figures.append(LoadFigure(f"{PERF_AGAIN_LABEL} {history_format} run", None, again.achieved_rate, again.acked,
                                   0, None))
-    for identity in (False, True):
-        what = "the recorder's messages" if identity else "payload only"
+    for identity, plain in ((False, True), (False, False), (True, False)):
+        what = "the recorder's messages" if identity else "payload only, as commonly used" if plain else "payload only"
         progress(f"the Python client alone ({what}, batching, nothing recorded) for {seconds:.0f}s ...")
-        figures.append(python_client_rate(ep.service_url, f"persistent://geo/recon/bench-raw{int(identity)}-{stamp}",
+        figures.append(python_client_rate(ep.service_url,
+                                          f"persistent://geo/recon/bench-raw{int(identity)}{int(plain)}-{stamp}",
                                           seconds=seconds, size=size, netns=namespaces.get(region),
-                                          identity=identity))
+                                          identity=identity, plain=plain))
     for batching in (True, False):
         progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
         figures.append(geo_recon_rate(deployment, region, scheme, batching=batching,
@@ -196,6 +200,7 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
     perf = perf_baseline(figures)
     raw = next((f for f in figures if f.label == RAW_LABEL), None)
     raw_same = next((f for f in figures if f.label == RAW_SAME_LABEL), None)
+    raw_plain = next((f for f in figures if f.label == RAW_PLAIN_LABEL), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
     native = next((f for f in figures if f.label.startswith("geo-recon native") and "jsonl" in f.label), None)
     native_arrow = next((f for f in figures if f.label.startswith("geo-recon native") and "arrow" in f.label), None)
@@ -212,6 +217,8 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
                          "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
                         for label, f in by_label.items()],
             "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
+                       # the client as most applications run it, against the reference (context only)
+                       "python_client_plain_vs_python_client": ratio(raw_plain, raw),
                        # the same, against the bare client sending the recorder's messages (what recording costs)
                        "python_recorder_vs_python_client_same_messages": ratio(best, raw_same),
                        "python_recorder_arrow_vs_python_client_same_messages": ratio(arrow, raw_same),

@@ -49,3 +49,11 @@ def test_python_client_rate_with_the_recorders_messages_says_so(monkeypatch):
     assert fig.label == bench.RAW_SAME_LABEL and "recorder's messages" in fig.label
     plain = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None)
     assert "--identity" not in seen["argv"] and plain.label == bench.RAW_LABEL
+
+
+def test_the_client_as_commonly_used_is_its_own_row_and_not_the_reference(monkeypatch):
+    seen = _fake_runs(monkeypatch)
+    fig = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None, plain=True)
+    assert seen["argv"][-1] == "--plain" and fig.label == bench.RAW_PLAIN_LABEL
+    reference = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None)
+    assert "--plain" not in seen["argv"] and reference.label == bench.RAW_LABEL != bench.RAW_PLAIN_LABEL
