@@ -180,3 +180,15 @@ def test_outcome_folding(tmp_path: Path) -> None:
     m = read_history(make_run(tmp_path, {"s.jsonl": sends})).messages
     from geo_recon.check.model import Outcome
     assert m.outcome.tolist() == [Outcome.OK, Outcome.PENDING, Outcome.FAIL, Outcome.INFO]
+
+
+def test_a_history_whose_every_send_line_was_skipped_cannot_be_decided(tmp_path: Path) -> None:
+    """Receipts of a message whose invoke and ok lines are both torn: with --skip-bad nothing is left to
+    judge them against, which is "could not decide" (hypothesis found this as an IndexError)."""
+    from geo_recon.check import CannotDecide, check_run
+
+    run = make_run(tmp_path, {"a-recv.jsonl": [recv("a/c0", "a/p0", 0, 2)]}, regions=("a",))
+    torn = [json.dumps(line)[:40] for line in sent("a/p0", 0, 0)]
+    (run / "history" / "a.jsonl").write_text("".join(line + "\n" for line in torn))
+    with pytest.raises(CannotDecide, match="no acknowledged send"):
+        check_run(run, skip_bad=True)
