@@ -1271,7 +1271,7 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
         (kind[a:b] == 1) | ~has_ok[send_msg[a:b]]))
     pick = _first_row(m, send_msg, at_done)
     del at_done
-    done_ref = np.where(pick >= 0, s["ref"][np.maximum(pick, 0)], -1)
+    done_ref = np.where(pick >= 0, s["ref"][np.maximum(pick, 0)], -1) if len(kind) else np.full(m, -1, np.int64)
 
     # origin, key and sending process: from the first invoke line, else from the first send line
     pick = _first_row(m, send_msg, np.flatnonzero(is_invoke))
