@@ -190,28 +190,31 @@ def _hash_block(arr: pa.Array) -> np.ndarray:
 
 @dataclass(slots=True)
 class Chunk:
-    """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines."""
+    """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines.
+
+    As parsed every column is an array; :func:`compact` (on the way back from a parsing worker) may make a line
+    column None and a code column :class:`Repeated` or narrower."""
 
     names: dict[str, list[str]]  # "region", "process", "producer", "key", "subscription" -> local names
     send_kind: np.ndarray  # int8 SEND_KIND
     send_time: np.ndarray
-    send_region: np.ndarray  # int32 local codes
-    send_process: np.ndarray
-    send_producer: np.ndarray
+    send_region: np.ndarray | Repeated  # int32 local codes
+    send_process: np.ndarray | Repeated
+    send_producer: np.ndarray | Repeated
     send_seq: np.ndarray
-    send_key: np.ndarray  # -1 none
-    send_line: np.ndarray  # int64 line within the chunk, from 1
-    send_cluster: np.ndarray  # int32 local region codes, -1 none
+    send_key: np.ndarray | Repeated  # -1 none
+    send_line: np.ndarray | None  # int64 line within the chunk, from 1
+    send_cluster: np.ndarray | Repeated  # int32 local region codes, -1 none
     recv_time: np.ndarray
-    recv_region: np.ndarray
-    recv_process: np.ndarray
-    recv_producer: np.ndarray
+    recv_region: np.ndarray | Repeated
+    recv_process: np.ndarray | Repeated
+    recv_producer: np.ndarray | Repeated
     recv_seq: np.ndarray
     recv_hash: np.ndarray
-    recv_flags: np.ndarray
-    recv_line: np.ndarray
-    recv_subscription: np.ndarray  # int32 local codes, -1 none
-    recv_cluster: np.ndarray  # int32 local region codes, -1 none
+    recv_flags: np.ndarray | Repeated
+    recv_line: np.ndarray | None
+    recv_subscription: np.ndarray | Repeated  # int32 local codes, -1 none
+    recv_cluster: np.ndarray | Repeated  # int32 local region codes, -1 none
     faults: list[tuple[int, dict[str, Any]]]  # (line within the chunk, event)
     failovers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line within the chunk, event)
     lines: int = 0
@@ -711,11 +714,51 @@ def arrow_chunk(path: str | os.PathLike[str], *, skip_bad: bool = False, start: 
 def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
     path, start, end, skip_bad, use_threads = task
     if is_arrow(path):
-        return arrow_chunk(path, skip_bad=skip_bad, start=start, stop=end)
+        return compact(arrow_chunk(path, skip_bad=skip_bad, start=start, stop=end))
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    return parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads)
+    return compact(parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads))
+
+
+@dataclass(frozen=True, slots=True)
+class Repeated:
+    """A column of ``count`` equal values (a consumer's file: one region, one process, no subscription named)."""
+
+    value: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+#: a chunk's code columns: the same value on every line, or a handful of local codes (-1 none)
+_CODE_COLUMNS = ("send_region", "send_process", "send_producer", "send_key", "send_cluster", "recv_region",
+                 "recv_process", "recv_producer", "recv_flags", "recv_subscription", "recv_cluster")
+
+
+def compact(chunk: Chunk) -> Chunk:
+    """The chunk in fewer bytes, for the trip from a parsing worker to the reader (about half of them, so half
+    the copying and of the page faults of fresh memory on both sides): line numbers that count every line of the
+    chunk (a file of one kind of line) become None, a code column holding one value becomes :class:`Repeated`,
+    the others the narrowest integer type their local codes fit. :func:`_absorb` undoes it."""
+    n = chunk.lines
+    for name in ("send_line", "recv_line"):
+        lines = getattr(chunk, name)
+        if len(lines) and len(lines) == n and lines[0] == 1 and lines[-1] == n:  # increasing: 1..n
+            setattr(chunk, name, None)
+    for name in _CODE_COLUMNS:
+        codes = getattr(chunk, name)
+        if len(codes) < 2:
+            continue
+        low, high = int(codes.min()), int(codes.max())
+        if low == high:
+            setattr(chunk, name, Repeated(low, len(codes)))
+        elif codes.dtype != np.int8 and -128 <= low and high < 128:
+            setattr(chunk, name, codes.astype(np.int8))
+        elif codes.dtype.itemsize > 2 and -32768 <= low and high < 32768:
+            setattr(chunk, name, codes.astype(np.int16))
+    return chunk
 
 
 def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int = ARROW_CHUNK_ROWS) -> list[int]:
@@ -835,14 +878,16 @@ class _ColumnStore:
         if not n:
             return
         self.counts[region] = self.counts.get(region, 0) + n
-        columns = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
+        columns = {k: np.broadcast_to(v[:1].astype(_DTYPES[k]), v.shape) if _is_repeated(v)
+                   else np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
         if self.files is not None:
             self._write(region, columns)
             return
         held = self.held.setdefault(region, {k: [] for k in columns})
         for name, values in columns.items():
             held[name].append(values)
-            self.nbytes += values.nbytes
+            if not _is_repeated(values):  # a repeated value holds no memory
+                self.nbytes += values.nbytes
         if self.nbytes > self.budget:
             self.files = {}
             for code, pieces in self.held.items():
@@ -857,7 +902,7 @@ class _ColumnStore:
             fh = files.get(name)
             if fh is None:
                 fh = files[name] = _temporary_file(self)
-            fh.write(memoryview(values).cast("B"))
+            fh.write(memoryview(np.ascontiguousarray(values)).cast("B"))
 
     def blocks(self, region: int | str) -> Iterator[tuple[int, int]]:
         n = self.counts[region]
@@ -870,8 +915,8 @@ class _ColumnStore:
             return np.zeros(0, dtype=_DTYPES[name])
         if self.files is None:
             pieces = self.held[region][name]
-            if len(pieces) > 1:
-                pieces[:] = [np.concatenate(pieces)]
+            if len(pieces) > 1 or _is_repeated(pieces[0]):
+                pieces[:] = [np.concatenate(pieces)]  # a writable array of its own, repeated values included
             return pieces[0][start:stop]
         fh = self.files[region][name]
         fh.flush()
@@ -934,19 +979,22 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
         raise HistoryError(reason, path=path, line=first_line + line - 1)
     luts = {k: names.lut(k, chunk.names[k]) for k in chunk.names}
     base = (np.int64(file_index) << np.int64(REF_LINE_BITS)) + np.int64(first_line - 1)
+    n_send = len(chunk.send_time)
     parts.columns.add(SENDS, {
-        "kind": chunk.send_kind, "time": chunk.send_time, "region": luts["region"][chunk.send_region],
-        "process": luts["process"][chunk.send_process], "producer": luts["producer"][chunk.send_producer],
-        "seq": chunk.send_seq, "key": luts["key"][chunk.send_key], "ref": chunk.send_line + base,
-        "cluster": luts["region"][chunk.send_cluster]})
+        "kind": chunk.send_kind, "time": chunk.send_time, "region": _coded(luts["region"], chunk.send_region),
+        "process": _coded(luts["process"], chunk.send_process),
+        "producer": _coded(luts["producer"], chunk.send_producer), "seq": chunk.send_seq,
+        "key": _coded(luts["key"], chunk.send_key), "ref": _refs(chunk.send_line, n_send, base),
+        "cluster": _coded(luts["region"], chunk.send_cluster)})
     if len(chunk.recv_time):
-        columns = {"time": chunk.recv_time, "process": luts["process"][chunk.recv_process],
-                   "producer": luts["producer"][chunk.recv_producer], "seq": chunk.recv_seq,
-                   "hash": chunk.recv_hash, "flags": chunk.recv_flags, "ref": chunk.recv_line + base,
-                   "subscription": luts["subscription"][chunk.recv_subscription],
-                   "cluster": luts["region"][chunk.recv_cluster]}
-        region = luts["region"][chunk.recv_region]
-        if (region == region[0]).all():  # a consumer's file: one region
+        columns = {"time": chunk.recv_time, "process": _coded(luts["process"], chunk.recv_process),
+                   "producer": _coded(luts["producer"], chunk.recv_producer), "seq": chunk.recv_seq,
+                   "hash": chunk.recv_hash, "flags": _coded(None, chunk.recv_flags),
+                   "ref": _refs(chunk.recv_line, len(chunk.recv_time), base),
+                   "subscription": _coded(luts["subscription"], chunk.recv_subscription),
+                   "cluster": _coded(luts["region"], chunk.recv_cluster)}
+        region = _coded(luts["region"], chunk.recv_region)
+        if _is_repeated(region) or (region == region[0]).all():  # a consumer's file: one region
             parts.columns.add(int(region[0]), columns)
         else:
             for code in np.unique(region).tolist():
@@ -959,6 +1007,29 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
     parts.bad_count += chunk.bad_count
     for line, reason in chunk.bad[: max(0, EXAMPLES - len(parts.bad))]:
         parts.bad.append(BadLine(path, first_line + line - 1, reason))
+
+
+def _coded(lut: np.ndarray | None, codes: np.ndarray | Repeated) -> np.ndarray:
+    """A chunk's code column through a lookup table (None: as it is); a :class:`Repeated` one as a read-only
+    view of its one value (no memory as long as the run), which the column store keeps as such."""
+    if isinstance(codes, Repeated):
+        value = codes.value if lut is None else lut[codes.value]
+        return np.broadcast_to(np.asarray(value), (codes.count,))
+    return codes if lut is None else lut[codes]
+
+
+def _refs(lines: np.ndarray | None, n: int, base: np.int64) -> np.ndarray:
+    """Line references of a chunk's rows (``lines`` None: its rows are its lines 1..n)."""
+    if lines is None:
+        out = np.arange(n, dtype=np.int64)
+        out += base + 1
+        return out
+    return lines + base
+
+
+def _is_repeated(values: np.ndarray) -> bool:
+    """A view of one value repeated (see :func:`_coded`)."""
+    return values.ndim == 1 and len(values) > 1 and values.strides[0] == 0
 
 
 def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, workers: int | None = None,
