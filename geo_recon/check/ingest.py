@@ -1294,6 +1294,64 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
     Rows are in file order (files sorted by path), so "first" is well defined.
     """
     m = len(messages["seq"])
+    is_invoke = s["kind"] == 0
+    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
+    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
+    once = open_invokes.max(initial=0) <= 1
+    completions = np.bincount(send_msg[~is_invoke], minlength=m)
+    once &= completions.max(initial=0) <= 1
+    open_invokes -= completions
+    del completions
+    pending = open_invokes > 0
+    del open_invokes
+    if once:
+        outcome, invoke_time, done_time, done_ref, pick = _fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
+    else:
+        outcome, invoke_time, done_time, done_ref, pick = _fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke,
+                                                                      pending=pending)
+    del pending
+    seen_send = pick >= 0
+    safe = np.maximum(pick, 0)
+    kind = s["kind"]
+    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
+    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
+                    key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
+                    done_ref=done_ref.astype(np.int64))
+
+
+_Folded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _fold_once(m: int, *, send_msg: np.ndarray, s: dict[str, np.ndarray], is_invoke: np.ndarray) -> _Folded:
+    """:func:`_fold_lines` when no message has two invoke lines or two completions (the usual history): each
+    first, last or only line is the one line, so plain assignments replace the folds (same values).
+
+    (outcome, invoke time, done time, done line reference, the row that names origin, process and key)."""
+    kind, time = s["kind"], s["time"]
+    inv_rows = np.flatnonzero(is_invoke)
+    done_rows = np.flatnonzero(~is_invoke)
+    inv_msg, done_msg = send_msg[inv_rows], send_msg[done_rows]
+    outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
+    outcome[inv_msg] = Outcome.PENDING  # invoked: its completion, if any, decides
+    outcome[done_msg] = KIND_TO_OUTCOME[kind[done_rows]]
+    invoke_time = np.full(m, NO_TIME, dtype=np.int64)
+    invoke_time[inv_msg] = time[inv_rows]
+    done_time = np.full(m, NO_TIME, dtype=np.int64)
+    done_time[done_msg] = time[done_rows]
+    done_ref = np.full(m, -1, dtype=np.int64)
+    done_ref[done_msg] = s["ref"][done_rows]
+    pick = np.full(m, -1, dtype=np.int64)  # the invoke line, else the completion
+    pick[done_msg] = done_rows
+    pick[inv_msg] = inv_rows
+    return outcome, invoke_time, done_time, done_ref, pick
+
+
+def _fold_lines(m: int, *, send_msg: np.ndarray, s: dict[str, np.ndarray], is_invoke: np.ndarray,
+                pending: np.ndarray) -> _Folded:
+    """Any number of send lines a message: (outcome, invoke time, done time, done line reference, the row that
+    names origin, process and key: the first invoke line, else the first line)."""
     kind, time = s["kind"], s["time"]
 
     def seen(mask: np.ndarray) -> np.ndarray:
@@ -1308,19 +1366,12 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
             rows = mask[a:a + BLOCK_ROWS]
             ufunc.at(out, send_msg[a:a + BLOCK_ROWS][rows], time[a:a + BLOCK_ROWS][rows])
 
-    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
-    is_invoke = kind == 0
-    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
-    open_invokes -= np.bincount(send_msg[~is_invoke], minlength=m)
-    pending = open_invokes > 0
-    del open_invokes
     invoked, has_ok = seen(is_invoke), seen(kind == 1)
     outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
     outcome[seen(kind == 2)] = Outcome.FAIL
     outcome[pending] = Outcome.PENDING
     outcome[seen(kind == 3)] = Outcome.INFO
     outcome[has_ok] = Outcome.OK
-    del pending
 
     big = np.iinfo(np.int64).max
     invoke_time = np.full(m, big, dtype=np.int64)
@@ -1351,15 +1402,7 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
         rows = _rows_where(len(kind), lambda a, b: unpicked[send_msg[a:b]])
         pick = np.where(unpicked, _first_row(m, send_msg, rows), pick)
         del rows
-    del unpicked
-    seen_send = pick >= 0
-    safe = np.maximum(pick, 0)
-    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
-    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
-                    key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
-                    done_ref=done_ref.astype(np.int64))
+    return outcome, invoke_time, done_time, done_ref, pick
 
 
 def _rows_where(n: int, mask_of: Callable[[int, int], np.ndarray]) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from geo_recon.check import ingest
@@ -180,3 +180,28 @@ def test_outcome_folding(tmp_path: Path) -> None:
     m = read_history(make_run(tmp_path, {"s.jsonl": sends})).messages
     from geo_recon.check.model import Outcome
     assert m.outcome.tolist() == [Outcome.OK, Outcome.PENDING, Outcome.FAIL, Outcome.INFO]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(-1, 3)), max_size=40), st.randoms(use_true_random=False))
+def test_folding_one_line_each_equals_the_general_fold(spec: list[tuple[bool, int]], rnd: object) -> None:
+    """Messages with at most one invoke and one completion: the plain assignments give what the folds give."""
+    rows: list[tuple[int, int, int]] = []  # (message, kind, time)
+    for msg, (invoked, done) in enumerate(spec):
+        if invoked:
+            rows.append((msg, 0, 10 * msg))
+        if done >= 1:
+            rows.append((msg, done, 10 * msg + 5))
+    assume(rows)  # (the general fold needs a line to index)
+    rnd.shuffle(rows)  # type: ignore[attr-defined]
+    m = len(spec)
+    send_msg = np.array([r[0] for r in rows], dtype=np.int64)
+    kind = np.array([r[1] for r in rows], dtype=np.int8)
+    s = {"kind": kind, "time": np.array([r[2] for r in rows], dtype=np.int64),
+         "ref": np.arange(len(rows), dtype=np.int64) + 100}
+    is_invoke = kind == 0
+    pending = np.bincount(send_msg[is_invoke], minlength=m) > np.bincount(send_msg[~is_invoke], minlength=m)
+    once = ingest._fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
+    lines = ingest._fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke, pending=pending)
+    for a, b in zip(once, lines, strict=True):
+        assert a.tolist() == b.tolist()
