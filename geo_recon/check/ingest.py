@@ -242,6 +242,9 @@ class _Names:
 
     def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """Codes (int32) for a string column (-1 for nulls)."""
+        one = _one_value(column)
+        if one is not None:
+            return np.full(len(column), self.code(one), dtype=np.int32)
         encoded = pc.dictionary_encode(column)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
@@ -250,6 +253,35 @@ class _Names:
         if indices.null_count:
             indices = pc.fill_null(indices, len(lut) - 1)
         return lut[indices.to_numpy(zero_copy_only=False)]
+
+
+def _one_value(column: pa.ChunkedArray | pa.Array) -> str | None:
+    """The string on every row of a string column without nulls, or None when its rows differ: a few vectorised
+    compares of its buffers instead of hashing every string (a consumer's file holds one type, region and
+    process; a producer's one producer)."""
+    if not len(column) or column.null_count:
+        return None
+    first: bytes | None = None
+    for arr in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if not len(arr):
+            continue
+        if arr.type != pa.string():
+            return None
+        _, offsets_buffer, data_buffer = arr.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        width = int(offsets[1] - offsets[0])
+        if (np.diff(offsets) != width).any():
+            return None
+        data = (np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]] if width
+                else np.zeros(0, dtype=np.uint8))
+        value = data[:width].tobytes()
+        if first is None:
+            first = value
+        elif value != first:
+            return None
+        if width and (data.reshape(-1, width) != data[:width]).any():
+            return None
+    return None if first is None else first.decode()
 
 
 def _nulls(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
@@ -319,10 +351,14 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
     types = table.column("type")
     if types.null_count:
         return None
-    type_enc = pc.dictionary_encode(types).combine_chunks()
-    type_names = type_enc.dictionary.to_pylist()
+    one_type = _one_value(types)
+    if one_type is not None:
+        type_names, type_idx = [one_type], np.zeros(len(types), dtype=np.int8)
+    else:
+        type_enc = pc.dictionary_encode(types).combine_chunks()
+        type_names = type_enc.dictionary.to_pylist()
+        type_idx = type_enc.indices.to_numpy()
     type_lut = np.array([_TYPE_CODE.get(t, _IGNORED_CODE) for t in type_names], dtype=np.int8)
-    type_idx = type_enc.indices.to_numpy()
     tcode = type_lut[type_idx]
     present = set(tcode.tolist()) if len(type_names) > 1 else {int(type_lut[0])}
     if 5 in present or _FAILOVER_CODE in present:
@@ -341,12 +377,16 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
         f = col("f")
         if _any_null(f, is_send_type):
             return None
-        f_enc = pc.dictionary_encode(f).combine_chunks()
-        f_lut = np.array([v == "send" for v in f_enc.dictionary.to_pylist()] + [False], dtype=bool)
-        f_idx = f_enc.indices
-        if f_idx.null_count:
-            f_idx = pc.fill_null(f_idx, len(f_lut) - 1)
-        send = is_send_type & f_lut[f_idx.to_numpy(zero_copy_only=False)]
+        one_f = _one_value(f)
+        if one_f is not None:
+            send = is_send_type if one_f == "send" else np.zeros(len(is_send_type), dtype=bool)
+        else:
+            f_enc = pc.dictionary_encode(f).combine_chunks()
+            f_lut = np.array([v == "send" for v in f_enc.dictionary.to_pylist()] + [False], dtype=bool)
+            f_idx = f_enc.indices
+            if f_idx.null_count:
+                f_idx = pc.fill_null(f_idx, len(f_lut) - 1)
+            send = is_send_type & f_lut[f_idx.to_numpy(zero_copy_only=False)]
         other_f = is_send_type & ~send
         if other_f.any():
             ignored_names[_OTHER_F] += int(other_f.sum())

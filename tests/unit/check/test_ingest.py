@@ -205,3 +205,14 @@ def test_folding_one_line_each_equals_the_general_fold(spec: list[tuple[bool, in
     lines = ingest._fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke, pending=pending)
     for a, b in zip(once, lines, strict=True):
         assert a.tolist() == b.tolist()
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "ab", "b", "", None, "é"]), max_size=6), min_size=1, max_size=4),
+       st.integers(0, 2))
+def test_one_value_is_the_only_string_of_a_column(pieces: list[list[str | None]], skip: int) -> None:
+    column = pa.chunked_array([pa.array(p, type=pa.string()).slice(min(skip, len(p))) for p in pieces],
+                              type=pa.string())
+    values = column.to_pylist()
+    expected = values[0] if values and None not in values and len(set(values)) == 1 else None
+    assert ingest._one_value(column) == expected
+    assert ingest._one_value(column.combine_chunks()) == expected
