@@ -51,9 +51,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
 
 
 def _read_buffer(stream: IO[bytes], size: int) -> np.ndarray:
-    """A large buffer (an array's data) read into numpy's memory: numpy asks the kernel for huge pages for large
-    arrays, so taking hundreds of MB in costs a tenth of the page faults of a ``bytearray`` (measured on the
-    2-core VM: 700 MB in 20 MB pieces, 18k faults and 0.1 s instead of 179k and 0.4 to 1.9 s)."""
+    """A large buffer (an array's data) read into an uninitialised array: a ``bytearray`` is zero-filled first,
+    one more pass over hundreds of MB of fresh memory."""
     out = np.empty(size, dtype=np.uint8)
     _read_into(stream, memoryview(out))
     return out
