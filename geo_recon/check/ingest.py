@@ -72,6 +72,8 @@ if TYPE_CHECKING:
     from geo_recon.check import jsonscan
 
 CHUNK_BYTES = 16 << 20
+#: Arrow slices read by the reading process itself while its parsing workers start (about 0.1 s each)
+HERE_MAX = 2
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
 #: parsed columns (45 bytes a send line, 49 a receipt) held in memory while reading; past that they go to temporary
 #: files (see :class:`_ColumnStore`)
@@ -834,7 +836,9 @@ def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> It
         for task in tasks:
             yield _parse_task(task)
         return
-    yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers)
+    # the leading Arrow slices are read here while the workers start (a JSONL chunk would need numba loaded here)
+    here = next((i for i, task in enumerate(tasks[:HERE_MAX]) if not is_arrow(task[0])), min(HERE_MAX, len(tasks)))
+    yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers, here=here)
 
 
 # --------------------------------------------------------------------------- whole run
