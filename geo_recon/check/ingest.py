@@ -917,20 +917,20 @@ class _ColumnStore:
     def spilled(self) -> bool:
         return self.files is not None
 
-    def add(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+    def add(self, region: int | str, columns: dict[str, Any]) -> None:
         n = len(columns["time"])
         if not n:
             return
         self.counts[region] = self.counts.get(region, 0) + n
-        columns = {k: np.broadcast_to(v[:1].astype(_DTYPES[k]), v.shape) if _is_repeated(v)
-                   else np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
+        columns = {k: v if isinstance(v, _Count) else np.broadcast_to(v[:1].astype(_DTYPES[k]), v.shape)
+                   if _is_repeated(v) else np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
         if self.files is not None:
             self._write(region, columns)
             return
         held = self.held.setdefault(region, {k: [] for k in columns})
         for name, values in columns.items():
             held[name].append(values)
-            if not _is_repeated(values):  # a repeated value holds no memory
+            if not isinstance(values, _Count) and not _is_repeated(values):  # these hold no memory
                 self.nbytes += values.nbytes
         if self.nbytes > self.budget:
             self.files = {}
@@ -939,14 +939,14 @@ class _ColumnStore:
                     self._write(code, dict(zip(pieces, values, strict=True)))
             self.held.clear()
 
-    def _write(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+    def _write(self, region: int | str, columns: dict[str, Any]) -> None:
         assert self.files is not None
         files = self.files.setdefault(region, {})
         for name, values in columns.items():
             fh = files.get(name)
             if fh is None:
                 fh = files[name] = _temporary_file(self)
-            fh.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+            fh.write(memoryview(np.ascontiguousarray(values, dtype=_DTYPES[name])).cast("B"))
 
     def blocks(self, region: int | str) -> Iterator[tuple[int, int]]:
         n = self.counts[region]
@@ -959,8 +959,8 @@ class _ColumnStore:
             return np.zeros(0, dtype=_DTYPES[name])
         if self.files is None:
             pieces = self.held[region][name]
-            if len(pieces) > 1 or _is_repeated(pieces[0]):
-                pieces[:] = [np.concatenate(pieces)]  # a writable array of its own, repeated values included
+            if len(pieces) > 1 or isinstance(pieces[0], _Count) or _is_repeated(pieces[0]):
+                pieces[:] = [_join(pieces, _DTYPES[name])]  # a writable array of its own
             return pieces[0][start:stop]
         fh = self.files[region][name]
         fh.flush()
@@ -1043,7 +1043,7 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
         else:
             for code in np.unique(region).tolist():
                 rows = region == code
-                parts.columns.add(code, {k: v[rows] for k, v in columns.items()})
+                parts.columns.add(code, {k: np.asarray(v)[rows] for k, v in columns.items()})
     parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
     parts.failovers.extend((file_index, first_line + line - 1, event) for line, event in chunk.failovers)
     parts.lines += chunk.lines
@@ -1062,18 +1062,47 @@ def _coded(lut: np.ndarray | None, codes: np.ndarray | Repeated) -> np.ndarray:
     return codes if lut is None else lut[codes]
 
 
-def _refs(lines: np.ndarray | None, n: int, base: np.int64) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class _Count:
+    """The column ``first, first + 1, ...`` (``count`` values): a chunk's line references, not held as an array
+    until the column store joins its pieces."""
+
+    first: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.arange(self.first, self.first + self.count, dtype=dtype or np.int64)
+
+
+def _refs(lines: np.ndarray | None, n: int, base: np.int64) -> np.ndarray | _Count:
     """Line references of a chunk's rows (``lines`` None: its rows are its lines 1..n)."""
     if lines is None:
-        out = np.arange(n, dtype=np.int64)
-        out += base + 1
-        return out
+        return _Count(int(base) + 1, n)
     return lines + base
 
 
-def _is_repeated(values: np.ndarray) -> bool:
+def _is_repeated(values: np.ndarray | _Count) -> bool:
     """A view of one value repeated (see :func:`_coded`)."""
-    return values.ndim == 1 and len(values) > 1 and values.strides[0] == 0
+    return isinstance(values, np.ndarray) and values.ndim == 1 and len(values) > 1 and values.strides[0] == 0
+
+
+def _join(pieces: list[Any], dtype: Any) -> np.ndarray:
+    """One array of a column's pieces (arrays, repeated values, :class:`_Count`), each written in place once."""
+    out = np.empty(sum(len(p) for p in pieces), dtype=dtype)
+    at = 0
+    for piece in pieces:
+        n = len(piece)
+        if isinstance(piece, _Count):
+            out[at:at + n] = np.arange(piece.first, piece.first + n, dtype=dtype)
+        elif _is_repeated(piece):
+            out[at:at + n] = piece[0]
+        else:
+            out[at:at + n] = piece
+        at += n
+    return out
 
 
 def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, workers: int | None = None,
