@@ -1399,25 +1399,29 @@ _Folded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def _fold_once(m: int, *, send_msg: np.ndarray, s: dict[str, np.ndarray], is_invoke: np.ndarray) -> _Folded:
     """:func:`_fold_lines` when no message has two invoke lines or two completions (the usual history): each
-    first, last or only line is the one line, so plain assignments replace the folds (same values).
+    first, last or only line is the one line, so plain assignments replace the folds (same values); in blocks of
+    rows, so that the temporaries stay small.
 
     (outcome, invoke time, done time, done line reference, the row that names origin, process and key)."""
-    kind, time = s["kind"], s["time"]
-    inv_rows = np.flatnonzero(is_invoke)
-    done_rows = np.flatnonzero(~is_invoke)
-    inv_msg, done_msg = send_msg[inv_rows], send_msg[done_rows]
+    kind, time, ref = s["kind"], s["time"], s["ref"]
     outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
-    outcome[inv_msg] = Outcome.PENDING  # invoked: its completion, if any, decides
-    outcome[done_msg] = KIND_TO_OUTCOME[kind[done_rows]]
     invoke_time = np.full(m, NO_TIME, dtype=np.int64)
-    invoke_time[inv_msg] = time[inv_rows]
     done_time = np.full(m, NO_TIME, dtype=np.int64)
-    done_time[done_msg] = time[done_rows]
     done_ref = np.full(m, -1, dtype=np.int64)
-    done_ref[done_msg] = s["ref"][done_rows]
     pick = np.full(m, -1, dtype=np.int64)  # the invoke line, else the completion
-    pick[done_msg] = done_rows
-    pick[inv_msg] = inv_rows
+    for a in range(0, len(kind), BLOCK_ROWS):
+        rows = np.flatnonzero(is_invoke[a:a + BLOCK_ROWS])
+        msg = send_msg[a:a + BLOCK_ROWS][rows]
+        outcome[msg] = Outcome.PENDING  # invoked: its completion, if any, decides
+        invoke_time[msg] = time[a:a + BLOCK_ROWS][rows]
+        pick[msg] = rows + a
+    for a in range(0, len(kind), BLOCK_ROWS):
+        rows = np.flatnonzero(~is_invoke[a:a + BLOCK_ROWS])
+        msg = send_msg[a:a + BLOCK_ROWS][rows]
+        outcome[msg] = KIND_TO_OUTCOME[kind[a:a + BLOCK_ROWS][rows]]
+        done_time[msg] = time[a:a + BLOCK_ROWS][rows]
+        done_ref[msg] = ref[a:a + BLOCK_ROWS][rows]
+        pick[msg] = np.where(pick[msg] < 0, rows + a, pick[msg])
     return outcome, invoke_time, done_time, done_ref, pick
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -201,10 +202,12 @@ def test_folding_one_line_each_equals_the_general_fold(spec: list[tuple[bool, in
          "ref": np.arange(len(rows), dtype=np.int64) + 100}
     is_invoke = kind == 0
     pending = np.bincount(send_msg[is_invoke], minlength=m) > np.bincount(send_msg[~is_invoke], minlength=m)
-    once = ingest._fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
     lines = ingest._fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke, pending=pending)
-    for a, b in zip(once, lines, strict=True):
-        assert a.tolist() == b.tolist()
+    for block in (1 << 22, 3):  # one block, and blocks that split a message's lines apart
+        with mock.patch.object(ingest, "BLOCK_ROWS", block):
+            once = ingest._fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
+        for a, b in zip(once, lines, strict=True):
+            assert a.tolist() == b.tolist()
 
 
 @given(st.lists(st.lists(st.sampled_from(["a", "ab", "b", "", None, "é"]), max_size=6), min_size=1, max_size=4),
