@@ -75,7 +75,8 @@ CHUNK_BYTES = 16 << 20
 #: Arrow slices read by the reading process itself while its parsing workers start (about 0.1 s each)
 HERE_MAX = 2
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
-#: parsed columns (45 bytes a send line, 49 a receipt) held in memory while reading; past that they go to temporary
+#: parsed columns (at most 45 bytes a send line, 49 a receipt; one-value columns and line references take none) held
+#: in memory while reading; past that they go to temporary
 #: files (see :class:`_ColumnStore`)
 SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
