@@ -19,6 +19,7 @@ line numbers, which the parent maps to global codes and absolute lines, in order
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import mmap
 import os
@@ -26,6 +27,7 @@ import tempfile
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1206,13 +1208,24 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     n_regions = len(tables["region"])
     receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
     counts = [0] * n_regions
-    for region, rest_msg in zip(provisional, inverses[1:], strict=True):
-        code = int(luts["region"][region])
-        receipts[code] = _region_receipts(store, region, luts=luts, index=index, rest_msg=rest_msg)
-        counts[code] = store.counts[region]
-        store.drop(region)
-        if big:
-            release_free_memory()
+
+    def normalised(job: tuple[int, np.ndarray]) -> Receipts | Callable[[], Receipts]:
+        return _region_receipts(store, job[0], luts=luts, index=index, rest_msg=job[1])
+
+    jobs = list(zip(provisional, inverses[1:], strict=True))
+    # in memory, two regions at a time (numpy's lookups and sorts release the GIL); spilled, one at a time, so
+    # that one region's columns are resident at once
+    pairs = not big and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    with ThreadPoolExecutor(max_workers=2) if pairs else contextlib.nullcontext() as threads:
+        for (region, _), built in zip(jobs, threads.map(normalised, jobs) if threads else map(normalised, jobs),
+                                      strict=True):
+            code = int(luts["region"][region])
+            receipts[code] = built
+            counts[code] = store.counts[region]
+            store.drop(region)
+            del built
+            if big:
+                release_free_memory()
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
