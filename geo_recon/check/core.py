@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,8 +280,12 @@ def _lost_views(ctx: R.Context, *, losses: list[D.Loss], receipts: Receipts, rec
 
 def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: int,
                  series_bucket: int, heal_times: list[int], losses: list[D.Loss] = (),  # type: ignore[assignment]
-                 load_end: int | None = None) -> _RegionPass:
-    """Facts, the detectors and lag for one region (its receipts are in memory only during this call)."""
+                 load_end: int | None = None, lag_pool: Executor | None = None) -> _RegionPass:
+    """Facts, the detectors and lag for one region (its receipts are in memory only during this call).
+
+    ``lag_pool``: where the lag statistics are computed while the detectors run (numpy's sorting and partitioning
+    release the GIL); here, after them, without one.
+    """
     history, messages = ctx.history, ctx.history.messages
     counts = {k.value: 0 for k in COUNTED}
     ok_time = messages.done_time
@@ -295,6 +299,20 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
                                             load_end=load_end, t0=t0))
     receipts = history.region_receipts(code)
     facts = R.region_facts(messages, receipts, code=code, name=region)
+    first = facts.first_consumer
+
+    def lag_stats() -> LagStats:
+        lagged = np.flatnonzero(ok & (first != NEVER))
+        acked = ok_time[lagged]
+        lag = first[lagged]
+        lag -= acked
+        origin = messages.origin[lagged]
+        del lagged
+        return region_lag(lag_ns=lag, origin=origin, region_names=history.region_names, ok_time=acked, t0=t0,
+                          bucket_s=series_bucket)
+
+    # without a pool the lag's arrays are made after the detectors, so that they never add to the detectors' peak
+    pending = lag_pool.submit(lag_stats) if lag_pool is not None else None
     cases: dict[str, tuple[Case, ...]] = {}
     for kind, detector in ((Anomaly.STORED_NOT_CONSUMED, R.detect_stored_not_consumed),
                            (Anomaly.DUPLICATES, R.detect_duplicates),
@@ -305,15 +323,7 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
         found = detector(ctx, facts)
         counts[kind.value] = found.count
         cases[kind.value] = found.cases  # type: ignore[assignment]
-    first = facts.first_consumer
     missing_ok = np.sort(ok_time[ok & (first == NEVER)])
-    lagged = np.flatnonzero(ok & (first != NEVER))
-    acked = ok_time[lagged]
-    lag = first[lagged]
-    lag -= acked
-    stats = region_lag(lag_ns=lag, origin=messages.origin[lagged], region_names=history.region_names,
-                       ok_time=acked, t0=t0, bucket_s=series_bucket)
-    del lag, lagged, acked
     consumer_times = receipts.time if facts.reader is None else receipts.time[~facts.reader]
     last = int(consumer_times.max()) if len(consumer_times) else t0
     per_sec = per_second(consumer_times, t0=t0, n_seconds=max(1, (last - t0) // 10**9 + 1))
@@ -323,6 +333,8 @@ def _region_pass(ctx: R.Context, *, code: int, region: str, ok: np.ndarray, t0: 
         after_heals.append(int(later.min()) if len(later) else None)
     lost = _lost_views(ctx, losses=list(losses), receipts=receipts, received=facts.received, load_end=load_end,
                        t0=t0)
+    stats = pending.result() if pending is not None else lag_stats()
+    del pending
     return _RegionPass(counts=counts, cases=cases, received=facts.received, after_heals=after_heals,
                        first=first, missing_ok=missing_ok,
                        lag=stats, per_second=per_sec, receipts=len(receipts), end=int(receipts.time.max()),
@@ -372,17 +384,22 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     earliest_elsewhere = {loss.region: np.full(len(messages), NEVER, dtype=np.int64) for loss in losses}
     lost_views: dict[str, list[tuple[D.Loss, list[dict[str, Any]], np.ndarray, list[D.SubscriptionView]]]] = {}
 
-    def one(region: str) -> _RegionPass:
+    def one(region: str, lag_pool: Executor | None) -> _RegionPass:
         return _region_pass(ctx, code=codes[region], region=region, ok=ok, t0=t0, series_bucket=series_bucket,
                             heal_times=heal_times, losses=[x for x in losses if x.region == region],
-                            load_end=load_end)
+                            load_end=load_end, lag_pool=lag_pool)
 
     # regions one at a time by default: two at a time is faster but holds two regions' receipts and temporaries
     # (with tune_allocator's single malloc arena the threads reuse the heap the read left, instead of faulting in
     # arenas of their own)
     pool = ThreadPoolExecutor(max_workers=min(threads, len(listed))) if threads > 1 and len(listed) > 1 else None
-    with pool or contextlib.nullcontext():
-        for region, done in zip(listed, pool.map(one, listed) if pool else map(one, listed), strict=True):
+    # with region threads, each region's lag statistics (sorting, partitioning) run in one more thread beside the
+    # detectors: the last region, alone in its pass, then keeps both CPUs busy
+    lag_pool = ThreadPoolExecutor(max_workers=1) if pool is not None else None
+    with pool or contextlib.nullcontext(), lag_pool or contextlib.nullcontext():
+        passes = (pool.map(one, listed, [lag_pool] * len(listed)) if pool
+                  else (one(region, None) for region in listed))
+        for region, done in zip(listed, passes, strict=True):
             region_counts[region] = done.counts
             for kind, kind_cases in done.cases.items():
                 cases[kind].extend(kind_cases)

@@ -19,6 +19,7 @@ line numbers, which the parent maps to global codes and absolute lines, in order
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import mmap
 import os
@@ -26,6 +27,7 @@ import tempfile
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,8 +74,11 @@ if TYPE_CHECKING:
     from geo_recon.check import jsonscan
 
 CHUNK_BYTES = 16 << 20
+#: Arrow slices read by the reading process itself while its parsing workers start (about 0.1 s each)
+HERE_MAX = 2
 PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
-#: parsed columns (45 bytes a send line, 49 a receipt) held in memory while reading; past that they go to temporary
+#: parsed columns (at most 45 bytes a send line, 49 a receipt; one-value columns and line references take none) held
+#: in memory while reading; past that they go to temporary
 #: files (see :class:`_ColumnStore`)
 SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
@@ -190,28 +195,31 @@ def _hash_block(arr: pa.Array) -> np.ndarray:
 
 @dataclass(slots=True)
 class Chunk:
-    """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines."""
+    """The lines of one chunk as compact columns, with chunk-local name tables and chunk-relative lines.
+
+    As parsed every column is an array; :func:`compact` (on the way back from a parsing worker) may make a line
+    column None and a code column :class:`Repeated` or narrower."""
 
     names: dict[str, list[str]]  # "region", "process", "producer", "key", "subscription" -> local names
     send_kind: np.ndarray  # int8 SEND_KIND
     send_time: np.ndarray
-    send_region: np.ndarray  # int32 local codes
-    send_process: np.ndarray
-    send_producer: np.ndarray
+    send_region: np.ndarray | Repeated  # int32 local codes
+    send_process: np.ndarray | Repeated
+    send_producer: np.ndarray | Repeated
     send_seq: np.ndarray
-    send_key: np.ndarray  # -1 none
-    send_line: np.ndarray  # int64 line within the chunk, from 1
-    send_cluster: np.ndarray  # int32 local region codes, -1 none
+    send_key: np.ndarray | Repeated  # -1 none
+    send_line: np.ndarray | None  # int64 line within the chunk, from 1
+    send_cluster: np.ndarray | Repeated  # int32 local region codes, -1 none
     recv_time: np.ndarray
-    recv_region: np.ndarray
-    recv_process: np.ndarray
-    recv_producer: np.ndarray
+    recv_region: np.ndarray | Repeated
+    recv_process: np.ndarray | Repeated
+    recv_producer: np.ndarray | Repeated
     recv_seq: np.ndarray
     recv_hash: np.ndarray
-    recv_flags: np.ndarray
-    recv_line: np.ndarray
-    recv_subscription: np.ndarray  # int32 local codes, -1 none
-    recv_cluster: np.ndarray  # int32 local region codes, -1 none
+    recv_flags: np.ndarray | Repeated
+    recv_line: np.ndarray | None
+    recv_subscription: np.ndarray | Repeated  # int32 local codes, -1 none
+    recv_cluster: np.ndarray | Repeated  # int32 local region codes, -1 none
     faults: list[tuple[int, dict[str, Any]]]  # (line within the chunk, event)
     failovers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line within the chunk, event)
     lines: int = 0
@@ -239,6 +247,9 @@ class _Names:
 
     def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """Codes (int32) for a string column (-1 for nulls)."""
+        one = _one_value(column)
+        if one is not None:
+            return np.full(len(column), self.code(one), dtype=np.int32)
         encoded = pc.dictionary_encode(column)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
@@ -247,6 +258,35 @@ class _Names:
         if indices.null_count:
             indices = pc.fill_null(indices, len(lut) - 1)
         return lut[indices.to_numpy(zero_copy_only=False)]
+
+
+def _one_value(column: pa.ChunkedArray | pa.Array) -> str | None:
+    """The string on every row of a string column without nulls, or None when its rows differ: a few vectorised
+    compares of its buffers instead of hashing every string (a consumer's file holds one type, region and
+    process; a producer's one producer)."""
+    if not len(column) or column.null_count:
+        return None
+    first: bytes | None = None
+    for arr in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if not len(arr):
+            continue
+        if arr.type != pa.string():
+            return None
+        _, offsets_buffer, data_buffer = arr.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        width = int(offsets[1] - offsets[0])
+        if (np.diff(offsets) != width).any():
+            return None
+        data = (np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]] if width
+                else np.zeros(0, dtype=np.uint8))
+        value = data[:width].tobytes()
+        if first is None:
+            first = value
+        elif value != first:
+            return None
+        if width and (data.reshape(-1, width) != data[:width]).any():
+            return None
+    return None if first is None else first.decode()
 
 
 def _nulls(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
@@ -316,10 +356,14 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
     types = table.column("type")
     if types.null_count:
         return None
-    type_enc = pc.dictionary_encode(types).combine_chunks()
-    type_names = type_enc.dictionary.to_pylist()
+    one_type = _one_value(types)
+    if one_type is not None:
+        type_names, type_idx = [one_type], np.zeros(len(types), dtype=np.int8)
+    else:
+        type_enc = pc.dictionary_encode(types).combine_chunks()
+        type_names = type_enc.dictionary.to_pylist()
+        type_idx = type_enc.indices.to_numpy()
     type_lut = np.array([_TYPE_CODE.get(t, _IGNORED_CODE) for t in type_names], dtype=np.int8)
-    type_idx = type_enc.indices.to_numpy()
     tcode = type_lut[type_idx]
     present = set(tcode.tolist()) if len(type_names) > 1 else {int(type_lut[0])}
     if 5 in present or _FAILOVER_CODE in present:
@@ -338,12 +382,16 @@ def _table_chunk(table: pa.Table, n_lines: int, with_fault_fields: Callable[[], 
         f = col("f")
         if _any_null(f, is_send_type):
             return None
-        f_enc = pc.dictionary_encode(f).combine_chunks()
-        f_lut = np.array([v == "send" for v in f_enc.dictionary.to_pylist()] + [False], dtype=bool)
-        f_idx = f_enc.indices
-        if f_idx.null_count:
-            f_idx = pc.fill_null(f_idx, len(f_lut) - 1)
-        send = is_send_type & f_lut[f_idx.to_numpy(zero_copy_only=False)]
+        one_f = _one_value(f)
+        if one_f is not None:
+            send = is_send_type if one_f == "send" else np.zeros(len(is_send_type), dtype=bool)
+        else:
+            f_enc = pc.dictionary_encode(f).combine_chunks()
+            f_lut = np.array([v == "send" for v in f_enc.dictionary.to_pylist()] + [False], dtype=bool)
+            f_idx = f_enc.indices
+            if f_idx.null_count:
+                f_idx = pc.fill_null(f_idx, len(f_lut) - 1)
+            send = is_send_type & f_lut[f_idx.to_numpy(zero_copy_only=False)]
         other_f = is_send_type & ~send
         if other_f.any():
             ignored_names[_OTHER_F] += int(other_f.sum())
@@ -711,11 +759,51 @@ def arrow_chunk(path: str | os.PathLike[str], *, skip_bad: bool = False, start: 
 def _parse_task(task: tuple[str, int, int, bool, bool]) -> Chunk:
     path, start, end, skip_bad, use_threads = task
     if is_arrow(path):
-        return arrow_chunk(path, skip_bad=skip_bad, start=start, stop=end)
+        return compact(arrow_chunk(path, skip_bad=skip_bad, start=start, stop=end))
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    return parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads)
+    return compact(parse_chunk(data, skip_bad=skip_bad, use_threads=use_threads))
+
+
+@dataclass(frozen=True, slots=True)
+class Repeated:
+    """A column of ``count`` equal values (a consumer's file: one region, one process, no subscription named)."""
+
+    value: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+#: a chunk's code columns: the same value on every line, or a handful of local codes (-1 none)
+_CODE_COLUMNS = ("send_region", "send_process", "send_producer", "send_key", "send_cluster", "recv_region",
+                 "recv_process", "recv_producer", "recv_flags", "recv_subscription", "recv_cluster")
+
+
+def compact(chunk: Chunk) -> Chunk:
+    """The chunk in fewer bytes, for the trip from a parsing worker to the reader (about half of them, so half
+    the copying and of the page faults of fresh memory on both sides): line numbers that count every line of the
+    chunk (a file of one kind of line) become None, a code column holding one value becomes :class:`Repeated`,
+    the others the narrowest integer type their local codes fit. :func:`_absorb` undoes it."""
+    n = chunk.lines
+    for name in ("send_line", "recv_line"):
+        lines = getattr(chunk, name)
+        if len(lines) and len(lines) == n and lines[0] == 1 and lines[-1] == n:  # increasing: 1..n
+            setattr(chunk, name, None)
+    for name in _CODE_COLUMNS:
+        codes = getattr(chunk, name)
+        if len(codes) < 2:
+            continue
+        low, high = int(codes.min()), int(codes.max())
+        if low == high:
+            setattr(chunk, name, Repeated(low, len(codes)))
+        elif codes.dtype != np.int8 and -128 <= low and high < 128:
+            setattr(chunk, name, codes.astype(np.int8))
+        elif codes.dtype.itemsize > 2 and -32768 <= low and high < 32768:
+            setattr(chunk, name, codes.astype(np.int16))
+    return chunk
 
 
 def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int = ARROW_CHUNK_ROWS) -> list[int]:
@@ -751,7 +839,9 @@ def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> It
         for task in tasks:
             yield _parse_task(task)
         return
-    yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers)
+    # the leading Arrow slices are read here while the workers start (a JSONL chunk would need numba loaded here)
+    here = next((i for i, task in enumerate(tasks[:HERE_MAX]) if not is_arrow(task[0])), min(HERE_MAX, len(tasks)))
+    yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers, here=here)
 
 
 # --------------------------------------------------------------------------- whole run
@@ -830,19 +920,21 @@ class _ColumnStore:
     def spilled(self) -> bool:
         return self.files is not None
 
-    def add(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+    def add(self, region: int | str, columns: dict[str, Any]) -> None:
         n = len(columns["time"])
         if not n:
             return
         self.counts[region] = self.counts.get(region, 0) + n
-        columns = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
+        columns = {k: v if isinstance(v, _Count) else np.broadcast_to(v[:1].astype(_DTYPES[k]), v.shape)
+                   if _is_repeated(v) else np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in columns.items()}
         if self.files is not None:
             self._write(region, columns)
             return
         held = self.held.setdefault(region, {k: [] for k in columns})
         for name, values in columns.items():
             held[name].append(values)
-            self.nbytes += values.nbytes
+            if not isinstance(values, _Count) and not _is_repeated(values):  # these hold no memory
+                self.nbytes += values.nbytes
         if self.nbytes > self.budget:
             self.files = {}
             for code, pieces in self.held.items():
@@ -850,14 +942,14 @@ class _ColumnStore:
                     self._write(code, dict(zip(pieces, values, strict=True)))
             self.held.clear()
 
-    def _write(self, region: int | str, columns: dict[str, np.ndarray]) -> None:
+    def _write(self, region: int | str, columns: dict[str, Any]) -> None:
         assert self.files is not None
         files = self.files.setdefault(region, {})
         for name, values in columns.items():
             fh = files.get(name)
             if fh is None:
                 fh = files[name] = _temporary_file(self)
-            fh.write(memoryview(values).cast("B"))
+            fh.write(memoryview(np.ascontiguousarray(values, dtype=_DTYPES[name])).cast("B"))
 
     def blocks(self, region: int | str) -> Iterator[tuple[int, int]]:
         n = self.counts[region]
@@ -870,8 +962,8 @@ class _ColumnStore:
             return np.zeros(0, dtype=_DTYPES[name])
         if self.files is None:
             pieces = self.held[region][name]
-            if len(pieces) > 1:
-                pieces[:] = [np.concatenate(pieces)]
+            if len(pieces) > 1 or isinstance(pieces[0], _Count) or _is_repeated(pieces[0]):
+                pieces[:] = [_join(pieces, _DTYPES[name])]  # a writable array of its own
             return pieces[0][start:stop]
         fh = self.files[region][name]
         fh.flush()
@@ -934,24 +1026,27 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
         raise HistoryError(reason, path=path, line=first_line + line - 1)
     luts = {k: names.lut(k, chunk.names[k]) for k in chunk.names}
     base = (np.int64(file_index) << np.int64(REF_LINE_BITS)) + np.int64(first_line - 1)
+    n_send = len(chunk.send_time)
     parts.columns.add(SENDS, {
-        "kind": chunk.send_kind, "time": chunk.send_time, "region": luts["region"][chunk.send_region],
-        "process": luts["process"][chunk.send_process], "producer": luts["producer"][chunk.send_producer],
-        "seq": chunk.send_seq, "key": luts["key"][chunk.send_key], "ref": chunk.send_line + base,
-        "cluster": luts["region"][chunk.send_cluster]})
+        "kind": chunk.send_kind, "time": chunk.send_time, "region": _coded(luts["region"], chunk.send_region),
+        "process": _coded(luts["process"], chunk.send_process),
+        "producer": _coded(luts["producer"], chunk.send_producer), "seq": chunk.send_seq,
+        "key": _coded(luts["key"], chunk.send_key), "ref": _refs(chunk.send_line, n_send, base),
+        "cluster": _coded(luts["region"], chunk.send_cluster)})
     if len(chunk.recv_time):
-        columns = {"time": chunk.recv_time, "process": luts["process"][chunk.recv_process],
-                   "producer": luts["producer"][chunk.recv_producer], "seq": chunk.recv_seq,
-                   "hash": chunk.recv_hash, "flags": chunk.recv_flags, "ref": chunk.recv_line + base,
-                   "subscription": luts["subscription"][chunk.recv_subscription],
-                   "cluster": luts["region"][chunk.recv_cluster]}
-        region = luts["region"][chunk.recv_region]
-        if (region == region[0]).all():  # a consumer's file: one region
+        columns = {"time": chunk.recv_time, "process": _coded(luts["process"], chunk.recv_process),
+                   "producer": _coded(luts["producer"], chunk.recv_producer), "seq": chunk.recv_seq,
+                   "hash": chunk.recv_hash, "flags": _coded(None, chunk.recv_flags),
+                   "ref": _refs(chunk.recv_line, len(chunk.recv_time), base),
+                   "subscription": _coded(luts["subscription"], chunk.recv_subscription),
+                   "cluster": _coded(luts["region"], chunk.recv_cluster)}
+        region = _coded(luts["region"], chunk.recv_region)
+        if _is_repeated(region) or (region == region[0]).all():  # a consumer's file: one region
             parts.columns.add(int(region[0]), columns)
         else:
             for code in np.unique(region).tolist():
                 rows = region == code
-                parts.columns.add(code, {k: v[rows] for k, v in columns.items()})
+                parts.columns.add(code, {k: np.asarray(v)[rows] for k, v in columns.items()})
     parts.faults.extend((file_index, first_line + line - 1, event) for line, event in chunk.faults)
     parts.failovers.extend((file_index, first_line + line - 1, event) for line, event in chunk.failovers)
     parts.lines += chunk.lines
@@ -959,6 +1054,58 @@ def _absorb(parts: _Parts, chunk: Chunk, *, file_index: int, path: str, first_li
     parts.bad_count += chunk.bad_count
     for line, reason in chunk.bad[: max(0, EXAMPLES - len(parts.bad))]:
         parts.bad.append(BadLine(path, first_line + line - 1, reason))
+
+
+def _coded(lut: np.ndarray | None, codes: np.ndarray | Repeated) -> np.ndarray:
+    """A chunk's code column through a lookup table (None: as it is); a :class:`Repeated` one as a read-only
+    view of its one value (no memory as long as the run), which the column store keeps as such."""
+    if isinstance(codes, Repeated):
+        value = codes.value if lut is None else lut[codes.value]
+        return np.broadcast_to(np.asarray(value), (codes.count,))
+    return codes if lut is None else lut[codes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    """The column ``first, first + 1, ...`` (``count`` values): a chunk's line references, not held as an array
+    until the column store joins its pieces."""
+
+    first: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.arange(self.first, self.first + self.count, dtype=dtype or np.int64)
+
+
+def _refs(lines: np.ndarray | None, n: int, base: np.int64) -> np.ndarray | _Count:
+    """Line references of a chunk's rows (``lines`` None: its rows are its lines 1..n)."""
+    if lines is None:
+        return _Count(int(base) + 1, n)
+    return lines + base
+
+
+def _is_repeated(values: np.ndarray | _Count) -> bool:
+    """A view of one value repeated (see :func:`_coded`)."""
+    return isinstance(values, np.ndarray) and values.ndim == 1 and len(values) > 1 and values.strides[0] == 0
+
+
+def _join(pieces: list[Any], dtype: Any) -> np.ndarray:
+    """One array of a column's pieces (arrays, repeated values, :class:`_Count`), each written in place once."""
+    out = np.empty(sum(len(p) for p in pieces), dtype=dtype)
+    at = 0
+    for piece in pieces:
+        n = len(piece)
+        if isinstance(piece, _Count):
+            out[at:at + n] = np.arange(piece.first, piece.first + n, dtype=dtype)
+        elif _is_repeated(piece):
+            out[at:at + n] = piece[0]
+        else:
+            out[at:at + n] = piece
+        at += n
+    return out
 
 
 def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, workers: int | None = None,
@@ -1061,13 +1208,24 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     n_regions = len(tables["region"])
     receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
     counts = [0] * n_regions
-    for region, rest_msg in zip(provisional, inverses[1:], strict=True):
-        code = int(luts["region"][region])
-        receipts[code] = _region_receipts(store, region, luts=luts, index=index, rest_msg=rest_msg)
-        counts[code] = store.counts[region]
-        store.drop(region)
-        if big:
-            release_free_memory()
+
+    def normalised(job: tuple[int, np.ndarray]) -> Receipts | Callable[[], Receipts]:
+        return _region_receipts(store, job[0], luts=luts, index=index, rest_msg=job[1])
+
+    jobs = list(zip(provisional, inverses[1:], strict=True))
+    # in memory, two regions at a time (numpy's lookups and sorts release the GIL); spilled, one at a time, so
+    # that one region's columns are resident at once
+    pairs = not big and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    with ThreadPoolExecutor(max_workers=2) if pairs else contextlib.nullcontext() as threads:
+        for (region, _), built in zip(jobs, threads.map(normalised, jobs) if threads else map(normalised, jobs),
+                                      strict=True):
+            code = int(luts["region"][region])
+            receipts[code] = built
+            counts[code] = store.counts[region]
+            store.drop(region)
+            del built
+            if big:
+                release_free_memory()
     faults = tuple(
         FaultEvent(time=e["time"], phase=e["phase"], fault=e["fault"], target=e["target"], id=e["id"],
                    regions=tuple(e["regions"]) if e.get("regions") is not None else None,
@@ -1223,6 +1381,68 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
     Rows are in file order (files sorted by path), so "first" is well defined.
     """
     m = len(messages["seq"])
+    is_invoke = s["kind"] == 0
+    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
+    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
+    once = open_invokes.max(initial=0) <= 1
+    completions = np.bincount(send_msg[~is_invoke], minlength=m)
+    once &= completions.max(initial=0) <= 1
+    open_invokes -= completions
+    del completions
+    pending = open_invokes > 0
+    del open_invokes
+    if once:
+        outcome, invoke_time, done_time, done_ref, pick = _fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
+    else:
+        outcome, invoke_time, done_time, done_ref, pick = _fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke,
+                                                                      pending=pending)
+    del pending
+    seen_send = pick >= 0
+    safe = np.maximum(pick, 0)
+    kind = s["kind"]
+    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
+    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
+    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
+                    key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
+                    done_ref=done_ref.astype(np.int64))
+
+
+_Folded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _fold_once(m: int, *, send_msg: np.ndarray, s: dict[str, np.ndarray], is_invoke: np.ndarray) -> _Folded:
+    """:func:`_fold_lines` when no message has two invoke lines or two completions (the usual history): each
+    first, last or only line is the one line, so plain assignments replace the folds (same values); in blocks of
+    rows, so that the temporaries stay small.
+
+    (outcome, invoke time, done time, done line reference, the row that names origin, process and key)."""
+    kind, time, ref = s["kind"], s["time"], s["ref"]
+    outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
+    invoke_time = np.full(m, NO_TIME, dtype=np.int64)
+    done_time = np.full(m, NO_TIME, dtype=np.int64)
+    done_ref = np.full(m, -1, dtype=np.int64)
+    pick = np.full(m, -1, dtype=np.int64)  # the invoke line, else the completion
+    for a in range(0, len(kind), BLOCK_ROWS):
+        rows = np.flatnonzero(is_invoke[a:a + BLOCK_ROWS])
+        msg = send_msg[a:a + BLOCK_ROWS][rows]
+        outcome[msg] = Outcome.PENDING  # invoked: its completion, if any, decides
+        invoke_time[msg] = time[a:a + BLOCK_ROWS][rows]
+        pick[msg] = rows + a
+    for a in range(0, len(kind), BLOCK_ROWS):
+        rows = np.flatnonzero(~is_invoke[a:a + BLOCK_ROWS])
+        msg = send_msg[a:a + BLOCK_ROWS][rows]
+        outcome[msg] = KIND_TO_OUTCOME[kind[a:a + BLOCK_ROWS][rows]]
+        done_time[msg] = time[a:a + BLOCK_ROWS][rows]
+        done_ref[msg] = ref[a:a + BLOCK_ROWS][rows]
+        pick[msg] = np.where(pick[msg] < 0, rows + a, pick[msg])
+    return outcome, invoke_time, done_time, done_ref, pick
+
+
+def _fold_lines(m: int, *, send_msg: np.ndarray, s: dict[str, np.ndarray], is_invoke: np.ndarray,
+                pending: np.ndarray) -> _Folded:
+    """Any number of send lines a message: (outcome, invoke time, done time, done line reference, the row that
+    names origin, process and key: the first invoke line, else the first line)."""
     kind, time = s["kind"], s["time"]
 
     def seen(mask: np.ndarray) -> np.ndarray:
@@ -1237,19 +1457,12 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
             rows = mask[a:a + BLOCK_ROWS]
             ufunc.at(out, send_msg[a:a + BLOCK_ROWS][rows], time[a:a + BLOCK_ROWS][rows])
 
-    # flags, not counts, per message (a count costs 8 bytes a message): only pending needs a difference
-    is_invoke = kind == 0
-    open_invokes = np.bincount(send_msg[is_invoke], minlength=m)
-    open_invokes -= np.bincount(send_msg[~is_invoke], minlength=m)
-    pending = open_invokes > 0
-    del open_invokes
     invoked, has_ok = seen(is_invoke), seen(kind == 1)
     outcome = np.full(m, Outcome.NEVER_INVOKED, dtype=np.int8)
     outcome[seen(kind == 2)] = Outcome.FAIL
     outcome[pending] = Outcome.PENDING
     outcome[seen(kind == 3)] = Outcome.INFO
     outcome[has_ok] = Outcome.OK
-    del pending
 
     big = np.iinfo(np.int64).max
     invoke_time = np.full(m, big, dtype=np.int64)
@@ -1280,15 +1493,7 @@ def aggregate_sends(*, messages: dict[str, np.ndarray], send_msg: np.ndarray, s:
         rows = _rows_where(len(kind), lambda a, b: unpicked[send_msg[a:b]])
         pick = np.where(unpicked, _first_row(m, send_msg, rows), pick)
         del rows
-    del unpicked
-    seen_send = pick >= 0
-    safe = np.maximum(pick, 0)
-    origin = np.where(seen_send, s["region"][safe], -1).astype(np.int16) if len(kind) else np.full(m, -1, np.int16)
-    process = np.where(seen_send, s["process"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    key = np.where(seen_send, s["key"][safe], -1).astype(np.int32) if len(kind) else np.full(m, -1, np.int32)
-    return Messages(producer=messages["producer"].astype(np.int32), seq=messages["seq"], origin=origin,
-                    key=key, process=process, outcome=outcome, invoke_time=invoke_time, done_time=done_time,
-                    done_ref=done_ref.astype(np.int64))
+    return outcome, invoke_time, done_time, done_ref, pick
 
 
 def _rows_where(n: int, mask_of: Callable[[int, int], np.ndarray]) -> np.ndarray:

@@ -59,6 +59,11 @@ _S30, _S27, _S31, _S8 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(8
 OK = 0
 GAVE_UP = 1  # a line outside the subset: its number is returned
 FULL = 2  # more distinct strings than the table holds
+ROWS = 3  # more lines than the columns hold
+
+#: columns are first sized for lines of at least this many bytes (a send or recv line has more than 60), so that
+#: no pass counts the newlines first; a chunk of shorter lines is scanned again with columns as long as its lines
+LINE_BYTES = 40
 
 
 @njit(cache=True, nogil=True)
@@ -228,7 +233,12 @@ def _scan(buf, codes, ints, msg_hash, present, cand, names, lengths, slots, ent_
     last = np.full(N_STRINGS, -1, dtype=np.int64)
     p = 0
     line = 0
+    rows = len(present)
     while p < n:
+        if line >= rows:
+            return ROWS, line
+        for f in range(N_STRINGS):
+            codes[f, line] = -1
         seen = 0  # a bit per field, null or not: a field twice is outside the subset
         have = 0
         if buf[p] != 123:  # '{' first: blank or indented lines take the general path
@@ -346,20 +356,24 @@ def scan(data: bytes, *, table: int = 1 << 12) -> Scan | None:
     subset: the caller then takes its general path. ``table``: distinct strings held at first (the table grows to
     two a line when they do not fit)."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    n_max = data.count(b"\n") + 1
-    largest = 2 * n_max + 1024
+    rows, counted = len(data) // LINE_BYTES + 1, False
     while True:
-        status, found = _scan_with(data, buf, n_max, min(table, largest))
-        if status != FULL or table >= largest:
+        largest = 2 * rows + 1024
+        status, found = _scan_with(data, buf, rows, min(table, largest))
+        if status == OK or status == GAVE_UP or (status == FULL and table >= largest):
             return found
-        table = largest
+        if status == FULL:
+            table = largest
+        if not counted:  # short lines, or many distinct strings: size both by the lines
+            rows, counted = data.count(b"\n") + 1, True
 
 
 def _scan_with(data: bytes, buf: np.ndarray, n_max: int, capacity: int) -> tuple[int, Scan | None]:
-    codes = np.full((N_STRINGS, n_max), -1, dtype=np.int32)
-    ints = np.zeros((2, n_max), dtype=np.int64)
-    msg_hash = np.zeros(n_max, dtype=np.int64)
-    present = np.zeros(n_max, dtype=np.int32)
+    # not filled: the scan writes every line's codes, and the integers where a line holds them (``present``)
+    codes = np.empty((N_STRINGS, n_max), dtype=np.int32)
+    ints = np.empty((2, n_max), dtype=np.int64)
+    msg_hash = np.empty(n_max, dtype=np.int64)
+    present = np.empty(n_max, dtype=np.int32)
     slots = np.full(1 << int(2 * capacity - 1).bit_length(), -1, dtype=np.int64)
     ent_field = np.empty(capacity, dtype=np.int8)
     ent_start = np.empty(capacity, dtype=np.int64)

@@ -11,6 +11,7 @@ its length.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import pickle
 import struct
@@ -20,6 +21,8 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
+
+import numpy as np
 
 from geo_recon.errors import GeoReconError
 
@@ -44,21 +47,33 @@ def _send(stream: IO[bytes], obj: Any) -> None:
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
     out = bytearray(size)
-    view = memoryview(out)
+    _read_into(stream, memoryview(out))
+    return out
+
+
+def _read_buffer(stream: IO[bytes], size: int) -> np.ndarray:
+    """A large buffer (an array's data) read into an uninitialised array: a ``bytearray`` is zero-filled first,
+    one more pass over hundreds of MB of fresh memory."""
+    out = np.empty(size, dtype=np.uint8)
+    _read_into(stream, memoryview(out))
+    return out
+
+
+def _read_into(stream: IO[bytes], view: memoryview) -> None:
+    size = len(view)
     done = 0
     while done < size:
         got = stream.readinto(view[done:])  # type: ignore[attr-defined]
         if not got:
             raise EOFError
         done += got
-    return out
 
 
 def _receive(stream: IO[bytes]) -> Any:
     (size,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
     data = _read_exactly(stream, size)
     (count,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
-    buffers = [_read_exactly(stream, _HEADER.unpack(_read_exactly(stream, _HEADER.size))[0]) for _ in range(count)]
+    buffers = [_read_buffer(stream, _HEADER.unpack(_read_exactly(stream, _HEADER.size))[0]) for _ in range(count)]
     return pickle.loads(data, buffers=buffers)
 
 
@@ -66,10 +81,13 @@ class WorkerError(GeoReconError):
     """A worker process failed (a bug, or the machine ran out of something)."""
 
 
-def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight: int = 2) -> Iterator[Any]:
+def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight: int = 2,
+                 here: int = 0) -> Iterator[Any]:
     """``function(task)`` for each task in ``workers`` processes; results in task order.
 
-    ``function`` is "module:name", imported by each worker.
+    ``function`` is "module:name", imported by each worker. The first ``here`` tasks run in this process, once
+    the workers have theirs: a worker spends its first few tenths of a second starting Python and importing,
+    which this process would otherwise spend waiting.
     """
     procs = [subprocess.Popen([sys.executable, "-m", "geo_recon.check.pool", function], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) for _ in range(workers)]
@@ -77,15 +95,30 @@ def map_in_order(function: str, tasks: Iterable[Any], *, workers: int, in_flight
         assert proc.stdout is not None
         _widen(proc.stdout.fileno())
     try:
+        remaining = iter(tasks)
+        mine = list(itertools.islice(remaining, here))
         pending: deque[int] = deque()  # worker of each task sent and not yet received, in task order
-        for sent, task in enumerate(tasks):
+        sent = 0
+
+        def send(task: Any) -> None:
+            nonlocal sent
             worker = sent % workers
             stdin = procs[worker].stdin
             assert stdin is not None
             _send(stdin, task)
             pending.append(worker)
+            sent += 1
+
+        for task in itertools.islice(remaining, in_flight * workers):
+            send(task)
+        if mine:
+            local = _function(function)
+            for task in mine:
+                yield local(task)
+        for task in remaining:
             if len(pending) >= in_flight * workers:
                 yield _result(procs[pending.popleft()])
+            send(task)
         while pending:
             yield _result(procs[pending.popleft()])
     finally:
@@ -138,13 +171,18 @@ def _serve(function: Callable[[Any], Any]) -> None:
         _send(stdout, reply)
 
 
+def _function(spec: str) -> Callable[[Any], Any]:
+    """The function named "module:name"."""
+    module_name, _, name = spec.partition(":")
+    module = __import__(module_name, fromlist=[name])
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
 def main(argv: list[str]) -> None:
     from geo_recon.check.tuning import tune_allocator
 
     tune_allocator()
-    module_name, _, name = argv[0].partition(":")
-    module = __import__(module_name, fromlist=[name])
-    _serve(getattr(module, name))
+    _serve(_function(argv[0]))
 
 
 if __name__ == "__main__":

@@ -163,3 +163,13 @@ def test_many_distinct_names_grow_the_table() -> None:
     assert chunk is not None
     assert [chunk.names["key"][c] for c in chunk.send_key.tolist()] == [f"k{i}" for i in range(5000)]
     assert np.array_equal(chunk.send_seq, np.arange(5000))
+
+
+def test_lines_shorter_than_the_first_guess_are_scanned_again_with_room() -> None:
+    data = b"".join(b'{"type":"x","time":%d}\n' % i for i in range(500))  # 22 to 24 bytes a line
+    assert len(data) // jsonscan.LINE_BYTES + 1 < 500
+    found = jsonscan.scan(data)
+    assert found is not None
+    assert found.lines == 500
+    assert found.time.tolist() == list(range(500))
+    assert [found.table_text[c] for c in found.codes[0].tolist()] == ["x"] * 500

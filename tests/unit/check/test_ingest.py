@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from geo_recon.check import ingest
@@ -192,3 +193,41 @@ def test_a_history_whose_every_send_line_was_skipped_cannot_be_decided(tmp_path:
     (run / "history" / "a.jsonl").write_text("".join(line + "\n" for line in torn))
     with pytest.raises(CannotDecide, match="no acknowledged send"):
         check_run(run, skip_bad=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(-1, 3)), max_size=40), st.randoms(use_true_random=False))
+def test_folding_one_line_each_equals_the_general_fold(spec: list[tuple[bool, int]], rnd: object) -> None:
+    """Messages with at most one invoke and one completion: the plain assignments give what the folds give."""
+    rows: list[tuple[int, int, int]] = []  # (message, kind, time)
+    for msg, (invoked, done) in enumerate(spec):
+        if invoked:
+            rows.append((msg, 0, 10 * msg))
+        if done >= 1:
+            rows.append((msg, done, 10 * msg + 5))
+    assume(rows)  # (the general fold needs a line to index)
+    rnd.shuffle(rows)  # type: ignore[attr-defined]
+    m = len(spec)
+    send_msg = np.array([r[0] for r in rows], dtype=np.int64)
+    kind = np.array([r[1] for r in rows], dtype=np.int8)
+    s = {"kind": kind, "time": np.array([r[2] for r in rows], dtype=np.int64),
+         "ref": np.arange(len(rows), dtype=np.int64) + 100}
+    is_invoke = kind == 0
+    pending = np.bincount(send_msg[is_invoke], minlength=m) > np.bincount(send_msg[~is_invoke], minlength=m)
+    lines = ingest._fold_lines(m, send_msg=send_msg, s=s, is_invoke=is_invoke, pending=pending)
+    for block in (1 << 22, 3):  # one block, and blocks that split a message's lines apart
+        with mock.patch.object(ingest, "BLOCK_ROWS", block):
+            once = ingest._fold_once(m, send_msg=send_msg, s=s, is_invoke=is_invoke)
+        for a, b in zip(once, lines, strict=True):
+            assert a.tolist() == b.tolist()
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "ab", "b", "", None, "é"]), max_size=6), min_size=1, max_size=4),
+       st.integers(0, 2))
+def test_one_value_is_the_only_string_of_a_column(pieces: list[list[str | None]], skip: int) -> None:
+    column = pa.chunked_array([pa.array(p, type=pa.string()).slice(min(skip, len(p))) for p in pieces],
+                              type=pa.string())
+    values = column.to_pylist()
+    expected = values[0] if values and None not in values and len(set(values)) == 1 else None
+    assert ingest._one_value(column) == expected
+    assert ingest._one_value(column.combine_chunks()) == expected
