@@ -10,9 +10,9 @@
 One variant a process, unthrottled for SECONDS on a fresh topic of public/default: ``bare`` is
 ``raw_client.measure`` (payload only), ``bare-id`` the same with the recorder's messages (one property and a
 key), ``recorder`` the worker's real ``_produce`` (one producer, its history in a temporary directory).
-``bare-id-kept`` is ``bare-id``'s loop (here, not the reference's code) whose callback keeps the client's
-thread's Python state as the recorder's does (``workload/threadstate.py``): the like-with-like baseline
-once the recorder keeps it and the reference (``raw_client``, what ``bench load`` runs) does not.
+``bare`` and ``bare-id`` make a Python thread state per callback (the client as commonly used);
+``bare-id-kept`` is ``bare-id`` with its callback keeping the client's thread's Python state as the
+recorder's does (``workload/threadstate.py``): the like-with-like baseline, as ``bench load``'s reference.
 Prints one JSON line: rate, CPU-us a message (user+system of the whole process, client threads included),
 load average. Rates on a shared machine are noisy: compare CPU-us, and interleave variants.
 ``py-spy record --native --threads -- <this command>`` shows where the time goes.
@@ -59,48 +59,6 @@ def recorder(url: str, topic: str, seconds: float, history_format: str) -> tuple
         client.close()
 
 
-def bare_kept(url: str, topic: str, seconds: float) -> tuple[int, float, float]:
-    """raw_client.measure's loop with the recorder's messages, its callback keeping its thread's state."""
-    import queue
-    import threading
-
-    import pulsar
-
-    from geo_recon.workload import message, threadstate
-
-    client = pulsar.Client(url, operation_timeout_seconds=30, io_threads=1, message_listener_threads=1,
-                           logger=pulsar.FileLogger(pulsar.LoggerLevel.Warn, os.devnull))
-    try:
-        producer = client.create_producer(topic, batching_enabled=True, block_if_queue_full=True,
-                                          max_pending_messages=1000, batching_max_publish_delay_ms=1)
-        window: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(1000):
-            window.put(None)
-        counts = {"acked": 0}
-        ok, ident = pulsar.Result.Ok.value, threading.get_ident
-        kept, keep = threadstate.keeper()
-
-        def done(result, _msg_id) -> None:
-            if ident() not in kept:
-                keep()
-            if result.value == ok:
-                counts["acked"] += 1
-            window.put(None)
-
-        send = message.sender(producer, b"x" * 100, "bench/p0")
-        keys = [f"k{i}" for i in range(100)]
-        sent, cpu, started = 0, _cpu(), time.monotonic()
-        while time.monotonic() < started + seconds:
-            for seq in range(sent, sent + 100):
-                window.get()
-                send(seq, time.time_ns(), keys[seq % 100], done)
-            sent += 100
-        producer.flush()
-        return counts["acked"], time.monotonic() - started, _cpu() - cpu
-    finally:
-        client.close()
-
-
 def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4) or argv[1] not in ("bare", "bare-id", "bare-id-kept", "recorder"):
         print(__doc__, file=sys.stderr)
@@ -110,13 +68,12 @@ def main(argv: list[str]) -> int:
     topic = f"persistent://public/default/cpu-{variant}-{time.time_ns()}"
     if variant == "recorder":
         acked, elapsed, cpu = recorder(url, topic, seconds, history_format)
-    elif variant == "bare-id-kept":
-        acked, elapsed, cpu = bare_kept(url, topic, seconds)
     else:
         from geo_recon.workload import raw_client
 
         cpu0 = _cpu()
-        out = raw_client.measure(url, topic, seconds=seconds, size=100, identity=variant == "bare-id")
+        out = raw_client.measure(url, topic, seconds=seconds, size=100, identity=variant != "bare",
+                                 keep_thread_state=variant == "bare-id-kept")
         acked, elapsed, cpu = out["acked"], out["seconds"], _cpu() - cpu0
     print(json.dumps({"variant": variant, "history_format": history_format if variant == "recorder" else None,
                       "rate": round(acked / elapsed), "cpu_us": round(cpu / max(acked, 1) * 1e6, 2),

@@ -61,8 +61,9 @@ def compose_status_lines(lab: Any, rows: Iterable[Any], healthy: bool) -> list[s
 
 def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
     """The publish-and-record benchmark: each run against pulsar-perf (the mean of its runs), pacer error."""
-    perfs = [f.achieved_rate for f in figures if f.label.startswith("pulsar-perf produce")]  # before and after
-    perf = sum(perfs) / len(perfs) if perfs else figures[0].achieved_rate
+    from geo_recon.workload.bench import RAW_LABEL, RAW_PLAIN_LABEL, perf_around, perf_baseline
+
+    perf = perf_baseline(list(figures)) or figures[0].achieved_rate  # before and after the native runs
     lines = [header,
              f"{'run':<62}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}"]
     for f in figures:
@@ -72,8 +73,6 @@ def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
                      f"{err:>8}{f.acked:>10}{f.received:>10}")
     lines.append("received counts this region's consumer receipts (every acknowledged message when received == acked;"
                  " unthrottled runs: consumed once the producers were done).")
-    from geo_recon.workload.bench import RAW_LABEL, RAW_PLAIN_LABEL, perf_around
-
     raw = next((f for f in figures if f.label == RAW_LABEL), None)
     best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
     if raw and best and raw.achieved_rate > 0:
