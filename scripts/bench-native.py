@@ -102,4 +102,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    finally:
+        BARE.unlink(missing_ok=True)  # a build per run: leave none in /tmp
