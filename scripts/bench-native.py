@@ -3,7 +3,8 @@
     .venv/bin/python scripts/bench-native.py LAB SECONDS VARIANT...
 
 VARIANT is ``perf`` (pulsar-perf as `bench load` runs it), ``bare[:FLAGS]`` (native/worker/bareproducer
-built into /tmp, FLAGS its command-line flags separated by commas, e.g. ``bare:-identity``), or
+built into /tmp, FLAGS its command-line flags separated by commas, e.g. ``bare:-identity``, and
+``BIN=PATH`` among them runs another build of it), or
 ``worker:FORMAT[:ENV=V,...]`` (the native worker run directly on a worker config as `bench load` writes
 it, its CPU profile in /tmp/bench-native-worker-N.pprof; ``BIN=PATH`` runs another build of it). One JSON line a variant, with the load
 average. Measuring only: `geo-recon bench load` is the figure of record.
@@ -26,7 +27,7 @@ from geo_recon.workload import bench, native
 from geo_recon.workload.spec import WorkloadSpec
 from geo_recon.workload.worker import WorkerConfig
 
-BARE = Path("/tmp/bench-native-bareproducer")
+BARE = Path(tempfile.gettempdir()) / f"bench-native-bareproducer-{os.getpid()}"  # per run: helpers share /tmp
 
 
 def in_netns(argv: list[str], netns: str | None, env: dict[str, str] | None = None) -> list[str]:
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> int:
     url = target.region(region).service_url
     netns = dict(lab_state.load(lab).namespaces).get(region)
     if any(v.startswith("bare") for v in variants):
+        native.patched_client()  # go.mod's replace target
         subprocess.run(["go", "build", "-o", str(BARE), "./bareproducer"], cwd=native.SOURCE_DIR, check=True,
                        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"})
     for index, variant in enumerate(variants):
@@ -85,8 +87,9 @@ def main(argv: list[str]) -> int:
                                          size=100, netns=netns)
             out = {"rate": fig.achieved_rate, "acked": fig.acked}
         elif kind == "bare":
-            flags = [f for f in rest.split(",") if f]
-            proc = subprocess.run(in_netns([str(BARE), "-url", url, "-topic", f"persistent://geo/recon/bare-{stamp}",
+            flags = [f for f in rest.split(",") if f and not f.startswith("BIN=")]
+            exe = next((f[4:] for f in rest.split(",") if f.startswith("BIN=")), str(BARE))  # or another build
+            proc = subprocess.run(in_netns([exe, "-url", url, "-topic", f"persistent://geo/recon/bare-{stamp}",
                                             "-seconds", str(seconds), *flags], netns),
                                   capture_output=True, text=True)
             out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {"err": proc.stderr[-400:]}
@@ -99,4 +102,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    finally:
+        BARE.unlink(missing_ok=True)  # a build per run: leave none in /tmp

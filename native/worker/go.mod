@@ -67,3 +67,5 @@ require (
 	sigs.k8s.io/structured-merge-diff/v4 v4.4.2 // indirect
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
+
+replace github.com/apache/pulsar-client-go => ./third_party/pulsar-client-go

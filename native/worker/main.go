@@ -244,6 +244,11 @@ func (w *worker) produce(client pulsar.Client, index int, topic string, rate flo
 		DisableBatching:         !spec.Batching,
 		BatchingMaxPublishDelay: batchDelay(spec.BatchDelayMs),
 		MaxPendingMessages:      spec.MaxOutstanding, // and block when it is full (the default), as pulsar-perf
+		// pulsar-perf's batch limits (-bm 1000, -bb 4 MiB): a batch closes at 1000 messages or the delay, as
+		// pulsar-perf's do; at the client's default of 128 KiB our messages (a key and the identity property,
+		// ~190 bytes on the wire) closed batches at ~690 messages, more entries a message for the broker.
+		BatchingMaxMessages: 1000,
+		BatchingMaxSize:     4 << 20,
 	}
 	if spec.ProducerDedup {
 		opts.Name = fmt.Sprintf("%s-%s-p%d", w.cfg.RunID, w.cfg.Region, index)

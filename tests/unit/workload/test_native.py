@@ -2,7 +2,6 @@
 tested on the lab: tests/integration/test_workload.py runs the same checks on both drivers)."""
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -16,6 +15,7 @@ from geo_recon.workload.worker import WorkerConfig, history_file, stem
 
 def test_the_build_is_named_by_its_sources_so_an_edit_rebuilds(tmp_path):
     for name in native.SOURCES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(f"// {name}\n")
     before = native.source_hash(tmp_path)
     (tmp_path / "main.go").write_text("// changed\n")
@@ -25,6 +25,25 @@ def test_the_build_is_named_by_its_sources_so_an_edit_rebuilds(tmp_path):
 def test_missing_sources_name_the_file(tmp_path):
     with pytest.raises(EnvironmentProblem, match=r"go\.mod"):
         native.source_hash(tmp_path)
+
+
+def test_the_pinned_client_is_patched_once_and_again_when_the_patch_changes(tmp_path):
+    for name in ("go.mod", "go.sum", str(native.CLIENT_PATCH)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((native.SOURCE_DIR / name).read_bytes())
+    copy = native.patched_client(tmp_path)
+    producer = copy / "pulsar" / "producer_partition.go"
+    assert "if !sr.sendAsBatch {\n\t\tsr.mm = p.genMetadata(" in producer.read_text()
+    made = producer.stat().st_mtime_ns
+    assert native.patched_client(tmp_path) == copy and producer.stat().st_mtime_ns == made
+    patch = tmp_path / native.CLIENT_PATCH
+    patch.write_text(patch.read_text().replace("Received send request: \", sr.msg)",
+                                               "Received send request: \", sr.msg) // again"))
+    native.patched_client(tmp_path)
+    assert 'Received send request: ", sr.msg) // again' in producer.read_text()
+    patch.write_text(patch.read_text().replace("p.log.Debug(", "p.log.Nothing("))
+    with pytest.raises(EnvironmentProblem, match=r"pulsar-client-go\.patch does not apply"):
+        native.patched_client(tmp_path)
 
 
 def test_the_native_worker_refuses_a_config_it_cannot_run(tmp_path):
@@ -72,7 +91,7 @@ def test_the_native_history_writers_own_tests_pass():
     from geo_recon.deploy import pulsar_dist
 
     go = pulsar_dist.find_go("the native worker's tests")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -modcacherw"}
-    proc = subprocess.run([go, "test", "-count=1", "."], cwd=native.SOURCE_DIR, env=env, capture_output=True,
-                          text=True, timeout=900)
+    native.patched_client()  # go.mod's replace target
+    proc = subprocess.run([go, "test", "-count=1", "."], cwd=native.SOURCE_DIR, env=native.go_env(),
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
