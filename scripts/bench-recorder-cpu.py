@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -43,9 +44,9 @@ def recorder(url: str, topic: str, seconds: float, history_format: str) -> tuple
 
     workload = WorkloadSpec(rate=1e7, duration_s=seconds, message_size=100, batching=True, max_outstanding=1000,
                             batch_delay_ms=1.0, history_format=history_format)  # type: ignore[arg-type]
+    run_dir = tempfile.mkdtemp(prefix="geo-recon-cpu-")  # removed after the run: ~150 MB of history a run
     config = WorkerConfig(run_id="cpu", region="a", regions=["a"], service_url=url, admin_url="http://unused",
-                          topics=[topic], workload=workload, start_at_ns=time.time_ns(),
-                          run_dir=tempfile.mkdtemp(prefix="geo-recon-cpu-"))
+                          topics=[topic], workload=workload, start_at_ns=time.time_ns(), run_dir=run_dir)
     worker = Worker(config, role="produce")
     worker.result_ok = pulsar.Result.Ok.value
     client = pulsar.Client(url, operation_timeout_seconds=30, io_threads=1, message_listener_threads=1,
@@ -59,6 +60,7 @@ def recorder(url: str, topic: str, seconds: float, history_format: str) -> tuple
         return worker.counters.snapshot()["acked"], time.monotonic() - started, _cpu() - cpu
     finally:
         client.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
