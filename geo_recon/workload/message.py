@@ -41,7 +41,8 @@ def sender(producer: Any, payload: bytes, name: str, *, dedup: bool = False):
     builder, send_async = _pulsar.MessageBuilder, inner.send_async
 
     def send(seq: int, sent_ns: int, key: str, callback) -> None:
-        message = builder().content(payload).property(ID, identity(name, seq, sent_ns)).partition_key(key)
+        # identity()'s text, formatted inline: a Python call a message less (0.08 CPU-us)
+        message = builder().content(payload).property(ID, f"{name} {seq} {sent_ns}").partition_key(key)
         if dedup:
             message.sequence_id(seq)
         send_async(message.build(), callback)
