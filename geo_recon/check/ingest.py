@@ -25,9 +25,9 @@ import mmap
 import os
 import tempfile
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -834,14 +834,37 @@ def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int 
 
 
 def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> Iterator[Chunk]:
-    """Parse chunks here, or in ``workers`` processes; results in task order."""
+    """Parse chunks here, or in ``workers`` threads (Arrow slices) or processes (JSONL); results in task order."""
     if workers <= 1:
         for task in tasks:
             yield _parse_task(task)
         return
+    if all(is_arrow(task[0]) for task in tasks):
+        # an Arrow slice is a few large Arrow and numpy calls, which release the GIL: threads here cost no worker
+        # start and no trip of every column through a pipe
+        yield from _threads_in_order(_parse_task, tasks, threads=workers)
+        return
     # the leading Arrow slices are read here while the workers start (a JSONL chunk would need numba loaded here)
     here = next((i for i, task in enumerate(tasks[:HERE_MAX]) if not is_arrow(task[0])), min(HERE_MAX, len(tasks)))
     yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers, here=here)
+
+
+def _threads_in_order(function: Callable[[Any], Chunk], tasks: list[Any], *, threads: int,
+                      in_flight: int = 2) -> Iterator[Chunk]:
+    """``function(task)`` for each task in ``threads`` threads, results in task order, with at most ``in_flight``
+    tasks a thread done or under way and not yet taken (so that parsed chunks never pile up in memory)."""
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        pending: deque[Future[Chunk]] = deque()
+        try:
+            for task in tasks:
+                if len(pending) >= in_flight * threads:
+                    yield pending.popleft().result()
+                pending.append(executor.submit(function, task))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # --------------------------------------------------------------------------- whole run
