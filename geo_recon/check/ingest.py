@@ -117,11 +117,13 @@ _U64 = (1 << 64) - 1
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(30))
-    h = h * _M1
-    h = h ^ (h >> np.uint64(27))
-    h = h * _M2
-    return h ^ (h >> np.uint64(31))
+    """The finaliser of splitmix64, in place (``h`` is a temporary of the caller's)."""
+    h ^= h >> np.uint64(30)
+    h *= _M1
+    h ^= h >> np.uint64(27)
+    h *= _M2
+    h ^= h >> np.uint64(31)
+    return h
 
 
 def _mix_int(h: int) -> int:
@@ -183,7 +185,12 @@ def _hash_block(arr: pa.Array) -> np.ndarray:
     words = np.ndarray((end - begin + 1,), dtype="<u8", buffer=padded, strides=(1,))
     h = lengths.astype(np.uint64) * _GOLDEN
     n_words = (lengths + 7) // 8
+    shortest = int(lengths.min())
     for k in range(int(n_words.max())):
+        if 8 * (k + 1) <= shortest:  # a whole word of every string: no mask, no choice (msg_ids' first words)
+            h ^= words[starts + 8 * k]
+            _mix(h)
+            continue
         keep = np.clip(lengths - 8 * k, 0, 8)
         word = words[np.minimum(starts + 8 * k, end - begin)] & _MASKS[keep]
         h = np.where(n_words > k, _mix(h ^ word), h)
@@ -1206,27 +1213,12 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     index = DenseIndex.of(n_producers=len(tables["producer"]), send_producer=s["producer"], send_seq=s["seq"])
     send_msg = index.direct(s["producer"], s["seq"])
     send_rest = send_msg < 0
-    rest = [(s["producer"][send_rest], s["seq"][send_rest])]
     provisional = store.regions()
-    for region in provisional:  # receipts of (producer, seq) outside the dense ranges
-        rest.append(_cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
-                                         store.read(region, "seq", a, b)) for a, b in store.blocks(region)]))
-    identity, inverses = index.with_rest(rest)
-    send_msg[send_rest] = inverses[0]
-    del s["producer"], s["seq"], send_rest, rest
-    if big:
-        release_free_memory()  # the index's temporaries
-    messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
-    del identity, send_msg
 
-    completed = s["kind"] > 0
-    completions = Completions(
-        time=s["time"][completed], region=s["region"][completed].astype(np.int16),
-        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
-        cluster=s["cluster"][completed].astype(np.int16))
-    del s, completed
-    if big:
-        release_free_memory()
+    def outside(region: int) -> tuple[np.ndarray, np.ndarray]:
+        """The region's receipts of (producer, seq) outside the dense ranges."""
+        return _cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
+                                    store.read(region, "seq", a, b)) for a, b in store.blocks(region)])
 
     n_regions = len(tables["region"])
     receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
@@ -1235,12 +1227,32 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     def normalised(job: tuple[int, np.ndarray]) -> Receipts | Callable[[], Receipts]:
         return _region_receipts(store, job[0], luts=luts, index=index, rest_msg=job[1])
 
-    jobs = list(zip(provisional, inverses[1:], strict=True))
-    # in memory, two regions at a time (numpy's lookups and sorts release the GIL); spilled, one at a time, so
-    # that one region's columns are resident at once
-    pairs = not big and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    # in memory, two regions at a time (numpy's lookups and sorts release the GIL), while this thread folds the
+    # sends; spilled, one at a time and after the sends, so that one region's columns are resident at once
+    pairs = not big and len(provisional) > 1 and (os.cpu_count() or 1) > 1
     with ThreadPoolExecutor(max_workers=2) if pairs else contextlib.nullcontext() as threads:
-        for (region, _), built in zip(jobs, threads.map(normalised, jobs) if threads else map(normalised, jobs),
+        rest = [(s["producer"][send_rest], s["seq"][send_rest]),
+                *(threads.map(outside, provisional) if threads else map(outside, provisional))]
+        identity, inverses = index.with_rest(rest)
+        send_msg[send_rest] = inverses[0]
+        del s["producer"], s["seq"], send_rest, rest
+        jobs = list(zip(provisional, inverses[1:], strict=True))
+        built_all = threads.map(normalised, jobs) if threads else None
+        if big:
+            release_free_memory()  # the index's temporaries
+        messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
+        del identity, send_msg
+
+        completed = s["kind"] > 0
+        completions = Completions(
+            time=s["time"][completed], region=s["region"][completed].astype(np.int16),
+            outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
+            cluster=s["cluster"][completed].astype(np.int16))
+        del s, completed
+        if big:
+            release_free_memory()
+
+        for (region, _), built in zip(jobs, built_all if built_all is not None else map(normalised, jobs),
                                       strict=True):
             code = int(luts["region"][region])
             receipts[code] = built
