@@ -12,9 +12,11 @@ is, which names the file and line of the first bad one (or, with ``skip_bad``,
 skips and counts bad lines). So the fast paths accept only what the exact path
 accepts, with the same values.
 
-Chunks are parsed in worker processes (``workers``); each reads its own byte
-range and returns compact arrays with chunk-local name tables and chunk-relative
-line numbers, which the parent maps to global codes and absolute lines, in order.
+Chunks are parsed in worker processes (``workers``; threads of the reading
+process when every file is Arrow: a slice of an Arrow file is a few large calls
+that release the GIL); each reads its own byte range (or rows) and returns
+compact arrays with chunk-local name tables and chunk-relative line numbers,
+which the reading process maps to global codes and absolute lines, in order.
 """
 
 from __future__ import annotations
@@ -1143,7 +1145,7 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
                  spill_bytes: int | None = None) -> History:
     """Read ``RUN_DIR/run.json`` and every history file (``*.jsonl``, ``*.arrows``) into a :class:`History`.
 
-    ``workers``: processes parsing chunks (default: one per CPU, at most 4,
+    ``workers``: processes parsing chunks, threads when every file is Arrow (default: one per CPU, at most 4,
     when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
     ``spill_bytes``: parsed columns held in memory while reading (default
     ``SPILL_BYTES``); past that they go to temporary files, and so do each
