@@ -1003,6 +1003,23 @@ class _ColumnStore:
         _pread_into(fh.fileno(), out, start * out.itemsize)
         return out
 
+    def read_coded(self, region: int | str, name: str, lut: np.ndarray) -> np.ndarray:
+        """``lut[read(region, name)]`` (a code column through a lookup table), in memory in one pass per piece
+        into one new array: no joined copy of the provisional codes first, and a piece of one value as a fill."""
+        if self.files is not None or region not in self.counts:
+            return lut[self.read(region, name)]
+        pieces = self.held[region][name]
+        out = np.empty(self.counts[region], dtype=lut.dtype)
+        at = 0
+        for piece in pieces:
+            n = len(piece)
+            if _is_repeated(piece):
+                out[at:at + n] = lut[piece[0]]
+            else:
+                np.take(lut, piece, out=out[at:at + n])
+            at += n
+        return out
+
     def drop(self, region: int | str) -> None:
         self.held.pop(region, None)
         for fh in (self.files or {}).pop(region, {}).values():
@@ -1205,12 +1222,10 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     big = store.spilled
     if big:
         release_free_memory()  # the chunks' arrays, freed: the columns read back whole need new room
-    s = {k: store.read(SENDS, k) for k in _SEND_COLUMNS}
+    coded = {"region": "region", "process": "process", "producer": "producer", "cluster": "region", "key": "key"}
+    s = {k: store.read_coded(SENDS, k, luts[coded[k]]) if k in coded else store.read(SENDS, k)
+         for k in _SEND_COLUMNS}
     store.drop(SENDS)
-    for kind in ("region", "process", "producer"):
-        s[kind] = luts[kind][s[kind]]
-    s["cluster"] = luts["region"][s["cluster"]]
-    s["key"] = luts["key"][s["key"]]
 
     index = DenseIndex.of(n_producers=len(tables["producer"]), send_producer=s["producer"], send_seq=s["seq"])
     send_msg = index.direct(s["producer"], s["seq"])
@@ -1308,7 +1323,7 @@ def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.nda
         block[outside] = rest_msg[done:done + len(outside)]
         done += len(outside)
         msg[a:b] = block
-    process = luts["process"][store.read(region, "process")]
+    process = store.read_coded(region, "process", luts["process"])
     time = store.read(region, "time")
     ref = store.read(region, "ref")
     order = order_receipts(process, time, ref)
@@ -1318,9 +1333,9 @@ def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.nda
     def column(name: str) -> np.ndarray:
         values = ready.pop(name, None)
         if values is None and name == "subscription":
-            values = luts["subscription"][store.read(region, "subscription")]
+            values = store.read_coded(region, "subscription", luts["subscription"])
         elif values is None and name == "cluster":
-            values = luts["region"][store.read(region, "cluster")]
+            values = store.read_coded(region, "cluster", luts["region"])
         elif values is None:
             values = store.read(region, "hash" if name == "msg_hash" else name)
         values = values if order is None else values[order]
