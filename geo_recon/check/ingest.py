@@ -13,8 +13,8 @@ skips and counts bad lines). So the fast paths accept only what the exact path
 accepts, with the same values.
 
 Chunks are parsed in worker processes (``workers``; threads of the reading
-process when every file is Arrow: a slice of an Arrow file is a few large calls
-that release the GIL); each reads its own byte range (or rows) and returns
+process when every file is Arrow and the read fits in memory: a slice of an
+Arrow file is a few large calls that release the GIL); each reads its own byte range (or rows) and returns
 compact arrays with chunk-local name tables and chunk-relative line numbers,
 which the reading process maps to global codes and absolute lines, in order.
 """
@@ -85,6 +85,8 @@ PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs mor
 SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
 ARROW_CHUNK_ROWS = 1 << 20  # rows of an Arrow history file parsed as one chunk
+#: a parsed receipt's bytes in the column store (a send line's fewer): how a read of Arrow files is known to fit
+ARROW_ROW_BYTES = 28
 EXAMPLES = 20  # skipped lines quoted in the result
 
 SEND_KIND = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
@@ -842,13 +844,15 @@ def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int 
     return bounds
 
 
-def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> Iterator[Chunk]:
-    """Parse chunks here, or in ``workers`` threads (Arrow slices) or processes (JSONL); results in task order."""
+def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int, *,
+              threads: bool = False) -> Iterator[Chunk]:
+    """Parse chunks here, or in ``workers`` processes, or (``threads``, Arrow slices only) threads; results in task
+    order."""
     if workers <= 1:
         for task in tasks:
             yield _parse_task(task)
         return
-    if all(is_arrow(task[0]) for task in tasks):
+    if threads and all(is_arrow(task[0]) for task in tasks):
         # an Arrow slice is a few large Arrow and numpy calls, which release the GIL: threads here cost no worker
         # start and no trip of every column through a pipe
         yield from _threads_in_order(_parse_task, tasks, threads=workers)
@@ -1162,8 +1166,8 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
                  spill_bytes: int | None = None) -> History:
     """Read ``RUN_DIR/run.json`` and every history file (``*.jsonl``, ``*.arrows``) into a :class:`History`.
 
-    ``workers``: processes parsing chunks, threads when every file is Arrow (default: one per CPU, at most 4,
-    when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
+    ``workers``: processes parsing chunks, or threads when every file is Arrow and the read will not spill
+    (default: one per CPU, at most 4, when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
     ``spill_bytes``: parsed columns held in memory while reading (default
     ``SPILL_BYTES``); past that they go to temporary files, and so do each
     region's normalised receipts (then loaded one region at a time, as from the
@@ -1184,7 +1188,11 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
     parts = _Parts(columns=_ColumnStore(SPILL_BYTES if spill_bytes is None else spill_bytes))
     line_index: list[list[tuple[int, int]]] = [[] for _ in files]
     next_line = [1] * len(files)
-    for (file_index, offset), chunk in zip(where, _in_order(tasks, workers), strict=True):
+    budget = SPILL_BYTES if spill_bytes is None else spill_bytes
+    # Arrow slices are parsed in threads here when the read will be held in memory; a read that will spill (a large
+    # history, where the peak RSS is what counts) leaves the parsing and its temporaries to worker processes
+    threads = all(is_arrow(p) for p in files) and sum(cuts[-1] for cuts in bounds) * ARROW_ROW_BYTES <= budget
+    for (file_index, offset), chunk in zip(where, _in_order(tasks, workers, threads=threads), strict=True):
         first_line = next_line[file_index]
         if not line_index[file_index] or not is_arrow(files[file_index]):  # an Arrow file is found by row
             line_index[file_index].append((first_line, offset))
