@@ -185,7 +185,8 @@ def test_threads_give_results_in_task_order_and_hold_few_at_once() -> None:
         return task * 10 + ahead
 
     results = []
-    for value in ingest._threads_in_order(slow_first, list(range(12)), threads=2, in_flight=2):  # type: ignore[arg-type]
+    in_order = ingest._threads_in_order(slow_first, list(range(12)), threads=2, in_flight=2)  # type: ignore[arg-type]
+    for value in in_order:
         taken.append(value)
         results.append(value)
     assert [v // 10 for v in results] == list(range(12))
