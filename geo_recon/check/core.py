@@ -393,9 +393,10 @@ def check_history(history: History, *, allowed: Iterable[Anomaly] = (), max_case
     # (with tune_allocator's single malloc arena the threads reuse the heap the read left, instead of faulting in
     # arenas of their own)
     pool = ThreadPoolExecutor(max_workers=min(threads, len(listed))) if threads > 1 and len(listed) > 1 else None
-    # with region threads, each region's lag statistics (sorting, partitioning) run in one more thread beside the
-    # detectors: the last region, alone in its pass, then keeps both CPUs busy
-    lag_pool = ThreadPoolExecutor(max_workers=1) if pool is not None else None
+    # with region threads, each region's lag statistics (sorting, partitioning) run in a thread of their own beside
+    # the detectors, one per region thread: a single one made every region's pass wait for the lags of the regions
+    # before it, and the last region, alone in its pass, then keeps both CPUs busy
+    lag_pool = ThreadPoolExecutor(max_workers=min(threads, len(listed))) if pool is not None else None
     with pool or contextlib.nullcontext(), lag_pool or contextlib.nullcontext():
         passes = (pool.map(one, listed, [lag_pool] * len(listed)) if pool
                   else (one(region, None) for region in listed))

@@ -12,9 +12,11 @@ is, which names the file and line of the first bad one (or, with ``skip_bad``,
 skips and counts bad lines). So the fast paths accept only what the exact path
 accepts, with the same values.
 
-Chunks are parsed in worker processes (``workers``); each reads its own byte
-range and returns compact arrays with chunk-local name tables and chunk-relative
-line numbers, which the parent maps to global codes and absolute lines, in order.
+Chunks are parsed in worker processes (``workers``; threads of the reading
+process when every file is Arrow and the read fits in memory: a slice of an
+Arrow file is a few large calls that release the GIL); each reads its own byte range (or rows) and returns
+compact arrays with chunk-local name tables and chunk-relative line numbers,
+which the reading process maps to global codes and absolute lines, in order.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import mmap
 import os
 import tempfile
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +85,8 @@ PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs mor
 SPILL_BYTES = 768 << 20
 ARROW_BLOCK_BYTES = 4 << 20
 ARROW_CHUNK_ROWS = 1 << 20  # rows of an Arrow history file parsed as one chunk
+#: a parsed receipt's bytes in the column store (a send line's fewer): how a read of Arrow files is known to fit
+ARROW_ROW_BYTES = 28
 EXAMPLES = 20  # skipped lines quoted in the result
 
 SEND_KIND = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
@@ -117,11 +121,13 @@ _U64 = (1 << 64) - 1
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(30))
-    h = h * _M1
-    h = h ^ (h >> np.uint64(27))
-    h = h * _M2
-    return h ^ (h >> np.uint64(31))
+    """The finaliser of splitmix64, in place (``h`` is a temporary of the caller's)."""
+    h ^= h >> np.uint64(30)
+    h *= _M1
+    h ^= h >> np.uint64(27)
+    h *= _M2
+    h ^= h >> np.uint64(31)
+    return h
 
 
 def _mix_int(h: int) -> int:
@@ -183,7 +189,12 @@ def _hash_block(arr: pa.Array) -> np.ndarray:
     words = np.ndarray((end - begin + 1,), dtype="<u8", buffer=padded, strides=(1,))
     h = lengths.astype(np.uint64) * _GOLDEN
     n_words = (lengths + 7) // 8
+    shortest = int(lengths.min())
     for k in range(int(n_words.max())):
+        if 8 * (k + 1) <= shortest:  # a whole word of every string: no mask, no choice (msg_ids' first words)
+            h ^= words[starts + 8 * k]
+            _mix(h)
+            continue
         keep = np.clip(lengths - 8 * k, 0, 8)
         word = words[np.minimum(starts + 8 * k, end - begin)] & _MASKS[keep]
         h = np.where(n_words > k, _mix(h ^ word), h)
@@ -833,15 +844,40 @@ def chunk_bounds(path: Path, *, chunk_bytes: int = CHUNK_BYTES, chunk_rows: int 
     return bounds
 
 
-def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int) -> Iterator[Chunk]:
-    """Parse chunks here, or in ``workers`` processes; results in task order."""
+def _in_order(tasks: list[tuple[str, int, int, bool, bool]], workers: int, *,
+              threads: bool = False) -> Iterator[Chunk]:
+    """Parse chunks here, or in ``workers`` processes, or (``threads``, Arrow slices only) threads; results in task
+    order."""
     if workers <= 1:
         for task in tasks:
             yield _parse_task(task)
         return
+    if threads and all(is_arrow(task[0]) for task in tasks):
+        # an Arrow slice is a few large Arrow and numpy calls, which release the GIL: threads here cost no worker
+        # start and no trip of every column through a pipe
+        yield from _threads_in_order(_parse_task, tasks, threads=workers)
+        return
     # the leading Arrow slices are read here while the workers start (a JSONL chunk would need numba loaded here)
     here = next((i for i, task in enumerate(tasks[:HERE_MAX]) if not is_arrow(task[0])), min(HERE_MAX, len(tasks)))
     yield from pool.map_in_order("geo_recon.check.ingest:_parse_task", tasks, workers=workers, here=here)
+
+
+def _threads_in_order(function: Callable[[Any], Chunk], tasks: list[Any], *, threads: int,
+                      in_flight: int = 2) -> Iterator[Chunk]:
+    """``function(task)`` for each task in ``threads`` threads, results in task order, with at most ``in_flight``
+    tasks a thread done or under way and not yet taken (so that parsed chunks never pile up in memory)."""
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        pending: deque[Future[Chunk]] = deque()
+        try:
+            for task in tasks:
+                if len(pending) >= in_flight * threads:
+                    yield pending.popleft().result()
+                pending.append(executor.submit(function, task))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # --------------------------------------------------------------------------- whole run
@@ -969,6 +1005,23 @@ class _ColumnStore:
         fh.flush()
         out = np.empty(stop - start, dtype=_DTYPES[name])
         _pread_into(fh.fileno(), out, start * out.itemsize)
+        return out
+
+    def read_coded(self, region: int | str, name: str, lut: np.ndarray) -> np.ndarray:
+        """``lut[read(region, name)]`` (a code column through a lookup table), in memory in one pass per piece
+        into one new array: no joined copy of the provisional codes first, and a piece of one value as a fill."""
+        if self.files is not None or region not in self.counts:
+            return lut[self.read(region, name)]
+        pieces = self.held[region][name]
+        out = np.empty(self.counts[region], dtype=lut.dtype)
+        at = 0
+        for piece in pieces:
+            n = len(piece)
+            if _is_repeated(piece):
+                out[at:at + n] = lut[piece[0]]
+            else:
+                np.take(lut, piece, out=out[at:at + n])
+            at += n
         return out
 
     def drop(self, region: int | str) -> None:
@@ -1113,8 +1166,8 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
                  spill_bytes: int | None = None) -> History:
     """Read ``RUN_DIR/run.json`` and every history file (``*.jsonl``, ``*.arrows``) into a :class:`History`.
 
-    ``workers``: processes parsing chunks (default: one per CPU, at most 4,
-    when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
+    ``workers``: processes parsing chunks, or threads when every file is Arrow and the read will not spill
+    (default: one per CPU, at most 4, when the history is larger than ``PARALLEL_MIN_BYTES``; 1 parses here).
     ``spill_bytes``: parsed columns held in memory while reading (default
     ``SPILL_BYTES``); past that they go to temporary files, and so do each
     region's normalised receipts (then loaded one region at a time, as from the
@@ -1135,7 +1188,11 @@ def read_history(run_dir: str | os.PathLike[str], *, skip_bad: bool = False, wor
     parts = _Parts(columns=_ColumnStore(SPILL_BYTES if spill_bytes is None else spill_bytes))
     line_index: list[list[tuple[int, int]]] = [[] for _ in files]
     next_line = [1] * len(files)
-    for (file_index, offset), chunk in zip(where, _in_order(tasks, workers), strict=True):
+    budget = SPILL_BYTES if spill_bytes is None else spill_bytes
+    # Arrow slices are parsed in threads here when the read will be held in memory; a read that will spill (a large
+    # history, where the peak RSS is what counts) leaves the parsing and its temporaries to worker processes
+    threads = all(is_arrow(p) for p in files) and sum(cuts[-1] for cuts in bounds) * ARROW_ROW_BYTES <= budget
+    for (file_index, offset), chunk in zip(where, _in_order(tasks, workers, threads=threads), strict=True):
         first_line = next_line[file_index]
         if not line_index[file_index] or not is_arrow(files[file_index]):  # an Arrow file is found by row
             line_index[file_index].append((first_line, offset))
@@ -1173,37 +1230,20 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     big = store.spilled
     if big:
         release_free_memory()  # the chunks' arrays, freed: the columns read back whole need new room
-    s = {k: store.read(SENDS, k) for k in _SEND_COLUMNS}
+    coded = {"region": "region", "process": "process", "producer": "producer", "cluster": "region", "key": "key"}
+    s = {k: store.read_coded(SENDS, k, luts[coded[k]]) if k in coded else store.read(SENDS, k)
+         for k in _SEND_COLUMNS}
     store.drop(SENDS)
-    for kind in ("region", "process", "producer"):
-        s[kind] = luts[kind][s[kind]]
-    s["cluster"] = luts["region"][s["cluster"]]
-    s["key"] = luts["key"][s["key"]]
 
     index = DenseIndex.of(n_producers=len(tables["producer"]), send_producer=s["producer"], send_seq=s["seq"])
     send_msg = index.direct(s["producer"], s["seq"])
     send_rest = send_msg < 0
-    rest = [(s["producer"][send_rest], s["seq"][send_rest])]
     provisional = store.regions()
-    for region in provisional:  # receipts of (producer, seq) outside the dense ranges
-        rest.append(_cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
-                                         store.read(region, "seq", a, b)) for a, b in store.blocks(region)]))
-    identity, inverses = index.with_rest(rest)
-    send_msg[send_rest] = inverses[0]
-    del s["producer"], s["seq"], send_rest, rest
-    if big:
-        release_free_memory()  # the index's temporaries
-    messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
-    del identity, send_msg
 
-    completed = s["kind"] > 0
-    completions = Completions(
-        time=s["time"][completed], region=s["region"][completed].astype(np.int16),
-        outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
-        cluster=s["cluster"][completed].astype(np.int16))
-    del s, completed
-    if big:
-        release_free_memory()
+    def outside(region: int) -> tuple[np.ndarray, np.ndarray]:
+        """The region's receipts of (producer, seq) outside the dense ranges."""
+        return _cat_pairs([_rest_of(index, luts["producer"][store.read(region, "producer", a, b)],
+                                    store.read(region, "seq", a, b)) for a, b in store.blocks(region)])
 
     n_regions = len(tables["region"])
     receipts: list[Receipts | Callable[[], Receipts]] = [_no_receipts()] * n_regions
@@ -1212,12 +1252,32 @@ def build_history(*, run: dict[str, Any], files: tuple[str, ...], parts: _Parts,
     def normalised(job: tuple[int, np.ndarray]) -> Receipts | Callable[[], Receipts]:
         return _region_receipts(store, job[0], luts=luts, index=index, rest_msg=job[1])
 
-    jobs = list(zip(provisional, inverses[1:], strict=True))
-    # in memory, two regions at a time (numpy's lookups and sorts release the GIL); spilled, one at a time, so
-    # that one region's columns are resident at once
-    pairs = not big and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    # in memory, two regions at a time (numpy's lookups and sorts release the GIL), while this thread folds the
+    # sends; spilled, one at a time and after the sends, so that one region's columns are resident at once
+    pairs = not big and len(provisional) > 1 and (os.cpu_count() or 1) > 1
     with ThreadPoolExecutor(max_workers=2) if pairs else contextlib.nullcontext() as threads:
-        for (region, _), built in zip(jobs, threads.map(normalised, jobs) if threads else map(normalised, jobs),
+        rest = [(s["producer"][send_rest], s["seq"][send_rest]),
+                *(threads.map(outside, provisional) if threads else map(outside, provisional))]
+        identity, inverses = index.with_rest(rest)
+        send_msg[send_rest] = inverses[0]
+        del s["producer"], s["seq"], send_rest, rest
+        jobs = list(zip(provisional, inverses[1:], strict=True))
+        built_all = threads.map(normalised, jobs) if threads else None
+        if big:
+            release_free_memory()  # the index's temporaries
+        messages = aggregate_sends(messages=identity, send_msg=send_msg, s=s)
+        del identity, send_msg
+
+        completed = s["kind"] > 0
+        completions = Completions(
+            time=s["time"][completed], region=s["region"][completed].astype(np.int16),
+            outcome=KIND_TO_OUTCOME[s["kind"][completed]], process=s["process"][completed],
+            cluster=s["cluster"][completed].astype(np.int16))
+        del s, completed
+        if big:
+            release_free_memory()
+
+        for (region, _), built in zip(jobs, built_all if built_all is not None else map(normalised, jobs),
                                       strict=True):
             code = int(luts["region"][region])
             receipts[code] = built
@@ -1271,7 +1331,7 @@ def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.nda
         block[outside] = rest_msg[done:done + len(outside)]
         done += len(outside)
         msg[a:b] = block
-    process = luts["process"][store.read(region, "process")]
+    process = store.read_coded(region, "process", luts["process"])
     time = store.read(region, "time")
     ref = store.read(region, "ref")
     order = order_receipts(process, time, ref)
@@ -1281,9 +1341,9 @@ def _region_receipts(store: _ColumnStore, region: int, *, luts: dict[str, np.nda
     def column(name: str) -> np.ndarray:
         values = ready.pop(name, None)
         if values is None and name == "subscription":
-            values = luts["subscription"][store.read(region, "subscription")]
+            values = store.read_coded(region, "subscription", luts["subscription"])
         elif values is None and name == "cluster":
-            values = luts["region"][store.read(region, "cluster")]
+            values = store.read_coded(region, "cluster", luts["region"])
         elif values is None:
             values = store.read(region, "hash" if name == "msg_hash" else name)
         values = values if order is None else values[order]

@@ -26,6 +26,14 @@ def test_vectorised_msg_id_hash_equals_the_scalar_one(texts: list[str]) -> None:
     assert hash_msg_ids(pa.array(texts, type=pa.large_string())).tolist() == [hash_msg_id(t) for t in texts]
 
 
+@given(st.lists(st.text(min_size=8, max_size=40), min_size=1, max_size=30))
+def test_msg_ids_of_whole_words_hash_as_the_scalar_hash_does(texts: list[str]) -> None:
+    # every string at least a word long: the first words take the unmasked path
+    arr = pa.array(texts, type=pa.string())
+    assert hash_msg_ids(arr).tolist() == [hash_msg_id(t) for t in texts]
+    assert hash_msg_ids(pa.array([t * 3 for t in texts])).tolist() == [hash_msg_id(t * 3) for t in texts]
+
+
 def test_different_msg_ids_hash_differently() -> None:
     ids = [f"{ledger}:{entry}:-1:0" for ledger in range(50) for entry in range(200)]
     assert len(set(hash_msg_ids(pa.array(ids)).tolist())) == len(ids)
@@ -159,6 +167,32 @@ def test_worker_processes_give_the_same_history(tmp_path: Path) -> None:
     (run / "history" / "bad.jsonl").write_text("{}\n")
     with pytest.raises(HistoryError, match=r"bad\.jsonl:1: missing field 'type'"):
         read_history(run, workers=2, chunk_bytes=2000)
+
+
+def test_threads_give_results_in_task_order_and_hold_few_at_once() -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    started: list[int] = []
+    taken: list[int] = []
+
+    def slow_first(task: int) -> int:
+        with lock:
+            started.append(task)
+            ahead = len(started) - len(taken)  # tasks begun and not yet taken by the reader
+        time.sleep(0.02 if task % 3 == 0 else 0.0)  # later tasks finish first
+        return task * 10 + ahead
+
+    results = []
+    in_order = ingest._threads_in_order(slow_first, list(range(12)), threads=2, in_flight=2)  # type: ignore[arg-type]
+    for value in in_order:
+        taken.append(value)
+        results.append(value)
+    assert [v // 10 for v in results] == list(range(12))
+    assert max(v % 10 for v in results) <= 2 * 2  # never more than in_flight * threads begun ahead of the reader
+    with pytest.raises(HistoryError, match="boom"):
+        list(ingest._threads_in_order(lambda t: (_ for _ in ()).throw(HistoryError("boom")), [1, 2], threads=2))
 
 
 def test_sparse_sequence_numbers_and_strays(tmp_path: Path) -> None:
