@@ -81,25 +81,32 @@ class SendLog:
 
     def take_oks(self) -> SendColumns | None:
         with self._count_lock:
-            n = len(self._ok_time)
-            if not n:
-                return None
-            times, seqs, ids = self._ok_time[:n], self._ok_seq[:n], self._ok_msg_id[:n]
-            del self._ok_time[:n], self._ok_seq[:n], self._ok_msg_id[:n]
+            n, (times, seqs, ids) = _take_front(self._ok_time, self._ok_seq, self._ok_msg_id)
             self._oks_taken += n
+        if not n:
+            return None
         return SendColumns(OK_FIELDS, self._constants("ok"), {"time": times, "seq": seqs, "msg_id": ids}, n,
                            {"msg_id": self._msg_ids})
 
     def take_invokes(self) -> SendColumns | None:
         with self._count_lock:
-            n = len(self._invoke_time)
-            if not n:
-                return None
-            times, seqs, keys = self._invoke_time[:n], self._invoke_seq[:n], self._invoke_key[:n]
-            del self._invoke_time[:n], self._invoke_seq[:n], self._invoke_key[:n]
+            n, (times, seqs, keys) = _take_front(self._invoke_time, self._invoke_seq, self._invoke_key)
             self._invokes_taken += n
+        if not n:
+            return None
         return SendColumns(INVOKE_FIELDS, {**self._constants("invoke"), "topic": self.topic},
                            {"time": times, "seq": seqs, "key": keys}, n)
 
     def _constants(self, kind: str) -> dict[str, str]:
         return {"type": kind, "f": "send", "region": self.region, "process": self.process, "producer": self.producer}
+
+
+def _take_front(time: array, *others: list[Any] | array) -> tuple[int, list[Any]]:
+    """``(n, copies)``: the first ``n`` values of ``time`` and of each other column, deleted from them, ``n``
+    being how many events are whole (``time`` is appended last, so the others hold at least ``n``)."""
+    n = len(time)
+    columns = (time, *others)
+    taken = [column[:n] for column in columns]
+    for column in columns:
+        del column[:n]
+    return n, taken

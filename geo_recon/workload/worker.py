@@ -89,8 +89,6 @@ def history_file(region: str, role: str, part: int = 0, suffix: str = history.HI
     return f"{region}{suffix}" if not part else f"{region}.{part}{suffix}"
 
 
-
-
 class SendWindow:
     """At most ``size`` sends awaiting their callback, as a C-level queue of tokens.
 
@@ -503,9 +501,7 @@ class Worker:
 
         def other(seq: int, result, msg_id) -> None:
             try:
-                if ident() not in kept:
-                    keep()
-                self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)
+                self.on_sent(base, seq, _NO_WINDOW)(result, msg_id)  # its callback keeps the thread's state
             finally:
                 release()
 
