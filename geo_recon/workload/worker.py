@@ -191,6 +191,8 @@ class Worker:
         self.stopping = threading.Event()  # stop producing (signal or end of schedule)
         self.counters = _Counters()
         self.phase = "starting"
+        # the reporter thread and run()'s last write share one temporary file name
+        self._progress_lock = threading.Lock()
         self.clock_offset_ns = 0
         self.clock_rtt_ns: int | None = None
         self.achieved_rates: dict[str, float] = {}
@@ -618,8 +620,9 @@ class Worker:
             time.sleep(0.5)
 
     def _write_progress(self) -> None:
-        _atomic_write(self.progress_path, {"region": self.region, "phase": self.phase, "time_ns": time.time_ns(),
-                                           **self.counters.snapshot()})
+        with self._progress_lock:
+            _atomic_write(self.progress_path, {"region": self.region, "phase": self.phase,
+                                               "time_ns": time.time_ns(), **self.counters.snapshot()})
 
 
 class _ConsumerLoop(threading.Thread):

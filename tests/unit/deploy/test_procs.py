@@ -35,7 +35,8 @@ def test_a_reused_pid_is_not_mistaken_for_ours(tmp_path):
 def test_processes_are_found_by_their_lab_marker(tmp_path):
     ref = _sleeper(tmp_path, "-Dgeo.recon.lab=zz9test")
     try:
-        assert ref in procs.find_by_marker("zz9test")
+        # `env -C` is exec'ing python: while the kernel sets up the new image, /proc/PID/cmdline reads empty
+        procs.wait_for(lambda: ref in procs.find_by_marker("zz9test"), 5, "the sleeper never showed its marker")
         assert ref not in procs.find_by_marker("zz9")
     finally:
         procs.kill(ref)
