@@ -48,6 +48,12 @@ def scheduled_stop_ns(run_dir: Path, fault_id: str = "f1") -> int:
     return run["start_at_ns"] + int(stop_s * 1e9)
 
 
+def heal_from_ns(run_dir: Path, fault_id: str = "f1") -> int:
+    """The earliest the fault's heal can have begun: its stop line is written once the heal is verified, which
+    under load comes seconds after the heal itself (the run's interpreter never heals before it is due)."""
+    return min(fault_window(run_dir, fault_id)[1], scheduled_stop_ns(run_dir, fault_id))
+
+
 def acked(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
     """(producer, seq) -> (invoke time, ok time)."""
     invokes, oks = {}, {}
