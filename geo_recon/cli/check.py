@@ -69,13 +69,16 @@ def bench() -> None:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also time the naive DuckDB SQL baseline over the same data.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Time the checks and DuckDB's query over the JSONL this many times, interleaved; the ratios are "
+                   "those of the medians.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_check(messages: int, regions: int, producers: int | None, keep: Path | None, seed: int, baseline: bool,
-                as_json: bool) -> None:
+                rounds: int, as_json: bool) -> None:
     """Generate a synthetic history, then time JSONL ingest, the check and a DuckDB baseline."""
     tune_allocator()
     report = run_bench(messages=messages, regions=regions, producers=producers, keep=keep, seed=seed,
-                       baseline=baseline, progress=lambda text: click.echo(text, err=True))
+                       baseline=baseline, rounds=rounds, progress=lambda text: click.echo(text, err=True))
     if as_json:
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:

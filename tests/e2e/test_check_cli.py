@@ -134,10 +134,19 @@ def test_bench_runs_end_to_end_on_a_tiny_history(tmp_path: Path) -> None:
         assert c["peak_rss_mib"] > 0 and c["workers_peak_rss_mib"] >= 0 and c["tree_peak_rss_mib"] > 0
     assert set(report["ratios"]) == {"native_vs_duckdb_jsonl", "jsonl_vs_duckdb_jsonl", "columnar_vs_duckdb_columnar"}
     assert all(v > 0 for v in report["ratios"].values())
-    proc = run_cli("bench", "check", "--messages", "500", "--regions", "1", "--no-baseline")
+    assert len(report["rounds"]) == 1 and report["median"]["native"]["seconds"] == report["check_native"]["seconds"]
+    proc = run_cli("bench", "check", "--messages", "2000", "--regions", "2", "--rounds", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert len(report["rounds"]) == 3 and len(report["ratios_by_round"]) == 3
+    times = sorted(x["native"]["seconds"] for x in report["rounds"])
+    assert report["median"]["native"]["seconds"] == times[1]
+    duckdb = report["median"]["duckdb_jsonl"]["seconds"]
+    assert report["ratios"]["native_vs_duckdb_jsonl"] == round(times[1] / duckdb, 3)
+    proc = run_cli("bench", "check", "--messages", "500", "--regions", "1", "--no-baseline", "--rounds", "2")
     assert proc.returncode == 0, proc.stderr
     assert "receipts/s" in proc.stdout and "peak RSS" in proc.stdout and "baseline" not in proc.stdout
-    assert "MiB at most at once" in proc.stdout
+    assert "MiB at most at once" in proc.stdout and "rounds (s" in proc.stdout
 
 
 def test_bench_refuses_to_overwrite_a_directory_that_is_not_a_bench_run(tmp_path: Path) -> None:
