@@ -553,6 +553,8 @@ def run_bench(*, messages: int, regions: int, producers: int | None, keep: Path 
             for key in ("native", "jsonl"):
                 if again[key]["regions"] != check["regions"]:
                     raise GeoReconError(f"bench round {number}: the {key} check found other facts than round 1")
+            if baseline and not _agree(again["duckdb_jsonl"], check):
+                raise GeoReconError(f"bench round {number}: DuckDB's counts over the JSONL differ from the checker's")
             timed.append(again)
         report["rounds"] = [{k: {"seconds": v["seconds"], "cpu_seconds_with_workers": v["cpu_seconds_with_workers"]}
                              for k, v in r.items()} for r in timed]
@@ -626,7 +628,6 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{b['cpu_seconds']:.2f} s CPU, peak RSS {b['peak_rss_mib']:,.0f} MiB; "
                      f"counts {'agree' if r['baseline_jsonl_agrees'] else 'DISAGREE'}")
         q = r["ratios"]
-        rounds = r.get("rounds", [])
         of = f", medians of {len(rounds)} rounds" if len(rounds) > 1 else ""
         lines.append(f"ratios (time / DuckDB's over the JSONL{of}): native {q['native_vs_duckdb_jsonl']:.2f}x "
                      f"(goal <= 0.2), JSONL {q['jsonl_vs_duckdb_jsonl']:.2f}x (goal <= 0.5); "
