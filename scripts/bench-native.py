@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     if any(v.startswith("bare") for v in variants):
         native.patched_client()  # go.mod's replace target
         subprocess.run(["go", "build", "-o", str(BARE), "./bareproducer"], cwd=native.SOURCE_DIR, check=True,
-                       env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"})
+                       env=native.go_env())
     for index, variant in enumerate(variants):
         kind, _, rest = variant.partition(":")
         stamp = f"{int(time.time())}-{index}"
