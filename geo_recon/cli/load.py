@@ -57,9 +57,11 @@ def load(lab_name, clusters_file, tenant, namespace, scheme, out_dir, seed, **op
               help="Producer processes of the several-process Python recorder run.")
 @click.option("--native/--no-native", default=True, show_default=True,
               help="Run the native (go) driver too (it needs Go once, to build).")
+@click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat the compared runs this many times, interleaved; the ratios are their medians.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures and ratios as JSON (for scripts).")
 def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size, fixed_rates, processes, native,
-               as_json) -> None:
+               rounds, as_json) -> None:
     """Highest publish-and-record rate of one region vs pulsar-perf on the same cluster; pacer error."""
     target = dep.resolve(lab_name, clusters_file)
     scheme = target.scheme or "async"
@@ -72,7 +74,7 @@ def bench_load(lab_name, clusters_file, tenant, namespace, region, seconds, size
     figures = load_bench.run(target, scheme, region=region or target.region_names[0], seconds=seconds, size=size,
                              fixed_rates=rates, namespaces=namespaces, clock_host=clock_host,
                              progress=lambda m: click.echo(m, err=True), processes=processes,
-                             native=native)
+                             native=native, rounds=rounds)
     if as_json:
         click.echo(json.dumps(load_bench.to_json(figures, machine=platform.node(), cores=os.cpu_count(), size=size,
                                                  seconds=seconds, scheme=scheme, load_average=os.getloadavg()),

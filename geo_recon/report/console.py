@@ -60,37 +60,40 @@ def compose_status_lines(lab: Any, rows: Iterable[Any], healthy: bool) -> list[s
 
 
 def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
-    """The publish-and-record benchmark: each run against pulsar-perf (the mean of its runs), pacer error."""
-    from geo_recon.workload.bench import RAW_LABEL, RAW_PLAIN_LABEL, perf_around, perf_baseline
+    """The publish-and-record benchmark: each run against pulsar-perf (the mean of its runs), pacer error; the
+    goals' ratios, and with several rounds each round's beside their medians."""
+    from geo_recon.workload.bench import perf_baseline, to_json
 
-    perf = perf_baseline(list(figures)) or figures[0].achieved_rate  # before and after the native runs
+    figures = list(figures)
+    perf = perf_baseline(figures) or figures[0].achieved_rate  # before and after the native runs
     lines = [header,
-             f"{'run':<62}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}{'received':>10}"]
+             f"{'run':<68}{'round':>6}{'target/s':>10}{'achieved/s':>12}{'vs perf':>9}{'error':>8}{'acked':>10}"
+             f"{'received':>10}"]
     for f in figures:
         err = f"{f.rate_error * 100:.2f}%" if f.rate_error is not None else "-"
         target_rate = f"{f.target_rate:.0f}" if f.target_rate else "max"
-        lines.append(f"{f.label:<62}{target_rate:>10}{f.achieved_rate:>12.0f}{f.achieved_rate / perf * 100:>8.0f}%"
-                     f"{err:>8}{f.acked:>10}{f.received:>10}")
+        lines.append(f"{f.label:<68}{f.round:>6}{target_rate:>10}{f.achieved_rate:>12.0f}"
+                     f"{f.achieved_rate / perf * 100:>8.0f}%{err:>8}{f.acked:>10}{f.received:>10}")
     lines.append("received counts this region's consumer receipts (every acknowledged message when received == acked;"
                  " unthrottled runs: consumed once the producers were done).")
-    raw = next((f for f in figures if f.label == RAW_LABEL), None)
-    best = max((f for f in figures if f.label.startswith("geo-recon max")), key=lambda f: f.achieved_rate, default=None)
-    if raw and best and raw.achieved_rate > 0:
-        lines.append(f"the Python client alone reaches {raw.achieved_rate / perf * 100:.0f}% of pulsar-perf; "
-                     f"geo-recon's recording worker reaches {best.achieved_rate / raw.achieved_rate * 100:.0f}% "
-                     "of the Python client alone (its callback thread's Python state kept, as the worker's).")
-    plain = next((f for f in figures if f.label == RAW_PLAIN_LABEL), None)
-    if plain and raw and raw.achieved_rate > 0:
-        lines.append(f"the Python client as commonly used (a thread state made per callback) reaches "
-                     f"{plain.achieved_rate / raw.achieved_rate * 100:.0f}% of the one keeping it.")
-    same = next((f for f in figures if "recorder's messages" in f.label), None)
-    if same and best and same.achieved_rate > 0:
-        lines.append(f"sending the recorder's messages (its identity property and a key), the Python client alone reaches "
-                     f"{same.achieved_rate / perf * 100:.0f}%; the recording worker "
-                     f"{best.achieved_rate / same.achieved_rate * 100:.0f}% of that.")
-    for native in (f for f in figures if f.label.startswith("geo-recon native")):
-        around = perf_around(list(figures), native)
-        if around > 0:
-            lines.append(f"{native.label}: {native.achieved_rate / around * 100:.0f}% of pulsar-perf right before and "
-                         "after it.")
+    report = to_json(figures)
+    ratios, by_round = report["ratios"], report["ratios_by_round"]
+
+    def of_rounds(name: str) -> str:
+        each = [f"{r[name] * 100:.0f}%" for r in by_round if r[name] is not None]
+        return "" if len(each) < 2 else f" (the median of {len(each)} rounds: {', '.join(each)})"
+
+    said = [(n, words) for n, words in (
+        ("python_client_vs_perf", "the Python client alone reaches {} of pulsar-perf"),
+        ("python_recorder_vs_python_client", "geo-recon's recording worker reaches {} of the Python client alone "
+                                             "(its callback thread's Python state kept, as the worker's)"),
+        ("python_client_plain_vs_python_client", "the Python client as commonly used (a thread state made per "
+                                                 "callback) reaches {} of the one keeping it"),
+        ("python_recorder_vs_python_client_same_messages", "the recording worker reaches {} of the Python client "
+                                                           "alone sending the recorder's messages (its identity "
+                                                           "property and a key)"),
+        ("native_recorder_vs_perf", "geo-recon native (go, jsonl): {} of pulsar-perf right before and after it"),
+        ("native_recorder_arrow_vs_perf", "geo-recon native (go, arrow): {} of pulsar-perf right before and after it"),
+    ) if ratios.get(n) is not None]
+    lines += [words.format(f"{ratios[n] * 100:.0f}%") + of_rounds(n) + "." for n, words in said]
     return lines

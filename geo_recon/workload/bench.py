@@ -4,10 +4,11 @@ next to Pulsar's own pulsar-perf on the same cluster, and how exactly fixed rate
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,7 @@ class LoadFigure:
     acked: int
     received: int
     drain_seconds: float | None
+    round: int = 1  #: which repetition of the compared runs (see run): a round's ratios use its own figures
 
     @property
     def rate_error(self) -> float | None:
@@ -119,12 +121,14 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
         namespaces: dict[str, str], clock_host: str, progress: Callable[[str], None],
-        processes: int = 2, native: bool = True) -> list[LoadFigure]:
+        processes: int = 2, native: bool = True, rounds: int = 1) -> list[LoadFigure]:
     """Every figure from one run, one after the other on the same lab: the ratios compare like with like
-    (100-byte payloads, batching with a 1 ms delay, 1000 sends pending, one producer process, unthrottled)."""
-    figures = []
+    (100-byte payloads, batching with a 1 ms delay, 1000 sends pending, one producer process, unthrottled).
+
+    With ``rounds`` > 1 the compared runs (pulsar-perf around each native run, the bare client and the Python
+    recorders) are repeated, interleaved, that many times; the runs that are context only (the client as
+    commonly used, batching off, several processes, fixed rates) run once, in round 1."""
     ep = deployment.region(region)
-    common = dict(rate=1e7, seconds=seconds, size=size, namespaces=namespaces, clock_host=clock_host)
     stamp = int(time.time())
     netns = namespaces.get(region)
     # A fresh broker runs interpreted code until its JIT has compiled the publish path: on the 2-core lab
@@ -136,43 +140,61 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     progress(f"warming the broker up: pulsar-perf produce for {warm_s:.0f}s (not a baseline) ...")
     warm = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-warmup-{stamp}", seconds=warm_s,
                             size=size, netns=netns)
-    figures.append(LoadFigure(WARMUP_LABEL, None, warm.achieved_rate, warm.acked, 0, None))
+    figures = [LoadFigure(WARMUP_LABEL, None, warm.achieved_rate, warm.acked, 0, None)]
+    for number in range(1, rounds + 1):
+        said = f"round {number} of {rounds}: " if rounds > 1 else ""
+        figures += _round(deployment, scheme, ep.service_url, region=region, seconds=seconds, size=size,
+                          namespaces=namespaces, clock_host=clock_host, native=native, number=number,
+                          stamp=f"{stamp}-{number}", progress=lambda m, said=said: progress(said + m),
+                          context=number == 1, processes=processes, fixed_rates=fixed_rates)
+    return figures
+
+
+def _round(deployment: Deployment, scheme: str, service_url: str, *, region: str, seconds: float, size: int,
+           namespaces: dict[str, str], clock_host: str, native: bool, number: int, stamp: str,
+           progress: Callable[[str], None], context: bool, processes: int,
+           fixed_rates: list[float]) -> list[LoadFigure]:
+    """One round's figures, in order; ``context`` adds the runs no goal is stated against."""
+    figures: list[LoadFigure] = []
+    netns = namespaces.get(region)
+    common = dict(rate=1e7, seconds=seconds, size=size, namespaces=namespaces, clock_host=clock_host)
+
+    def add(figure: LoadFigure) -> None:
+        figures.append(replace(figure, round=number))
+
     progress(f"pulsar-perf produce for {seconds:.0f}s ...")
-    figures.append(pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{stamp}",
-                                    seconds=seconds, size=size, netns=netns))
+    add(pulsar_perf_rate(service_url, f"persistent://geo/recon/bench-perf-{stamp}", seconds=seconds, size=size,
+                         netns=netns))
     for history_format in ("jsonl", "arrow") if native else ():
         progress(f"geo-recon native worker (go, {history_format}), unthrottled, batching on, {seconds:.0f}s ...")
-        figures.append(geo_recon_rate(deployment, region, scheme, batching=True, driver="go",
-                                      history_format=history_format,
-                                      label=f"geo-recon native max (go, {history_format}, batching on)", **common))
+        add(geo_recon_rate(deployment, region, scheme, batching=True, driver="go", history_format=history_format,
+                           label=f"geo-recon native max (go, {history_format}, batching on)", **common))
         progress(f"pulsar-perf produce again for {seconds:.0f}s ...")
-        again = pulsar_perf_rate(ep.service_url, f"persistent://geo/recon/bench-perf-{history_format}-{stamp}",
+        again = pulsar_perf_rate(service_url, f"persistent://geo/recon/bench-perf-{history_format}-{stamp}",
                                  seconds=seconds, size=size, netns=netns)
-        figures.append(LoadFigure(f"{PERF_AGAIN_LABEL} {history_format} run", None, again.achieved_rate, again.acked,
-                                  0, None))
-    for identity, plain in ((False, True), (False, False), (True, False)):
+        add(LoadFigure(f"{PERF_AGAIN_LABEL} {history_format} run", None, again.achieved_rate, again.acked, 0, None))
+    clients = ((False, True), (False, False), (True, False)) if context else ((False, False), (True, False))
+    for identity, plain in clients:
         what = "the recorder's messages" if identity else "payload only, as commonly used" if plain else "payload only"
         progress(f"the Python client alone ({what}, batching, nothing recorded) for {seconds:.0f}s ...")
-        figures.append(python_client_rate(ep.service_url,
-                                          f"persistent://geo/recon/bench-raw{int(identity)}{int(plain)}-{stamp}",
-                                          seconds=seconds, size=size, netns=namespaces.get(region),
-                                          identity=identity, plain=plain))
-    for batching in (True, False):
+        add(python_client_rate(service_url, f"persistent://geo/recon/bench-raw{int(identity)}{int(plain)}-{stamp}",
+                               seconds=seconds, size=size, netns=netns, identity=identity, plain=plain))
+    for batching in (True, False) if context else (True,):
         progress(f"geo-recon worker, unthrottled, batching {'on' if batching else 'off'}, {seconds:.0f}s ...")
-        figures.append(geo_recon_rate(deployment, region, scheme, batching=batching,
-                                      label=f"geo-recon max (batching {'on' if batching else 'off'})", **common))
+        add(geo_recon_rate(deployment, region, scheme, batching=batching,
+                           label=f"geo-recon max (batching {'on' if batching else 'off'})", **common))
     progress(f"geo-recon worker writing Arrow, unthrottled, batching on, {seconds:.0f}s ...")
-    figures.append(geo_recon_rate(deployment, region, scheme, batching=True, history_format="arrow",
-                                  label="geo-recon arrow max (batching on)", **common))
-    if processes > 1:
+    add(geo_recon_rate(deployment, region, scheme, batching=True, history_format="arrow",
+                       label="geo-recon arrow max (batching on)", **common))
+    if context and processes > 1:
         progress(f"geo-recon worker in {processes} processes, unthrottled, batching on, {seconds:.0f}s ...")
-        figures.append(geo_recon_rate(deployment, region, scheme, batching=True, processes=processes,
-                                      label=f"geo-recon {processes} processes max (batching on)", **common))
-    for rate in fixed_rates:
+        add(geo_recon_rate(deployment, region, scheme, batching=True, processes=processes,
+                           label=f"geo-recon {processes} processes max (batching on)", **common))
+    for rate in fixed_rates if context else ():
         progress(f"geo-recon worker at {rate:.0f} msg/s for {seconds:.0f}s ...")
-        figures.append(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size,
-                                      batching=True, namespaces=namespaces, clock_host=clock_host,
-                                      label=f"geo-recon fixed {rate:.0f}/s (batching)"))
+        add(geo_recon_rate(deployment, region, scheme, rate=rate, seconds=seconds, size=size, batching=True,
+                           namespaces=namespaces, clock_host=clock_host,
+                           label=f"geo-recon fixed {rate:.0f}/s (batching)"))
     return figures
 
 
@@ -195,8 +217,30 @@ def perf_around(figures: list[LoadFigure], figure: LoadFigure) -> float:
 
 
 def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
-    """The figures and the ratios the goals are stated in, measured in the same run."""
-    by_label = {f.label: f for f in figures}
+    """The figures and the ratios the goals are stated in, measured in the same run. With several rounds
+    ``ratios`` are each ratio's median over the rounds (a round's ratio uses that round's figures alone),
+    ``ratios_by_round`` each round's; ``perf_baseline`` is the mean of every pulsar-perf run."""
+    rounds = sorted({f.round for f in figures})
+    by_round = [ratios(round_figures(figures, number)) for number in rounds]
+    medians = {name: _median([r[name] for r in by_round]) for name in by_round[0]} if by_round else {}
+    return {**context, "perf_baseline": perf_baseline(figures), "rounds": len(rounds),
+            "figures": [{"label": f.label, "round": f.round, "target_rate": f.target_rate,
+                         "achieved_rate": f.achieved_rate, "acked": f.acked, "received": f.received,
+                         "rate_error": f.rate_error} for f in figures],
+            "ratios": medians, "ratios_by_round": by_round}
+
+
+def round_figures(figures: list[LoadFigure], number: int) -> list[LoadFigure]:
+    return [f for f in figures if f.round == number]
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 4) if present else None
+
+
+def ratios(figures: list[LoadFigure]) -> dict[str, float | None]:
+    """The ratios of one round's figures (the warm-up is none of them)."""
     perf = perf_baseline(figures)
     raw = next((f for f in figures if f.label == RAW_LABEL), None)
     raw_same = next((f for f in figures if f.label == RAW_SAME_LABEL), None)
@@ -212,21 +256,16 @@ def to_json(figures: list[LoadFigure], **context: object) -> dict[str, object]:
         base = b.achieved_rate if isinstance(b, LoadFigure) else b
         return None if a is None or not base else round(a.achieved_rate / base, 4)
 
-    return {**context, "perf_baseline": perf,
-            "figures": [{"label": label, "target_rate": f.target_rate, "achieved_rate": f.achieved_rate,
-                         "acked": f.acked, "received": f.received, "rate_error": f.rate_error}
-                        for label, f in by_label.items()],
-            "ratios": {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
-                       # the client as most applications run it, against the reference (context only)
-                       "python_client_plain_vs_python_client": ratio(raw_plain, raw),
-                       # the same, against the bare client sending the recorder's messages (what recording costs)
-                       "python_recorder_vs_python_client_same_messages": ratio(best, raw_same),
-                       "python_recorder_arrow_vs_python_client_same_messages": ratio(arrow, raw_same),
-                       # each against pulsar-perf right before and after it (see run)
-                       "native_recorder_vs_perf": ratio(native, native and perf_around(figures, native)),
-                       "native_recorder_arrow_vs_perf": ratio(native_arrow,
-                                                              native_arrow and perf_around(figures, native_arrow)),
-                       "python_recorder_processes_vs_python_client": ratio(several, raw),
-                       # the same worker and settings, its history written as Arrow instead of JSONL
-                       "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
-                       "python_recorder_arrow_vs_jsonl": ratio(arrow, jsonl)}}
+    return {"python_client_vs_perf": ratio(raw, perf), "python_recorder_vs_python_client": ratio(best, raw),
+            # the client as most applications run it, against the reference (context only)
+            "python_client_plain_vs_python_client": ratio(raw_plain, raw),
+            # the same, against the bare client sending the recorder's messages (what recording costs)
+            "python_recorder_vs_python_client_same_messages": ratio(best, raw_same),
+            "python_recorder_arrow_vs_python_client_same_messages": ratio(arrow, raw_same),
+            # each against pulsar-perf right before and after it (see run)
+            "native_recorder_vs_perf": ratio(native, native and perf_around(figures, native)),
+            "native_recorder_arrow_vs_perf": ratio(native_arrow, native_arrow and perf_around(figures, native_arrow)),
+            "python_recorder_processes_vs_python_client": ratio(several, raw),
+            # the same worker and settings, its history written as Arrow instead of JSONL
+            "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
+            "python_recorder_arrow_vs_jsonl": ratio(arrow, jsonl)}

@@ -57,4 +57,35 @@ def test_each_native_run_is_compared_with_pulsar_perf_right_before_and_after_it_
     assert (out["ratios"]["native_recorder_vs_perf"], out["ratios"]["native_recorder_arrow_vs_perf"]) == (0.7, 0.8)
     assert out["ratios"]["python_client_vs_perf"] == round(22_000 / 106_666.7, 4)
     lines = "\n".join(load_bench_lines(figures, header="h"))
-    assert "jsonl, batching on): 70% of pulsar-perf" in lines and "arrow, batching on): 80% of pulsar-perf" in lines
+    assert "native (go, jsonl): 70% of pulsar-perf" in lines and "native (go, arrow): 80% of pulsar-perf" in lines
+
+
+def _round(number: int, perf: float, native: float, raw: float, recorder: float) -> list[LoadFigure]:
+    return [LoadFigure(bench.PERF_LABEL, None, perf, 1, 0, None, number),
+            LoadFigure("geo-recon native max (go, jsonl, batching on)", None, native, 1, 1, 0.1, number),
+            LoadFigure(f"{bench.PERF_AGAIN_LABEL} jsonl run", None, perf, 1, 0, None, number),
+            LoadFigure(RAW_LABEL, None, raw, 1, 0, None, number),
+            LoadFigure("geo-recon max (batching on)", None, recorder, 1, 1, 0.1, number)]
+
+
+def test_with_rounds_each_ratio_is_the_median_of_the_rounds_each_from_its_own_figures():
+    from geo_recon.report.console import load_bench_lines
+
+    # round 2's pulsar-perf is twice round 1's: were the rounds pooled, round 1's native would read 0.6, not 0.9
+    figures = [LoadFigure(bench.WARMUP_LABEL, None, 1, 1, 0, None),
+               *_round(1, 100_000, 90_000, 50_000, 30_000),
+               LoadFigure(RAW_PLAIN_LABEL, None, 10_000, 1, 0, None, 1),  # context: round 1 only
+               *_round(2, 200_000, 140_000, 50_000, 40_000),
+               *_round(3, 100_000, 75_000, 40_000, 36_000)]
+    out = to_json(figures)
+    assert out["rounds"] == 3 and len(out["figures"]) == len(figures)
+    assert [r["native_recorder_vs_perf"] for r in out["ratios_by_round"]] == [0.9, 0.7, 0.75]
+    assert [r["python_recorder_vs_python_client"] for r in out["ratios_by_round"]] == [0.6, 0.8, 0.9]
+    assert out["ratios"]["native_recorder_vs_perf"] == 0.75
+    assert out["ratios"]["python_recorder_vs_python_client"] == 0.8
+    assert out["ratios"]["python_client_plain_vs_python_client"] == 0.2  # the one round that has it
+    assert out["ratios"]["native_recorder_arrow_vs_perf"] is None  # no round has it
+    lines = "\n".join(load_bench_lines(figures, header="h"))
+    assert "native (go, jsonl): 75% of pulsar-perf right before and after it (the median of 3 rounds: 90%, 70%, 75%)" \
+        in lines
+    assert "as commonly used (a thread state made per callback) reaches 20% of the one keeping it." in lines
