@@ -92,6 +92,8 @@ def load_bench_lines(figures: Sequence[Any], *, header: str) -> list[str]:
         ("python_recorder_vs_python_client_same_messages", "the recording worker reaches {} of the Python client "
                                                            "alone sending the recorder's messages (its identity "
                                                            "property and a key)"),
+        ("python_recorder_processes_vs_python_client_processes", "in as many processes, the recording worker "
+                                                                 "reaches {} of the Python client alone"),
         ("native_recorder_vs_perf", "geo-recon native (go, jsonl): {} of pulsar-perf right before and after it"),
         ("native_recorder_arrow_vs_perf", "geo-recon native (go, arrow): {} of pulsar-perf right before and after it"),
     ) if ratios.get(n) is not None]

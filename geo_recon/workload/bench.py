@@ -97,11 +97,12 @@ RAW_PLAIN_LABEL = "python client alone, as commonly used (payload only, thread s
 
 
 def python_client_rate(service_url: str, topic: str, *, seconds: float, size: int, netns: str | None,
-                       identity: bool = False, plain: bool = False) -> LoadFigure:
+                       identity: bool = False, plain: bool = False, processes: int = 1) -> LoadFigure:
     """The pulsar-client package alone, nothing recorded: the ceiling of any Python load generator. It sends
     as the recorder does (the client's C++ binding, its callback thread's Python state kept: see raw_client);
     with ``identity`` it sends the recorder's very messages, else the bare payload; ``plain`` leaves out the
-    kept thread state (the client as most applications run it)."""
+    kept thread state (the client as most applications run it). ``processes`` clients, each its own process,
+    send to the topic at once (as the recorder's processes do); the rate is their sum."""
     import json
     import sys
 
@@ -109,14 +110,31 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
             *(["--identity"] if identity else []), *(["--plain"] if plain else [])]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    rate, acked = 0.0, 0
     try:
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise GeoReconError(f"the raw Python client run printed no figures (exit {proc.returncode}): "
-                            f"{(proc.stderr or proc.stdout)[-400:]}") from None
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=seconds + 120)
+            try:
+                out = json.loads(stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                raise GeoReconError(f"the raw Python client run printed no figures (exit {proc.returncode}): "
+                                    f"{(stderr or stdout)[-400:]}") from None
+            rate, acked = rate + float(out["rate"]), acked + int(out["acked"])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     label = RAW_PLAIN_LABEL if plain else RAW_SAME_LABEL if identity else RAW_LABEL
-    return LoadFigure(label, None, float(out["rate"]), int(out["acked"]), 0, None)
+    if processes > 1:
+        label = raw_processes_label(processes)
+    return LoadFigure(label, None, rate, acked, 0, None)
+
+
+def raw_processes_label(processes: int) -> str:
+    return f"python client alone in {processes} processes (payload only, no recording)"
 
 
 def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, size: int, fixed_rates: list[float],
@@ -126,8 +144,8 @@ def run(deployment: Deployment, scheme: str, *, region: str, seconds: float, siz
     (100-byte payloads, batching with a 1 ms delay, 1000 sends pending, one producer process, unthrottled).
 
     With ``rounds`` > 1 the compared runs (pulsar-perf around each native run, the bare client and the Python
-    recorders) are repeated, interleaved, that many times; the runs that are context only (the client as
-    commonly used, batching off, several processes, fixed rates) run once, in round 1."""
+    recorders, in one process and in ``processes``) are repeated, interleaved, that many times; the runs that
+    are context only (the client as commonly used, batching off, fixed rates) run once, in round 1."""
     ep = deployment.region(region)
     stamp = int(time.time())
     netns = namespaces.get(region)
@@ -186,7 +204,11 @@ def _round(deployment: Deployment, scheme: str, service_url: str, *, region: str
     progress(f"geo-recon worker writing Arrow, unthrottled, batching on, {seconds:.0f}s ...")
     add(geo_recon_rate(deployment, region, scheme, batching=True, history_format="arrow",
                        label="geo-recon arrow max (batching on)", **common))
-    if context and processes > 1:
+    if processes > 1:
+        progress(f"the Python client alone in {processes} processes (payload only, nothing recorded) for "
+                 f"{seconds:.0f}s ...")
+        add(python_client_rate(service_url, f"persistent://geo/recon/bench-raw-processes-{stamp}", seconds=seconds,
+                               size=size, netns=netns, processes=processes))
         progress(f"geo-recon worker in {processes} processes, unthrottled, batching on, {seconds:.0f}s ...")
         add(geo_recon_rate(deployment, region, scheme, batching=True, processes=processes,
                            label=f"geo-recon {processes} processes max (batching on)", **common))
@@ -251,6 +273,7 @@ def ratios(figures: list[LoadFigure]) -> dict[str, float | None]:
     arrow = next((f for f in figures if f.label.startswith("geo-recon arrow")), None)
     jsonl = next((f for f in figures if f.label == "geo-recon max (batching on)"), None)
     several = next((f for f in figures if " processes max" in f.label), None)
+    raw_several = next((f for f in figures if f.label.startswith("python client alone in ")), None)
 
     def ratio(a: LoadFigure | None, b: LoadFigure | float | None) -> float | None:
         base = b.achieved_rate if isinstance(b, LoadFigure) else b
@@ -266,6 +289,8 @@ def ratios(figures: list[LoadFigure]) -> dict[str, float | None]:
             "native_recorder_vs_perf": ratio(native, native and perf_around(figures, native)),
             "native_recorder_arrow_vs_perf": ratio(native_arrow, native_arrow and perf_around(figures, native_arrow)),
             "python_recorder_processes_vs_python_client": ratio(several, raw),
+            # the recorder's N processes against the bare client's N processes, each sending to one topic at once
+            "python_recorder_processes_vs_python_client_processes": ratio(several, raw_several),
             # the same worker and settings, its history written as Arrow instead of JSONL
             "python_recorder_arrow_vs_python_client": ratio(arrow, raw),
             "python_recorder_arrow_vs_jsonl": ratio(arrow, jsonl)}

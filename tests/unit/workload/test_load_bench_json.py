@@ -18,6 +18,7 @@ def test_ratios_include_the_arrow_history_recorders_and_several_processes() -> N
                LoadFigure("geo-recon max (batching off)", None, 4_000, 1, 1, 0.1),
                LoadFigure("geo-recon arrow max (batching on)", None, 9_000, 1, 1, 0.1),
                LoadFigure("geo-recon 2 processes max (batching on)", None, 16_000, 1, 1, 0.1),
+               LoadFigure(bench.raw_processes_label(2), None, 32_000, 1, 0, None),
                LoadFigure("geo-recon native max (go, jsonl, batching on)", None, 70_000, 1, 1, 0.1),
                LoadFigure("geo-recon native max (go, arrow, batching on)", None, 60_000, 1, 1, 0.1)]
     ratios = to_json(figures)["ratios"]
@@ -28,6 +29,7 @@ def test_ratios_include_the_arrow_history_recorders_and_several_processes() -> N
                       "python_recorder_arrow_vs_python_client_same_messages": 0.72,
                       "native_recorder_vs_perf": 0.7, "native_recorder_arrow_vs_perf": 0.6,
                       "python_recorder_processes_vs_python_client": 0.8,
+                      "python_recorder_processes_vs_python_client_processes": 0.5,
                       "python_recorder_arrow_vs_python_client": 0.45, "python_recorder_arrow_vs_jsonl": 0.9}
 
 

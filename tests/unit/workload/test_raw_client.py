@@ -1,23 +1,34 @@
 """The raw-client ceiling run's command line (the measurement itself needs a broker: see bench load)."""
 
-import subprocess
-
 import pytest
 
 from geo_recon.errors import GeoReconError
 from geo_recon.workload import bench, raw_client
 
 
+class _FakeProcess:
+    """A raw client process that has already printed ``stdout`` and ``stderr`` and exited ``returncode``."""
+
+    def __init__(self, argv, stdout: str, stderr: str = "", returncode: int = 0):
+        self.argv, self.stdout, self.stderr, self.returncode = argv, stdout, stderr, returncode
+
+    def communicate(self, timeout=None):
+        return self.stdout, self.stderr
+
+    def poll(self):
+        return self.returncode
+
+
 def _fake_runs(monkeypatch) -> dict:
-    """Every run of the raw client prints 200 of 200 acknowledged in 2 s; the last command line is kept."""
-    seen = {}
+    """Every run of the raw client prints 200 of 200 acknowledged in 2 s; the last command line is kept, and
+    how many processes were started."""
+    seen = {"started": 0}
 
-    def fake_run(argv, **_kw):
-        seen["argv"] = argv
-        return subprocess.CompletedProcess(argv, 0, '{"sent": 200, "acked": 200, "failed": 0, "seconds": 2.0, '
-                                                    '"rate": 100.0}\n', "")
+    def fake_popen(argv, **_kw):
+        seen["argv"], seen["started"] = argv, seen["started"] + 1
+        return _FakeProcess(argv, '{"sent": 200, "acked": 200, "failed": 0, "seconds": 2.0, "rate": 100.0}\n')
 
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(bench.subprocess, "Popen", fake_popen)
     return seen
 
 
@@ -36,8 +47,7 @@ def test_python_client_rate_runs_in_the_region_namespace(monkeypatch):
 
 
 def test_python_client_rate_without_figures_is_an_error(monkeypatch):
-    monkeypatch.setattr(bench.subprocess, "run",
-                        lambda argv, **_kw: subprocess.CompletedProcess(argv, 1, "", "ConnectError: refused"))
+    monkeypatch.setattr(bench.subprocess, "Popen", lambda argv, **_kw: _FakeProcess(argv, "", "ConnectError: refused", 1))
     with pytest.raises(GeoReconError, match="ConnectError"):
         bench.python_client_rate("pulsar://x:1", "t", seconds=1, size=1, netns=None)
 
@@ -57,3 +67,10 @@ def test_the_client_as_commonly_used_is_its_own_row_and_not_the_reference(monkey
     assert seen["argv"][-1] == "--plain" and fig.label == bench.RAW_PLAIN_LABEL
     reference = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None)
     assert "--plain" not in seen["argv"] and reference.label == bench.RAW_LABEL != bench.RAW_PLAIN_LABEL
+
+
+def test_the_client_in_several_processes_sums_their_rates_under_its_own_label(monkeypatch):
+    seen = _fake_runs(monkeypatch)
+    fig = bench.python_client_rate("pulsar://x:1", "t", seconds=2, size=100, netns=None, processes=3)
+    assert seen["started"] == 3 and fig.achieved_rate == 300.0 and fig.acked == 600
+    assert fig.label == bench.raw_processes_label(3) and "3 processes" in fig.label
