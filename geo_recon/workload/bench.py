@@ -106,6 +106,8 @@ def python_client_rate(service_url: str, topic: str, *, seconds: float, size: in
     import json
     import sys
 
+    if processes > 1 and (identity or plain):
+        raise ValueError("several bare-client processes send the payload only (the reference's shape)")
     argv = [sys.executable, "-m", "geo_recon.workload.raw_client", service_url, topic, str(seconds), str(size),
             *(["--identity"] if identity else []), *(["--plain"] if plain else [])]
     if netns:
